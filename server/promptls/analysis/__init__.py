@@ -1,0 +1,1 @@
+"""The pure analysis core: text in, frozen dataclasses out. Never imports pygls or lsprotocol."""

@@ -1,0 +1,397 @@
+"""A parsed prompt file: frontmatter, headings, code fences, inline code, XML regions, comments.
+
+`parse_document(text, kind)` is pure and works on any text: whatever is malformed is recorded in the
+model (and becomes a finding later), never raised. Offsets are code-point indices into `text`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from promptls.analysis.xml import XmlCheck, check_region, raw_element_end
+
+#: Kinds whose frontmatter Claude Code reads and strips: it never reaches the model.
+STRIPPED_FRONTMATTER = frozenset({"command", "agent", "skill", "output-style", "rule"})
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
+_FENCE_OPEN = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*([^\r\n]*)")
+_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
+_RAW_START = re.compile(r"[ \t]*<([A-Za-z_][\w.:-]*)")
+_BLOCK_COMMENT = re.compile(r" {0,3}<!--")
+_CODE_SPAN = re.compile(
+    r"(?<!`)(`+)(?!`)((?:[^`\r\n]|`+(?!`)|\r?\n(?![ \t]*\r?\n))*?)(?<!`)\1(?!`)"
+)
+_NUMBER = re.compile(r"(\d[\d,_]*(?:\.\d+)?)\s*([kK]\b)?")
+
+#: HTML tags that appear in markdown without being XML; ignored unless properly closed.
+HTML_TAGS = frozenset(
+    "a abbr b br center code dd details div dl dt em h1 h2 h3 h4 h5 h6 hr i img input kbd li "
+    "ol p picture pre q s small source span strong sub summary sup table tbody td th thead tr "
+    "u ul video wbr".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FrontmatterKey:
+    """One top-level key of the YAML frontmatter and where it and its value are."""
+
+    name: str
+    value: Any
+    start: int
+    end: int
+    value_start: int
+    value_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Frontmatter:
+    """The `---` block at the top of a file."""
+
+    start: int
+    end: int
+    """Offset just after the closing delimiter line (the body starts here)."""
+    content_start: int
+    content_end: int
+    keys: tuple[FrontmatterKey, ...]
+    error: tuple[str, int, int] | None
+    """(message, start, end) when the YAML does not parse, is not a mapping, or is never closed."""
+
+    def get(self, name: str) -> FrontmatterKey | None:
+        """The key called `name`, if present."""
+        for key in self.keys:
+            if key.name == name:
+                return key
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A markdown ATX heading."""
+
+    level: int
+    title: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A fenced code block; `content_*` is the text between the fence lines."""
+
+    start: int
+    end: int
+    info: str
+    content_start: int
+    content_end: int
+    closed: bool
+
+    @property
+    def language(self) -> str:
+        """The first word of the info string, lower-cased (`xml`, `bash`, or empty)."""
+        return self.info.split(maxsplit=1)[0].lower() if self.info.strip() else ""
+
+
+@dataclass(frozen=True, slots=True)
+class XmlRegion:
+    """XML inside a file: a ```xml fence body, raw elements in markdown, or a whole .xml file."""
+
+    form: str
+    """`fence`, `raw` or `document`."""
+    start: int
+    end: int
+    check: XmlCheck
+    """The scan and check of `text[start:end]`; its offsets are relative to `start`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A plain span of text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Everything the analysis knows about one file's text."""
+
+    text: str
+    kind: str
+    frontmatter: Frontmatter | None = None
+    headings: tuple[Heading, ...] = ()
+    fences: tuple[Fence, ...] = ()
+    code_spans: tuple[Span, ...] = ()
+    comments: tuple[Span, ...] = ()
+    """Block-level HTML comments outside fences (Claude Code strips them from memory files)."""
+    unclosed_comment: Span | None = None
+    regions: tuple[XmlRegion, ...] = ()
+    reduced: bool = False
+    """True when the file was too large to parse: only counted."""
+    opaque: tuple[Span, ...] = field(default=())
+    """Spans where markdown references are not looked for (fences, inline code, frontmatter)."""
+
+    def loaded_text(self) -> str:
+        """What reaches the model when this file is loaded, by the rules of its kind."""
+        start = (
+            self.frontmatter.end if self.frontmatter and self.kind in STRIPPED_FRONTMATTER else 0
+        )
+        if self.kind == "memory" and self.comments:
+            parts: list[str] = []
+            pos = start
+            for comment in self.comments:
+                parts.append(self.text[pos : comment.start])
+                pos = comment.end
+            parts.append(self.text[pos:])
+            return "".join(parts)
+        return self.text[start:] if start else self.text
+
+    def context_budget(self) -> tuple[int, int, int] | None:
+        """A declared `<context_budget>` estimate: (tokens, start, end of the number)."""
+        for region in self.regions:
+            for element in region.check.elements:
+                if element.name != "context_budget":
+                    continue
+                base = region.start + element.content_start
+                content = self.text[base : region.start + element.content_end]
+                match = _NUMBER.search(content)
+                if not match:
+                    continue
+                try:
+                    value = float(match.group(1).replace(",", "").replace("_", ""))
+                except ValueError:
+                    continue
+                if match.group(2):
+                    value *= 1000
+                return int(value), base + match.start(), base + match.end()
+        return None
+
+
+def _lines(text: str) -> list[tuple[int, int, int]]:
+    """(start, end without line ending, end with it) of each line."""
+    out: list[tuple[int, int, int]] = []
+    for match in _LINE.finditer(text):
+        start, full = match.start(), match.end()
+        if start == full and start == len(text) and out:
+            break
+        body = match.group(0).rstrip("\r\n")
+        out.append((start, start + len(body), full))
+        if full == len(text):
+            break
+    return out
+
+
+_FRONTMATTER = re.compile(
+    r"\A\ufeff?---[ \t]*(?:\r\n|\r|\n)"
+    r"((?>[^\r\n]*(?:\r\n|\r|\n))*?)"
+    r"(?:---|\.\.\.)[ \t]*(?:\r\n|\r|\n|\Z)"
+)
+_FRONTMATTER_OPEN = re.compile(r"\A\ufeff?---[ \t]*(?:\r\n|\r|\n)[A-Za-z_][\w-]*[ \t]*:")
+
+
+def frontmatter_end(text: str) -> int:
+    """Offset just after the closing `---` line of the frontmatter (0 when there is none)."""
+    match = _FRONTMATTER.match(text)
+    return match.end() if match else 0
+
+
+def _parse_frontmatter(text: str) -> Frontmatter | None:
+    match = _FRONTMATTER.match(text)
+    if match:
+        return _frontmatter_keys(text, 0, match.end(), match.start(1), match.end(1))
+    opened = _FRONTMATTER_OPEN.match(text)
+    if opened:
+        # Never closed: it is frontmatter only when the next line looks like a YAML key.
+        first_end = text.index("-") + 3
+        return Frontmatter(
+            0,
+            first_end,
+            first_end,
+            first_end,
+            (),
+            ("frontmatter is never closed: add a `---` line after it", 0, first_end),
+        )
+    return None
+
+
+def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int) -> Frontmatter:
+    source = text[c_start:c_end]
+    keys: list[FrontmatterKey] = []
+    error: tuple[str, int, int] | None = None
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+        values = yaml.safe_load(source) if isinstance(node, yaml.MappingNode) else None
+        if node is None:
+            pass
+        elif not isinstance(node, yaml.MappingNode) or not isinstance(values, dict):
+            error = ("frontmatter must be a mapping of `key: value` lines", c_start, c_end)
+        else:
+            for key_node, value_node in node.value:
+                name = str(key_node.value)
+                keys.append(
+                    FrontmatterKey(
+                        name,
+                        values.get(key_node.value, values.get(name)),
+                        c_start + key_node.start_mark.index,
+                        c_start + key_node.end_mark.index,
+                        c_start + value_node.start_mark.index,
+                        c_start + value_node.end_mark.index,
+                    )
+                )
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = c_start + (mark.index if mark is not None else 0)
+        at = min(max(at, c_start), c_end)
+        line_end = text.find("\n", at, c_end)
+        error = (
+            f"frontmatter is not valid YAML: {exc.problem or exc.context or 'parse error'}",
+            at,
+            line_end if line_end > at else min(at + 1, c_end),
+        )
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        error = (f"frontmatter is not valid YAML: {exc}", c_start, c_end)
+    return Frontmatter(start, end, c_start, c_end, tuple(keys), error)
+
+
+def parse_document(text: str, kind: str, *, reduced: bool = False) -> Document:
+    """Parse `text` (a file of `kind`) into a `Document`; never raises on malformed input."""
+    if reduced:
+        return Document(text=text, kind=kind, reduced=True)
+    if kind == "project-config" or (
+        kind == "other" and text.lstrip("\ufeff \t\r\n").startswith("<?xml")
+    ):
+        region = XmlRegion("document", 0, len(text), check_region(text))
+        return Document(text=text, kind=kind, regions=(region,))
+
+    lines = _lines(text)
+    frontmatter = _parse_frontmatter(text)
+    body_from = frontmatter.end if frontmatter else 0
+
+    fences: list[Fence] = []
+    headings: list[Heading] = []
+    comments: list[Span] = []
+    unclosed_comment: Span | None = None
+    raw_starts: list[tuple[int, str]] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        start, end, full = lines[i]
+        if start < body_from:
+            i += 1
+            continue
+        line = text[start:end]
+        fence = _FENCE_OPEN.fullmatch(line)
+        if fence and not (fence.group(1)[0] == "`" and "`" in fence.group(2)):
+            marker = fence.group(1)
+            close = re.compile(rf"[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
+            j = i + 1
+            while j < n and not close.fullmatch(text[lines[j][0] : lines[j][1]]):
+                j += 1
+            closed = j < n
+            content_end = lines[j][0] if closed else len(text)
+            fence_end = lines[j][2] if closed else len(text)
+            fences.append(
+                Fence(start, fence_end, fence.group(2).strip(), full, content_end, closed)
+            )
+            i = j + 1
+            continue
+        if _BLOCK_COMMENT.match(line):
+            opened = start + line.index("<!--")
+            close_at = text.find("-->", opened + 4)
+            if close_at < 0:
+                unclosed_comment = Span(opened, len(text))
+                comments.append(Span(start, len(text)))
+                break
+            # A block comment ends with the whole line that holds its `-->`.
+            while i < n and lines[i][2] <= close_at + 2:
+                i += 1
+            comment_end = lines[i][2] if i < n else len(text)
+            comments.append(Span(start, comment_end))
+            i += 1
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            headings.append(
+                Heading(len(heading.group(1)), (heading.group(2) or "").strip(), start, end)
+            )
+        else:
+            raw = _RAW_START.match(line)
+            if raw:
+                raw_starts.append((start + raw.end() - len(raw.group(1)) - 1, raw.group(1)))
+        i += 1
+
+    fence_spans = [(f.start, f.end) for f in fences]
+    code_spans = _code_spans(text, body_from, fence_spans, comments)
+    regions: list[XmlRegion] = []
+    for f in fences:
+        if f.language == "xml":
+            body = text[f.content_start : f.content_end]
+            regions.append(XmlRegion("fence", f.content_start, f.content_end, check_region(body)))
+    regions.extend(_raw_regions(text, raw_starts, lines, fence_spans, code_spans))
+    regions.sort(key=lambda r: r.start)
+
+    opaque = sorted(
+        [Span(s, e) for s, e in fence_spans]
+        + list(code_spans)
+        + ([Span(frontmatter.start, frontmatter.end)] if frontmatter else [])
+        + comments,
+        key=lambda s: s.start,
+    )
+    return Document(
+        text=text,
+        kind=kind,
+        frontmatter=frontmatter,
+        headings=tuple(headings),
+        fences=tuple(fences),
+        code_spans=tuple(code_spans),
+        comments=tuple(comments),
+        unclosed_comment=unclosed_comment,
+        regions=tuple(regions),
+        opaque=tuple(opaque),
+    )
+
+
+def _code_spans(
+    text: str, body_from: int, fences: list[tuple[int, int]], comments: list[Span]
+) -> list[Span]:
+    blocked = sorted(fences + [(c.start, c.end) for c in comments])
+    spans: list[Span] = []
+    pos = body_from
+    for b_start, b_end in [*blocked, (len(text), len(text))]:
+        if b_start > pos:
+            spans.extend(Span(m.start(), m.end()) for m in _CODE_SPAN.finditer(text, pos, b_start))
+        pos = max(pos, b_end)
+    return spans
+
+
+def _raw_regions(
+    text: str,
+    starts: list[tuple[int, str]],
+    lines: list[tuple[int, int, int]],
+    fences: list[tuple[int, int]],
+    code_spans: list[Span],
+) -> list[XmlRegion]:
+    skip = sorted(fences + [(s.start, s.end) for s in code_spans])
+    regions: list[XmlRegion] = []
+    covered = 0
+    for at, name in starts:
+        if at < covered or any(s <= at < e for s, e in skip):
+            continue
+        end = raw_element_end(text, at, skip)
+        if end is None:
+            if name.lower() in HTML_TAGS:
+                continue
+            end = _paragraph_end(text, at)
+        masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip if s < end and e > at]
+        regions.append(XmlRegion("raw", at, end, check_region(text[at:end], masks)))
+        covered = end
+    return regions
+
+
+def _paragraph_end(text: str, at: int) -> int:
+    """End of the paragraph holding `at`: the line ending before the next blank line."""
+    blank = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n|$)")
+    match = blank.search(text, at)
+    return match.start() if match else len(text)

@@ -1,0 +1,597 @@
+"""The workspace index: every prompt file analysed once, references resolved, load sets and costs.
+
+Built for incremental updates: `update(path)` re-reads one file (the editor's buffer wins over the
+disk), re-counts only its changed chunks, and drops exactly the cached load sets and graph findings
+that can have changed. The CLI and the language server share it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from promptls.analysis.document import STRIPPED_FRONTMATTER, Document, parse_document
+from promptls.analysis.findings import Finding, Related, Severity
+from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
+from promptls.analysis.rules import (
+    apply_overrides,
+    budget_finding,
+    file_range,
+    frontmatter_findings,
+    reference_findings,
+    xml_findings,
+)
+from promptls.analysis.tokens import TokenCounter, calibrate
+from promptls.analysis.workspace import OutsideWorkspace, Workspace
+from promptls.config import Settings
+
+#: Kinds Claude Code loads on their own: their load cost is checked against the load budget.
+ENTRY_KINDS = frozenset({"memory", "command", "agent", "skill", "output-style"})
+#: Kinds whose `<context_budget>` is an estimate of their own load cost (in PROJECT_CONFIG.xml it
+#: is a framework setting, not an estimate).
+BUDGET_DECLARING_KINDS = ENTRY_KINDS | {"module", "component"}
+
+
+@dataclass(frozen=True, slots=True)
+class FileAnalysis:
+    """One file, analysed: its document, counts, resolved references and its own findings."""
+
+    path: str
+    rel: str
+    kind: str
+    doc: Document
+    raw_tokens: int
+    tokens: int
+    resolutions: tuple[Resolution, ...]
+    findings: tuple[Finding, ...]
+    """Findings that depend only on this file and what exists (not on other files' contents)."""
+    version: int | None = None
+    elapsed: float = 0.0
+    """Seconds spent reading, parsing, counting and resolving it."""
+
+    @property
+    def edges(self) -> tuple[str, ...]:
+        """Files this one loads, in reference order, each once."""
+        return tuple(dict.fromkeys(r.path for r in self.resolutions if r.loads and r.path))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSet:
+    """A file plus everything it loads, transitively, each file once (breadth-first order)."""
+
+    root: str
+    files: tuple[str, ...]
+    cut: tuple[tuple[str, Reference, int], ...] = ()
+    """(file, @import reference, hops) not followed because of the import depth limit."""
+
+
+@dataclass(slots=True)
+class _Graph:
+    cycles: dict[str, list[Finding]] = field(default_factory=dict)
+    built: bool = False
+
+
+class WorkspaceIndex:
+    """All prompt files of a workspace, and the files they load."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        settings: Settings,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.settings = settings
+        self.counter = counter or TokenCounter(settings.encoding)
+        self.resolver = Resolver(workspace, settings.search_roots, settings.loadable_extensions)
+        self.files: dict[str, FileAnalysis] = {}
+        self.errors: dict[str, str] = {}
+        """Files that could not be read, with why."""
+        self._load_sets: dict[str, LoadSet] = {}
+        self._graph = _Graph()
+        self._lock = threading.RLock()
+
+    # -- building --------------------------------------------------------------------------------
+    def prompt_files(self, paths: Iterable[str]) -> list[str]:
+        """The paths among `paths` whose kind is not `other`."""
+        return [p for p in paths if self.workspace.kind(p) != "other"]
+
+    def index(
+        self,
+        threads: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Scan the workspace folders and analyse every prompt file and every file they load."""
+        paths = self.prompt_files(self.workspace.scan())
+        self.analyse_many(paths, threads=threads, progress=progress)
+        self._pull_referenced(threads)
+
+    def _pull_referenced(self, threads: int | None) -> None:
+        while True:
+            wanted = {
+                r.path
+                for fa in list(self.files.values())
+                for r in fa.resolutions
+                if r.loads and r.path and r.path not in self.files and r.path not in self.errors
+            }
+            if not wanted:
+                return
+            self.analyse_many(sorted(wanted), threads=threads)
+
+    def analyse_many(
+        self,
+        paths: Sequence[str],
+        threads: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Analyse `paths`: counting runs on worker threads (tiktoken releases the GIL) while
+        this thread reads and parses."""
+        workers = threads or os.cpu_count() or 1
+        total = len(paths)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: list[tuple[str, str, float, Future[list[int]]]] = []
+            for path in paths:
+                started = time.perf_counter()
+                try:
+                    text = self.workspace.read_text(path)
+                except (OSError, OutsideWorkspace) as exc:
+                    self._record_error(path, exc)
+                    continue
+                pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
+                future = pool.submit(self.counter.count_many, pieces)
+                pending.append((path, text, time.perf_counter() - started, future))
+            for done, (path, text, spent, future) in enumerate(pending, 1):
+                started = time.perf_counter()
+                analysis = self._analyse(path, text, None, future, spent)
+                with self._lock:
+                    self._store(analysis)
+                if progress is not None:
+                    progress(done, total)
+
+    def _record_error(self, path: str, exc: BaseException) -> None:
+        with self._lock:
+            self.errors[path] = str(exc)
+            self.files.pop(path, None)
+            self._invalidate(path)
+
+    def update(self, path: str, version: int | None = None) -> set[str]:
+        """Re-analyse one file (after an edit, a save or a change on disk); return every file
+        whose findings or load cost may have changed."""
+        self.workspace.forget([path])
+        try:
+            text = self.workspace.read_text(path)
+        except (OSError, OutsideWorkspace) as exc:
+            return (
+                self.remove(path) if not os.path.exists(path) else self._error_affected(path, exc)
+            )
+        started = time.perf_counter()
+        pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
+        future: Future[list[int]] = Future()
+        future.set_result(self.counter.count_many(pieces))
+        analysis = self._analyse(path, text, version, future, time.perf_counter() - started)
+        with self._lock:
+            old = self.files.get(path)
+            created = old is None
+            affected = self.dependents(path)
+            self._store(analysis)
+            if created:
+                affected |= self._re_resolve()
+        self._pull_referenced(None)
+        return affected | {path}
+
+    def _error_affected(self, path: str, exc: BaseException) -> set[str]:
+        affected = self.dependents(path)
+        self._record_error(path, exc)
+        return affected
+
+    def remove(self, path: str) -> set[str]:
+        """Forget a deleted file; return the files affected."""
+        self.workspace.forget([path])
+        with self._lock:
+            affected = self.dependents(path)
+            self.files.pop(path, None)
+            self.errors.pop(path, None)
+            self._invalidate(path)
+            affected |= self._re_resolve()
+        return affected
+
+    def _re_resolve(self) -> set[str]:
+        """Resolve every file's references again (a file appeared or vanished)."""
+        changed: set[str] = set()
+        for path, fa in list(self.files.items()):
+            fresh = tuple(self.resolver.resolve(path, r.ref) for r in fa.resolutions)
+            if fresh != fa.resolutions:
+                self._store(_replace_resolutions(fa, fresh, self.settings))
+                changed.add(path)
+        return changed
+
+    def _analyse(
+        self, path: str, text: str, version: int | None, counts: Future[list[int]], spent: float
+    ) -> FileAnalysis:
+        started = time.perf_counter()
+        kind = self.workspace.kind(path)
+        reduced = len(text) > self.settings.max_file_bytes
+        doc = parse_document(text, kind, reduced=reduced)
+        refs = extract_references(doc)
+        resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
+        raw, tokens = _tokens_from(counts.result(), doc, self.counter, self.settings)
+        fa = FileAnalysis(
+            path=path,
+            rel=self.workspace.relative(path),
+            kind=kind,
+            doc=doc,
+            raw_tokens=raw,
+            tokens=tokens,
+            resolutions=resolutions,
+            findings=(),
+            version=version,
+            elapsed=spent + time.perf_counter() - started,
+        )
+        return _with_local_findings(fa, self.settings)
+
+    def _store(self, analysis: FileAnalysis) -> None:
+        old = self.files.get(analysis.path)
+        self.files[analysis.path] = analysis
+        self.errors.pop(analysis.path, None)
+        if old is None or old.edges != analysis.edges or old.resolutions != analysis.resolutions:
+            self._invalidate(analysis.path)
+
+    def _invalidate(self, path: str) -> None:
+        for root in [r for r, ls in self._load_sets.items() if path in ls.files or r == path]:
+            del self._load_sets[root]
+        self._graph = _Graph()
+
+    # -- queries ---------------------------------------------------------------------------------
+    def get(self, path: str) -> FileAnalysis | None:
+        """The analysis of `path`, if indexed."""
+        return self.files.get(path)
+
+    def dependents(self, path: str) -> set[str]:
+        """Files whose load set holds `path` (including `path` itself when indexed)."""
+        return {root for root in self.files if path in self.load_set(root).files}
+
+    def load_set(self, path: str) -> LoadSet:
+        """The load set of an indexed file (breadth-first, @import hops limited)."""
+        with self._lock:
+            cached = self._load_sets.get(path)
+            if cached is None:
+                cached = self._compute_load_set(path)
+                self._load_sets[path] = cached
+            return cached
+
+    def _compute_load_set(self, root: str) -> LoadSet:
+        # 0-1 breadth-first search: an @import edge is one hop, every other reference none.
+        limit = self.settings.import_depth
+        hops: dict[str, int] = {root: 0}
+        queue: deque[str] = deque([root])
+        cut: list[tuple[str, Reference, int]] = []
+        done: set[str] = set()
+        while queue:
+            current = queue.popleft()
+            if current in done:
+                continue
+            done.add(current)
+            fa = self.files.get(current)
+            for res in fa.resolutions if fa else ():
+                if not (res.loads and res.path):
+                    continue
+                step = 1 if res.ref.form == "import" else 0
+                depth = hops[current] + step
+                if step and depth > limit:
+                    cut.append((current, res.ref, depth))
+                elif res.path not in hops or depth < hops[res.path]:
+                    hops[res.path] = depth
+                    queue.append(res.path) if step else queue.appendleft(res.path)
+        # Report the order a reader expects: breadth-first, in reference order.
+        order: list[str] = [root]
+        seen = {root}
+        for current in order:
+            fa = self.files.get(current)
+            for target in fa.edges if fa else ():
+                if target in hops and target not in seen:
+                    seen.add(target)
+                    order.append(target)
+        kept = tuple((f, r, d) for f, r, d in cut if not self._reached(r, f, hops))
+        return LoadSet(root, tuple(order), kept)
+
+    def _reached(self, ref: Reference, source: str, hops: dict[str, int]) -> bool:
+        fa = self.files.get(source)
+        if fa is None:
+            return False
+        for res in fa.resolutions:
+            if res.ref == ref:
+                return res.path in hops
+        return False
+
+    def load_tokens(self, path: str) -> int:
+        """The load cost of `path`: the sum of `tokens` over its load set."""
+        return sum(fa.tokens for p in self.load_set(path).files if (fa := self.files.get(p)))
+
+    def findings(self, path: str) -> list[Finding]:
+        """Every finding of `path`: its own, and those that depend on other files."""
+        fa = self.files.get(path)
+        if fa is None:
+            return []
+        graph = self._graph_findings()
+        found = list(fa.findings) + graph.cycles.get(path, []) + self._set_findings(fa)
+        found = apply_overrides(found, self.settings.severity)
+        return sorted(found, key=lambda f: (f.start, f.end, f.code))
+
+    def _set_findings(self, fa: FileAnalysis) -> list[Finding]:
+        out: list[Finding] = []
+        for root in self._roots_reaching(fa.path):
+            for source, ref, depth in self.load_set(root).cut:
+                if source == fa.path:
+                    out.append(
+                        Finding(
+                            "import-depth",
+                            Severity.WARNING,
+                            f"`@{ref.target}` is @import hop {depth} from "
+                            f"{self.workspace.relative(root)}; Claude Code follows at most "
+                            f"{self.settings.import_depth}, so it is not loaded",
+                            ref.start,
+                            ref.end,
+                        )
+                    )
+        out = list({(f.start, f.end): f for f in out}.values())
+        if fa.kind in ENTRY_KINDS or fa.kind in BUDGET_DECLARING_KINDS:
+            load = self.load_tokens(fa.path)
+            span = file_range(fa.doc)
+            if fa.kind in ENTRY_KINDS:
+                finding = budget_finding(
+                    "load-budget",
+                    f"loads {len(self.load_set(fa.path).files)} files,",
+                    load,
+                    self.settings.load_budget,
+                    self.settings.warn_ratio,
+                    span,
+                )
+                if finding:
+                    out.append(finding)
+            declared = fa.doc.context_budget() if fa.kind in BUDGET_DECLARING_KINDS else None
+            if declared is not None:
+                value, start, end = declared
+                tolerance = self.settings.context_budget_tolerance
+                if value <= 0 or abs(load - value) / value > tolerance:
+                    out.append(
+                        Finding(
+                            "context-budget-mismatch",
+                            Severity.WARNING,
+                            f"declares ~{value:,} tokens but loads ≈{load:,} "
+                            f"({(load - value) / value:+.0%} off; tolerance {tolerance:.0%})"
+                            if value > 0
+                            else f"declares {value} tokens but loads ≈{load:,}",
+                            start,
+                            end,
+                        )
+                    )
+        return out
+
+    def _roots_reaching(self, path: str) -> list[str]:
+        return [
+            root
+            for root, fa in self.files.items()
+            if fa.kind == "memory" and (root == path or path in self.load_set(root).files)
+        ]
+
+    def _graph_findings(self) -> _Graph:
+        with self._lock:
+            if not self._graph.built:
+                graph = _Graph(cycles=self._cycle_findings(), built=True)
+                self._graph = graph
+            return self._graph
+
+    def _cycle_findings(self) -> dict[str, list[Finding]]:
+        edges = {p: [e for e in fa.edges if e in self.files] for p, fa in self.files.items()}
+        out: dict[str, list[Finding]] = {}
+        for component in _strongly_connected(edges):
+            members = set(component)
+            if len(members) == 1:
+                only = component[0]
+                if only not in edges[only]:
+                    continue
+            for source in component:
+                fa = self.files[source]
+                for res in fa.resolutions:
+                    if not (res.loads and res.path in members):
+                        continue
+                    assert res.path is not None
+                    cycle = _path_within(edges, members, res.path, source)
+                    names = " → ".join(self.workspace.relative(p) for p in [source, *cycle])
+                    related = tuple(
+                        Related(nxt, *self._ref_span(nxt, after), "continues the cycle")
+                        for nxt, after in zip(cycle, [*cycle[1:], source], strict=False)
+                        if nxt != source
+                    )
+                    out.setdefault(source, []).append(
+                        Finding(
+                            "import-cycle",
+                            Severity.WARNING,
+                            f"import cycle: {names} (each file is loaded once)",
+                            res.ref.start,
+                            res.ref.end,
+                            related=related,
+                        )
+                    )
+        return out
+
+    def _ref_span(self, source: str, target: str) -> tuple[int, int]:
+        fa = self.files.get(source)
+        if fa is not None:
+            for res in fa.resolutions:
+                if res.path == target and res.loads:
+                    return res.ref.start, res.ref.end
+        return 0, 0
+
+
+def _path_within(
+    edges: dict[str, list[str]], members: set[str], start: str, goal: str
+) -> list[str]:
+    """Shortest path start -> ... -> goal inside one strongly connected component (inclusive)."""
+    previous: dict[str, str | None] = {start: None}
+    queue: deque[str] = deque([start])
+    while queue:
+        node = queue.popleft()
+        if node == goal:
+            break
+        for nxt in edges.get(node, []):
+            if nxt in members and nxt not in previous:
+                previous[nxt] = node
+                queue.append(nxt)
+    path: list[str] = []
+    node_or_none: str | None = goal if goal in previous else start
+    while node_or_none is not None:
+        path.append(node_or_none)
+        node_or_none = previous.get(node_or_none)
+    return path[::-1]
+
+
+def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (no recursion limit on deep chains)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for start in edges:
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            succ = edges.get(node, [])
+            if i < len(succ):
+                work.append((node, i + 1))
+                nxt = succ[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                out.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return out
+
+
+def _count_pieces(text: str, kind: str, settings: Settings) -> list[str]:
+    """The texts whose counts give rawTokens (their sum) and tokens (the last, when it differs)."""
+    from promptls.analysis.document import frontmatter_end
+    from promptls.analysis.tokens import is_safe_break
+
+    if kind in STRIPPED_FRONTMATTER and len(text) <= settings.max_file_bytes:
+        end = frontmatter_end(text)
+        if end and is_safe_break(text, end):
+            return [text[:end], text[end:]]
+    return [text]
+
+
+def _tokens_from(
+    counts: list[int], doc: Document, counter: TokenCounter, settings: Settings
+) -> tuple[int, int]:
+    raw = sum(counts)
+    if doc.reduced:
+        loaded = raw
+    elif len(counts) == 2 and doc.frontmatter is not None and doc.kind in STRIPPED_FRONTMATTER:
+        loaded = counts[1]
+    else:
+        text = doc.loaded_text()
+        loaded = raw if text is doc.text or text == doc.text else counter.count(text)
+    return raw, calibrate(loaded, settings.calibration)
+
+
+def _with_local_findings(fa: FileAnalysis, settings: Settings) -> FileAnalysis:
+    found: list[Finding] = []
+    doc = fa.doc
+    if doc.reduced:
+        found.append(
+            Finding(
+                "file-too-large",
+                Severity.INFORMATION,
+                f"{len(doc.text):,} characters, over the {settings.max_file_bytes:,} limit: "
+                "counted, not parsed",
+                0,
+                min(len(doc.text), 1),
+            )
+        )
+    found.extend(xml_findings(doc))
+    found.extend(frontmatter_findings(doc, fa.path))
+    found.extend(reference_findings(fa.resolutions))
+    budget = settings.budgets.for_kind(fa.kind)
+    finding = budget_finding(
+        "token-budget",
+        f"this {fa.kind} is",
+        fa.tokens,
+        budget,
+        settings.warn_ratio,
+        file_range(doc),
+    )
+    if finding:
+        found.append(finding)
+    return _replace(fa, findings=tuple(found))
+
+
+def _replace_resolutions(
+    fa: FileAnalysis, resolutions: tuple[Resolution, ...], settings: Settings
+) -> FileAnalysis:
+    return _with_local_findings(_replace(fa, resolutions=resolutions), settings)
+
+
+def _replace(fa: FileAnalysis, **changes: object) -> FileAnalysis:
+    import dataclasses
+
+    return dataclasses.replace(fa, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """One node of a load tree: a file, its own tokens, and what it loads."""
+
+    path: str
+    tokens: int
+    children: tuple[TreeNode, ...] = ()
+    note: str = ""
+    """`loaded above` for a file already shown, `cycle` for a way back, or `` ."""
+
+
+def load_tree(index: WorkspaceIndex, root: str) -> TreeNode:
+    """The load set of `root` as a tree (depth-first, reference order), each file expanded once."""
+    members = set(index.load_set(root).files)
+    expanded: set[str] = set()
+
+    def build(path: str, ancestors: tuple[str, ...]) -> TreeNode:
+        fa = index.get(path)
+        tokens = fa.tokens if fa else 0
+        if path in ancestors:
+            return TreeNode(path, tokens, (), "cycle")
+        if path in expanded:
+            return TreeNode(path, tokens, (), "loaded above")
+        expanded.add(path)
+        children = tuple(
+            build(child, (*ancestors, path))
+            for child in (fa.edges if fa else ())
+            if child in members
+        )
+        return TreeNode(path, tokens, children)
+
+    return build(root, ())

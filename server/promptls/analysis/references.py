@@ -1,0 +1,300 @@
+"""References between prompt files: finding them in a parsed document (every form of formats.md
+section 4) and resolving them against the file's folder and the search roots, workspace-confined.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from promptls.analysis.document import Document, Span
+from promptls.analysis.workspace import Status, Workspace
+from promptls.analysis.xml import XmlCheck
+
+#: form -> folders (relative to the framework root) tried right after the file's own folder.
+FORM_ROOTS: dict[str, tuple[str, ...]] = {
+    "import": (),
+    "delegation": (".claude",),
+    "pattern": (".claude/modules",),
+    "module": (".claude/modules", ".claude/system", ".claude"),
+    "module-attribute": (".claude/modules", ".claude/system", ".claude"),
+    "dependency": (".claude/modules",),
+    "provides": (".claude/modules",),
+    "component": (),
+    "link": (),
+}
+
+#: Forms that make the referenced file part of the referencing file's load set. `provides_to`
+#: lines name the modules this one serves, not ones it loads.
+LOADING_FORMS = frozenset(FORM_ROOTS) - {"provides"}
+
+_EXT = r"(?:md|markdown|xml|txt|ya?ml|json|toml)"
+_PATH = rf"(?:\.{{1,2}}/|/)?[\w.@-]+(?:/[\w.@-]+)*\.{_EXT}"
+_LEADING_PATH = re.compile(rf"[ \t]*(?:[-*+][ \t]+)?({_PATH})(?![\w/])")
+_IMPORT = re.compile(r"(?<![\w@/`.\\])@((?:~/|\.{1,2}/|/)?[\w.-]+(?:/[\w.~-]+)*)")
+_IMPORT_PATHLIKE = re.compile(rf"(?:.*/.*|.*\.{_EXT})\Z")
+_LINK = re.compile(
+    r"(?<!!)\[(?:[^\]\\\r\n]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_COMPONENT_LINE = re.compile(rf"^[ \t]*(?:[-*+][ \t]+)?(components/[\w.@/-]+\.{_EXT})[ \t]*$", re.M)
+_LINE_SPLIT = re.compile(r"[^\r\n]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference as written: its form, the target text and where that text is."""
+
+    form: str
+    target: str
+    start: int
+    end: int
+
+    @property
+    def loads(self) -> bool:
+        """Whether the target joins the referencing file's load set."""
+        return self.form in LOADING_FORMS
+
+
+class _Opaque:
+    """Fast membership test for sorted spans."""
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        merged: list[tuple[int, int]] = []
+        for span in sorted(spans, key=lambda s: s.start):
+            if merged and span.start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], span.end))
+            else:
+                merged.append((span.start, span.end))
+        self._starts = [s for s, _ in merged]
+        self._spans = merged
+
+    def __contains__(self, offset: int) -> bool:
+        i = bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._spans[i][1]
+
+
+def extract_references(doc: Document) -> list[Reference]:
+    """Every reference in `doc`, in text order, each once per position."""
+    refs: list[Reference] = []
+    if doc.reduced:
+        return refs
+    text = doc.text
+    opaque = _Opaque(doc.opaque)
+    fenced = _Opaque([Span(f.start, f.end) for f in doc.fences if f.language != "xml"])
+
+    for region in doc.regions:
+        refs.extend(_xml_references(text, region.start, region.check))
+
+    if doc.kind not in ("project-config",):
+        for m in _IMPORT.finditer(text):
+            target = m.group(1).rstrip(".,:;")
+            if m.start() in opaque or not _IMPORT_PATHLIKE.match(target):
+                continue
+            refs.append(Reference("import", target, m.start(1), m.start(1) + len(target)))
+        for m in _LINK.finditer(text):
+            target = m.group(1)
+            if m.start() in opaque or _SCHEME.match(target) or target.startswith("#"):
+                continue
+            path = target.split("#", 1)[0].split("?", 1)[0]
+            if path:
+                refs.append(Reference("link", _unquote(path), m.start(1), m.start(1) + len(path)))
+    for m in _COMPONENT_LINE.finditer(text):
+        if m.start(1) in fenced or (m.start(1) in opaque and not _in_xml_fence(doc, m.start(1))):
+            continue
+        refs.append(Reference("component", m.group(1), m.start(1), m.end(1)))
+
+    seen: set[tuple[int, int]] = set()
+    unique: list[Reference] = []
+    for ref in sorted(refs, key=lambda r: (r.start, r.end)):
+        if (ref.start, ref.end) not in seen:
+            seen.add((ref.start, ref.end))
+            unique.append(ref)
+    return unique
+
+
+def _in_xml_fence(doc: Document, offset: int) -> bool:
+    return any(
+        f.content_start <= offset < f.content_end and f.language == "xml" for f in doc.fences
+    )
+
+
+def _unquote(path: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(path)
+
+
+def _xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
+    for el in check.elements:
+        for attr in el.attributes:
+            value = attr.value.strip()
+            if not value:
+                continue
+            lead = len(attr.value) - len(attr.value.lstrip())
+            start = base + attr.value_start + lead
+            if el.name == "delegation" and attr.name == "target":
+                yield Reference("delegation", value, start, start + len(value))
+            elif el.name == "uses_pattern" and attr.name == "from":
+                yield Reference("pattern", value, start, start + len(value))
+            elif attr.name == "module" and re.fullmatch(_PATH, value):
+                yield Reference("module-attribute", value, start, start + len(value))
+        if el.name == "module" and el.closed and not el.self_closing:
+            m = _LEADING_PATH.match(text, base + el.content_start, base + el.content_end)
+            if m is None:
+                # A leading line break is allowed: <module>\n  quality/x.md - why\n</module>
+                m = re.compile(rf"\s*({_PATH})(?![\w/])").match(
+                    text, base + el.content_start, base + el.content_end
+                )
+            if m is not None:
+                yield Reference("module", m.group(1), m.start(1), m.end(1))
+        if el.name in ("depends_on", "provides_to") and not el.self_closing:
+            form = "dependency" if el.name == "depends_on" else "provides"
+            children = [
+                (c.start, c.end)
+                for c in check.elements
+                if c.depth == el.depth + 1 and el.content_start <= c.start < el.content_end
+            ]
+            for line in _LINE_SPLIT.finditer(text, base + el.content_start, base + el.content_end):
+                if any(s <= line.start() - base < e for s, e in children):
+                    continue
+                m = _LEADING_PATH.match(text, line.start(), line.end())
+                if m is not None:
+                    yield Reference(form, m.group(1), m.start(1), m.end(1))
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where a reference leads."""
+
+    ref: Reference
+    status: str
+    """`resolved`, `unresolved`, `outside`, `loop`, `directory` or `special`."""
+    path: str | None = None
+    """The absolute path of the target when resolved (or of the offending path)."""
+    tried: tuple[str, ...] = ()
+    """The folders tried, relative to the workspace folder, in order."""
+    suggestion: str | None = None
+    """The closest existing path, as the reference would write it."""
+    loads: bool = False
+    """Whether the resolved target joins the load set (a loading form and a loadable file)."""
+
+
+def framework_root(path: str, workspace: Workspace) -> str:
+    """The folder holding the `.claude` folder that `path` belongs to (else its workspace one)."""
+    folder = workspace.folder_of(path) or os.path.dirname(path)
+    current = os.path.dirname(path)
+    parts = current[len(folder) :].split(os.sep)
+    if ".claude" in parts:
+        index = len(parts) - 1 - parts[::-1].index(".claude")
+        return folder + os.sep.join(parts[:index]) if index else folder
+    while _inside_or_equal(current, folder):
+        if workspace.status(os.path.join(current, ".claude")) is Status.DIRECTORY:
+            return current
+        if current == folder:
+            break
+        current = os.path.dirname(current)
+    return folder
+
+
+def _inside_or_equal(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _component_root(path: str, workspace: Workspace, fallback: str) -> str:
+    folder = workspace.folder_of(path) or fallback
+    current = os.path.dirname(path)
+    while _inside_or_equal(current, folder):
+        if workspace.status(os.path.join(current, "components")) is Status.DIRECTORY:
+            return current
+        if current == folder:
+            break
+        current = os.path.dirname(current)
+    return fallback
+
+
+class Resolver:
+    """Resolves references of files in one workspace, with the configured search roots."""
+
+    def __init__(
+        self, workspace: Workspace, search_roots: Sequence[str], loadable: Sequence[str]
+    ) -> None:
+        self.workspace = workspace
+        self.search_roots = tuple(search_roots)
+        self.loadable = frozenset(e.lower() for e in loadable)
+
+    def bases(self, path: str, form: str) -> list[str]:
+        """Folders tried for a reference of `form` in the file at `path`, in order."""
+        root = framework_root(path, self.workspace)
+        bases = [os.path.dirname(path)]
+        if form == "component":
+            bases.insert(0, _component_root(path, self.workspace, root))
+        bases.extend(os.path.normpath(os.path.join(root, r)) for r in FORM_ROOTS[form])
+        bases.extend(os.path.normpath(os.path.join(root, r)) for r in self.search_roots)
+        folder = self.workspace.folder_of(path)
+        if folder is not None:
+            bases.append(folder)
+        return list(dict.fromkeys(bases))
+
+    def resolve(self, path: str, ref: Reference) -> Resolution:
+        """Resolve `ref`, written in the file at `path`; never opens anything."""
+        target = ref.target
+        ws = self.workspace
+        if target.startswith("~"):
+            return Resolution(ref, "outside", None, ("~ (your home folder)",))
+        if os.path.isabs(target):
+            candidate = os.path.normpath(target)
+            return self._settle(ref, candidate, (candidate,), path)
+        bases = self.bases(path, ref.form)
+        first = os.path.normpath(os.path.join(bases[0], target))
+        if not ws.contains(first):
+            return Resolution(ref, "outside", first, (self._show(bases[0]),))
+        tried: list[str] = []
+        for base in bases:
+            candidate = os.path.normpath(os.path.join(base, target))
+            if not ws.contains(candidate):
+                continue
+            tried.append(self._show(base))
+            status = ws.status(candidate)
+            if status is Status.MISSING:
+                continue
+            return self._settle(ref, candidate, tuple(tried), path)
+        return Resolution(ref, "unresolved", None, tuple(tried), self._suggest(path, target, bases))
+
+    def _settle(
+        self, ref: Reference, candidate: str, tried: tuple[str, ...], path: str
+    ) -> Resolution:
+        status = self.workspace.status(candidate)
+        if status is Status.FILE:
+            ext = os.path.splitext(candidate)[1].lower()
+            return Resolution(
+                ref, "resolved", candidate, tried, None, ref.loads and ext in self.loadable
+            )
+        if status is Status.MISSING:
+            return Resolution(ref, "unresolved", None, tried, self._suggest(path, ref.target, []))
+        return Resolution(ref, status.value, candidate, tried)
+
+    def _show(self, base: str) -> str:
+        rel = self.workspace.relative(base)
+        return (rel or ".") + "/"
+
+    def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
+        """The existing file closest to what the reference asked for, written as it would be."""
+        import difflib
+
+        name = os.path.basename(target)
+        candidates: dict[str, str] = {}
+        for base in bases or [os.path.dirname(path)]:
+            for known in self.workspace.known_files():
+                if known != path and _inside_or_equal(known, base):
+                    rel = os.path.relpath(known, base).replace(os.sep, "/")
+                    candidates.setdefault(rel, known)
+        if not candidates:
+            return None
+        same_name = [c for c in candidates if os.path.basename(c) == name]
+        pool = same_name or list(candidates)
+        best = difflib.get_close_matches(target, pool, n=1, cutoff=0.0 if same_name else 0.75)
+        return best[0] if best else None

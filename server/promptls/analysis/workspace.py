@@ -1,0 +1,189 @@
+"""The workspace folders on disk, confined: what exists, what may be read, and nothing outside.
+
+Every path the analysis touches goes through `Workspace`. A path outside the folders (lexically,
+or through a symlink) is never opened; neither is anything but a regular file (FIFOs and devices
+would block or never end). Open editor buffers (`overlay`) win over the disk.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from promptls.analysis.kinds import kind_of, matches
+
+
+class Status(enum.Enum):
+    """What a path is, as far as promptls may know without reading it."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+    MISSING = "missing"
+    OUTSIDE = "outside"
+    """Outside every workspace folder, itself or through a symlink."""
+    LOOP = "loop"
+    """A symlink loop."""
+    SPECIAL = "special"
+    """A FIFO, socket or device: never opened."""
+
+
+class OutsideWorkspace(PermissionError):
+    """Raised on an attempt to read a path that is not a regular file inside the workspace."""
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class Workspace:
+    """One or more workspace folders, with a cache of what the last scan saw."""
+
+    def __init__(
+        self,
+        folders: Sequence[str | Path],
+        kinds: Mapping[str, Sequence[str]],
+        exclude: Sequence[str] = (),
+    ) -> None:
+        self.folders = tuple(os.path.realpath(os.fspath(f)) for f in folders)
+        self.kinds = kinds
+        self.exclude = tuple(exclude)
+        self.overlay: dict[str, str] = {}
+        self._status: dict[str, Status] = {}
+
+    # -- where things are ---------------------------------------------------------------------
+    def folder_of(self, path: str) -> str | None:
+        """The (innermost) workspace folder holding the absolute, normalised `path`."""
+        best: str | None = None
+        for folder in self.folders:
+            if _inside(path, folder) and (best is None or len(folder) > len(best)):
+                best = folder
+        return best
+
+    def contains(self, path: str) -> bool:
+        """Whether the normalised absolute `path` lies lexically inside a workspace folder."""
+        return self.folder_of(path) is not None
+
+    def relative(self, path: str) -> str:
+        """`path` relative to its workspace folder, with forward slashes."""
+        folder = self.folder_of(path)
+        if folder is None:
+            return Path(path).as_posix()
+        rel = os.path.relpath(path, folder)
+        return Path(rel).as_posix() if rel != "." else ""
+
+    def kind(self, path: str) -> str:
+        """The kind of the file at `path` (by its path relative to its folder)."""
+        return kind_of(self.relative(path), self.kinds)
+
+    def excluded(self, path: str) -> bool:
+        """Whether `path` matches an `exclude` glob."""
+        return bool(self.exclude) and matches(self.relative(path), self.exclude)
+
+    # -- what exists ----------------------------------------------------------------------------
+    def scan(self) -> list[str]:
+        """Walk every folder (not following symlinked folders); return the files, cache statuses."""
+        files: list[str] = []
+        for folder in self.folders:
+            self._status[folder] = Status.DIRECTORY
+            stack = [folder]
+            while stack:
+                current = stack.pop()
+                try:
+                    entries = list(os.scandir(current))
+                except OSError:
+                    continue
+                for entry in entries:
+                    path = entry.path
+                    try:
+                        if entry.is_symlink():
+                            status = self._probe(path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            status = Status.DIRECTORY
+                        elif entry.is_file(follow_symlinks=False):
+                            status = Status.FILE
+                        else:
+                            status = Status.SPECIAL
+                    except OSError:
+                        continue
+                    self._status[path] = status
+                    if status is Status.DIRECTORY and not entry.is_symlink():
+                        if not self.excluded(path + "/"):
+                            stack.append(path)
+                    elif status is Status.FILE and not self.excluded(path):
+                        files.append(path)
+        files.sort()
+        return files
+
+    def status(self, path: str) -> Status:
+        """What `path` (absolute, normalised) is; never opens it."""
+        if path in self.overlay:
+            return Status.FILE
+        if not self.contains(path):
+            return Status.OUTSIDE
+        cached = self._status.get(path)
+        if cached is None:
+            cached = self._probe(path)
+            self._status[path] = cached
+        return cached
+
+    def _probe(self, path: str) -> Status:
+        real = os.path.realpath(path)
+        if not self.contains(real):
+            return Status.OUTSIDE
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            return Status.LOOP if exc.errno == errno.ELOOP else Status.MISSING
+        if stat.S_ISREG(info.st_mode):
+            return Status.FILE
+        if stat.S_ISDIR(info.st_mode):
+            return Status.DIRECTORY
+        return Status.SPECIAL
+
+    def forget(self, paths: Iterable[str] = ()) -> None:
+        """Drop cached statuses (of `paths`, or all): the disk changed."""
+        if paths:
+            for path in paths:
+                self._status.pop(path, None)
+        else:
+            self._status.clear()
+
+    def known_files(self) -> Iterator[str]:
+        """Every file seen by the last scan or opened in the editor."""
+        for path, status in self._status.items():
+            if status is Status.FILE:
+                yield path
+        yield from (p for p in self.overlay if p not in self._status)
+
+    # -- reading --------------------------------------------------------------------------------
+    def read_text(self, path: str) -> str:
+        """The text of `path`: the editor's buffer if open, else the file decoded as UTF-8."""
+        buffer = self.overlay.get(path)
+        if buffer is not None:
+            return buffer
+        return self.read_bytes(path).decode("utf-8", errors="replace")
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of a regular file inside the workspace; raises OutsideWorkspace otherwise."""
+        status = self.status(path)
+        if status is not Status.FILE:
+            raise OutsideWorkspace(f"{path}: {status.value}, not read")
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise OutsideWorkspace(f"{path}: not a regular file, not read")
+            chunks: list[bytes] = []
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)

@@ -1,0 +1,1012 @@
+"""XML checking for the XML regions of prompt files, and a scanner for their elements.
+
+An XML region is the body of a ```xml fence, a run of raw elements written straight into
+markdown, or a whole ``.xml`` file. Each region is checked on its own as a *fragment*: it may
+hold several top-level elements with text around them. The scanner here is a hand-written,
+regex-driven tokenizer that keeps going after a mistake and points at the real culprit (the
+unclosed start tag, the mismatched end tag, the broken comment), with heuristics that report one
+finding per real mistake rather than a cascade.
+
+Findings come in three classes:
+
+* structural problems (``Severity.ERROR``): the fragment is not well-formed XML;
+* lexical problems (``Severity.WARNING``): things a model reads fine but a strict parser rejects
+  (a bare ``<`` or ``&``, an HTML entity such as ``&nbsp;``); each carries the replacement text
+  for its range in ``fix``;
+* information (``Severity.INFORMATION``): a DOCTYPE or a processing instruction, ignored.
+
+After the scan, lxml serves as the oracle: a sanitized copy of the region (lexical problems,
+DOCTYPEs and processing instructions blanked out) is wrapped in a root element and parsed
+strictly, never resolving entities, loading a DTD or touching the network. ``well_formed`` is
+exactly lxml's verdict on that copy; the scanner is designed to agree with it, and the rare
+disagreement is settled in lxml's favour (see ``XmlCheck.oracle``).
+
+This module is pure Python plus lxml; it knows nothing about the language server protocol.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import html.entities
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+
+from promptls.analysis.findings import Severity
+
+__all__ = [
+    "NAME_RE",
+    "XmlAttribute",
+    "XmlCheck",
+    "XmlComment",
+    "XmlElement",
+    "XmlProblem",
+    "check_region",
+    "is_name_start",
+    "raw_element_end",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class XmlProblem:
+    """One problem in a region; `start`/`end` are offsets (str indices) into the region text.
+
+    `kind` is a stable id: "unclosed-element", "mismatched-end-tag", "stray-end-tag",
+    "unterminated-tag", "bad-attribute", "duplicate-attribute", "bad-name", "unclosed-comment",
+    "nested-comment", "double-hyphen-in-comment", "unclosed-cdata" (errors); "bare-lt",
+    "bare-amp", "undefined-entity", "bad-char-ref", "cdata-end-in-text", "invalid-character"
+    (warnings); "doctype", "processing-instruction" (information); "parser" (lxml's verdict when
+    the scanner found nothing). `fix` is the replacement text for the range, when there is an
+    obvious one.
+    """
+
+    start: int
+    end: int
+    severity: Severity
+    message: str
+    kind: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XmlAttribute:
+    """An attribute of a start tag; `value` is the raw text between the quotes (not decoded)."""
+
+    name: str
+    value: str
+    name_start: int
+    value_start: int
+    value_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class XmlElement:
+    """An element found by the scanner.
+
+    `end` is the offset just after the end tag's '>' (== `start_tag_end` for `<x/>`).
+    An element never closed has `closed=False` and ends at the end of the region, or, when an
+    ancestor's end tag closed it implicitly, at the '<' of that end tag (`content_end == end`).
+    """
+
+    name: str
+    start: int
+    start_tag_end: int
+    end: int
+    content_start: int
+    content_end: int
+    depth: int
+    attributes: tuple[XmlAttribute, ...]
+    self_closing: bool
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class XmlComment:
+    """A `<!-- ... -->` comment; an unclosed one runs to the end of the region."""
+
+    start: int
+    end: int
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class XmlCheck:
+    """The result of checking one region.
+
+    `oracle` tells how the scanner's verdict compared with lxml's strict parse: "agree";
+    "parser-only" (lxml rejected what the scanner accepted: one "parser" problem was added);
+    "scanner-only" (lxml accepted what the scanner rejected: its errors were dropped); or
+    "unavailable" (lxml failed in an unexpected way; the scanner's verdict stands).
+    """
+
+    problems: tuple[XmlProblem, ...]
+    elements: tuple[XmlElement, ...]
+    comments: tuple[XmlComment, ...]
+    cdata: tuple[tuple[int, int], ...]
+    well_formed: bool
+    oracle: str = "agree"
+
+
+# --------------------------------------------------------------------------------------------
+# Lexical building blocks
+# --------------------------------------------------------------------------------------------
+
+# XML 1.0 (fifth edition) NameStartChar / NameChar, as libxml2 applies them.
+_NCNAME_START_CHARS = (
+    "A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_NAME_START_CHARS = ":" + _NCNAME_START_CHARS
+_NAME_CHARS = _NAME_START_CHARS + r"\-.0-9\u00b7\u0300-\u036f\u203f-\u2040"
+_NAME = f"[{_NAME_START_CHARS}][{_NAME_CHARS}]*+"
+
+NAME_RE = re.compile(_NAME)
+"""An XML name (letters, '_' or ':', then also digits, '-', '.', and a few marks)."""
+
+_NAME_START_RE = re.compile(f"[{_NAME_START_CHARS}]")
+_NCNAME_START_RE = re.compile(f"[{_NCNAME_START_CHARS}]")
+
+_S = "[ \t\r\n]"
+_WS_RE = re.compile(f"{_S}*+")
+_EQ_RE = re.compile(f"{_S}*+={_S}*+")
+_TAG_CLOSE_RE = re.compile("/?>")
+_UNQUOTED_RE = re.compile(r"[^ \t\r\n<>\"'`=]+")
+_GARBAGE_RE = re.compile(r"(?:[^ \t\r\n<>/]|/(?!>))+")
+_END_TAG_TAIL_RE = re.compile(f"{_S}*+>")
+_END_TAG_RE = re.compile(f"</({_NAME}){_S}*+>")
+_CONTENT_RE = re.compile(r"[<&]|\]\]>")
+_ATTR_VALUE_SPECIAL_RE = re.compile("[<&]")
+# Namespace names that libxml2 certainly rejects as URIs: a character never allowed, a bad
+# percent escape, two fragments, or a ':' in the first segment of a scheme-less reference.
+_BAD_URI_RE = re.compile(r"[^\x21-\x7e]|[\"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})|#[^#]*#")
+_URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
+_URI_FIRST_SEGMENT_RE = re.compile("[^/?#]*")
+_LT_TAGLIKE_RE = re.compile(f"<[/!?{_NAME_START_CHARS}]")
+_ENTITY_RE = re.compile(f"&(?:({_NAME});|#([0-9]+);|#x([0-9a-fA-F]+);)")
+_AUTOLINK_RE = re.compile(
+    r"<(?:(?:https?|ftp|file|mailto|tel):[^ \t\r\n<>]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+)>"
+)
+_PI_RE = re.compile(f"<\\?({_NAME})[\\s\\S]*?\\?>")
+_DOCTYPE_RE = re.compile(
+    r"<!DOCTYPE(?:[^\[>\"']|\"[^\"]*+\"|'[^']*+')*+"
+    r"(?:\[(?:[^\]\"'<]|\"[^\"]*+\"|'[^']*+'|<!--[\s\S]*?-->|<(?!!--))*+\][ \t\r\n]*+)?>",
+    re.IGNORECASE,
+)
+_DOCTYPE_START_RE = re.compile("<!DOCTYPE", re.IGNORECASE)
+_INVALID_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+")
+_DOUBLE_HYPHEN_RE = re.compile("--")
+# raw_element_end: tags, comments and CDATA sections.
+_RAW_TOKEN_RE = re.compile(f"<!--|<!\\[CDATA\\[|<(/?)({_NAME})")
+_START_TAG_TAIL_RE = re.compile(r"(?:[^\"'<>]|\"[^\"]*+\"|'[^']*+')*+>")
+
+_PREDEFINED_ENTITIES = frozenset({"lt", "gt", "amp", "quot", "apos"})
+_WRAPPER_NAME = "_promptls_root"
+_DOCTYPE_MESSAGE = "DOCTYPE ignored: promptls never loads DTDs or expands entities"
+
+
+def is_name_start(ch: str) -> bool:
+    """Whether `ch` (one character) may start an XML name."""
+    return len(ch) == 1 and _NAME_START_RE.match(ch) is not None
+
+
+def _valid_char_code(code: int) -> bool:
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _uri_certainly_invalid(value: str) -> bool:
+    """A conservative check of a namespace name: True only when libxml2 would reject it."""
+    if "[" in value or "&" in value:  # IP literals and references: left to lxml
+        return False
+    if _BAD_URI_RE.search(value) is not None:
+        return True
+    if _URI_SCHEME_RE.match(value) is None:
+        first = _URI_FIRST_SEGMENT_RE.match(value)
+        return first is not None and ":" in first.group(0)
+    return False
+
+
+def _qname_ok(name: str) -> bool:
+    """Namespace well-formedness of a name: at most one ':' with a name on either side."""
+    if ":" not in name:
+        return True
+    prefix, _, local = name.partition(":")
+    return (
+        bool(prefix)
+        and bool(local)
+        and ":" not in local
+        and _NCNAME_START_RE.match(local) is not None
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The scanner
+# --------------------------------------------------------------------------------------------
+
+
+class _Open:
+    """A start tag seen by the scanner; mutable while the scan runs, frozen afterwards."""
+
+    __slots__ = (
+        "attributes",
+        "closed",
+        "content_end",
+        "depth",
+        "end",
+        "errored",
+        "name",
+        "self_closing",
+        "start",
+        "start_tag_end",
+    )
+
+    def __init__(self, name: str, start: int, depth: int) -> None:
+        self.name = name
+        self.start = start
+        self.start_tag_end = start
+        self.end = -1
+        self.content_end = -1
+        self.depth = depth
+        self.attributes: list[XmlAttribute] = []
+        self.self_closing = False
+        self.closed = False
+        self.errored = False
+
+
+class _Scanner:
+    """One pass over a region (`work` is the text with masks and invalid characters blanked)."""
+
+    def __init__(self, text: str, work: str) -> None:
+        self.text = text
+        self.work = work
+        self.n = len(work)
+        self.problems: list[XmlProblem] = []
+        self.elements: list[_Open] = []
+        self.stack: list[_Open] = []
+        self.comments: list[XmlComment] = []
+        self.cdata: list[tuple[int, int]] = []
+        # Spans to blank in the oracle's copy, with the filler character: a space, or '_'
+        # inside a namespace declaration, whose value must stay a valid URI.
+        self.blank: list[tuple[int, int, str]] = []
+        self.fill = " "
+        # Offsets that are the evidence of a structural error: never blanked, so that lxml
+        # sees the same mistake (`<a <?pi?> />` must not become `<a        />`).
+        self.protected: list[int] = []
+        self.prefixes: set[str] = set()
+        self.swallowed = False  # an unclosed comment/CDATA/PI ran to the end of the region
+        self.implicitly_closed: dict[str, int] = {}
+        self.seen_content = False  # anything but whitespace before the current position
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def error(self, start: int, end: int, kind: str, message: str, fix: str | None = None) -> None:
+        self.problems.append(XmlProblem(start, end, Severity.ERROR, message, kind, fix))
+
+    def warn(self, start: int, end: int, kind: str, message: str, fix: str | None) -> None:
+        self.problems.append(XmlProblem(start, end, Severity.WARNING, message, kind, fix))
+        self.blank.append((start, end, self.fill))
+
+    def info(self, start: int, end: int, kind: str, message: str) -> None:
+        self.problems.append(XmlProblem(start, end, Severity.INFORMATION, message, kind))
+        self.blank.append((start, end, " "))
+
+    def bare_lt(self, i: int) -> None:
+        self.warn(i, i + 1, "bare-lt", "bare '<' is not allowed in XML text: write &lt;", "&lt;")
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        work = self.work
+        n = self.n
+        pos = 0
+        while pos < n:
+            m = _CONTENT_RE.search(work, pos)
+            if m is None:
+                break
+            i = m.start()
+            ch = work[i]
+            if ch == "&":
+                pos = self.reference(i, in_attribute=False)
+            elif ch == "]":
+                self.warn(
+                    i,
+                    i + 3,
+                    "cdata-end-in-text",
+                    "']]>' is not allowed in XML text: write ]]&gt;",
+                    "]]&gt;",
+                )
+                pos = i + 3
+            else:
+                pos = self.markup(i)
+            if pos >= n or self.swallowed:
+                break
+        self.finish()
+
+    def markup(self, i: int) -> int:
+        """Handle the '<' at `i`; return the position to resume from."""
+        work = self.work
+        leading = not self.seen_content and not work[:i].strip(" \t\r\n\ufeff")
+        self.seen_content = True
+        nxt = work[i + 1] if i + 1 < self.n else ""
+        if nxt == "!":
+            if work.startswith("<!--", i):
+                return self.comment(i)
+            if work.startswith("<![CDATA[", i):
+                return self.cdata_section(i)
+            if _DOCTYPE_START_RE.match(work, i):
+                return self.doctype(i)
+            self.bare_lt(i)
+            return i + 1
+        if nxt == "?":
+            return self.processing_instruction(i, leading)
+        if nxt == "/":
+            return self.end_tag(i)
+        if _AUTOLINK_RE.match(work, i) or not is_name_start(nxt):
+            self.bare_lt(i)
+            return i + 1
+        return self.start_tag(i)
+
+    # -- references ------------------------------------------------------------------------------
+
+    def reference(self, i: int, *, in_attribute: bool) -> int:
+        """Check the '&' at `i`; return the position after what it starts."""
+        m = _ENTITY_RE.match(self.work, i)
+        where = "an attribute value" if in_attribute else "XML text"
+        if m is None:
+            self.warn(
+                i, i + 1, "bare-amp", f"bare '&' is not allowed in {where}: write &amp;", "&amp;"
+            )
+            return i + 1
+        name, dec, hexa = m.group(1), m.group(2), m.group(3)
+        if name is not None:
+            if name not in _PREDEFINED_ENTITIES:
+                code = html.entities.name2codepoint.get(name)
+                fix = f"&#{code};" if code is not None else f"&amp;{name};"
+                self.warn(
+                    i,
+                    m.end(),
+                    "undefined-entity",
+                    f"undefined entity &{name}; (XML defines only &lt; &gt; &amp; &quot; "
+                    f"&apos;, and no DTD is loaded): write {fix}",
+                    fix,
+                )
+            return m.end()
+        digits = (dec if dec is not None else hexa).lstrip("0")
+        value = -1 if len(digits) > 8 else int(digits or "0", 10 if dec is not None else 16)
+        if not _valid_char_code(value):
+            self.warn(
+                i,
+                m.end(),
+                "bad-char-ref",
+                f"character reference {m.group(0)} is not an allowed XML character",
+                None,
+            )
+        return m.end()
+
+    # -- comments, CDATA, DOCTYPE, PIs -----------------------------------------------------------
+
+    def comment(self, i: int) -> int:
+        work = self.work
+        close = work.find("-->", i + 4)
+        if close < 0:
+            self.error(i, i + 4, "unclosed-comment", "comment is never closed: add -->")
+            self.comments.append(XmlComment(i, self.n, closed=False))
+            self.swallowed = True
+            return self.n
+        hyphens = _DOUBLE_HYPHEN_RE.search(work, i + 4, close + 1)
+        if hyphens is not None:
+            k = hyphens.start()
+            if k >= 2 and work[k - 2 : k] == "<!" and k - 2 >= i + 4:
+                self.error(
+                    k - 2,
+                    k + 2,
+                    "nested-comment",
+                    "comment opened again inside a comment (comments cannot nest; close the "
+                    "first one with --> before)",
+                )
+            else:
+                self.error(
+                    k,
+                    k + 2,
+                    "double-hyphen-in-comment",
+                    "'--' is not allowed inside a comment",
+                )
+        self.comments.append(XmlComment(i, close + 3, closed=True))
+        return close + 3
+
+    def cdata_section(self, i: int) -> int:
+        close = self.work.find("]]>", i + 9)
+        if close < 0:
+            self.error(i, i + 9, "unclosed-cdata", "CDATA section is never closed: add ]]>")
+            self.cdata.append((i, self.n))
+            self.swallowed = True
+            return self.n
+        self.cdata.append((i, close + 3))
+        return close + 3
+
+    def doctype(self, i: int) -> int:
+        m = _DOCTYPE_RE.match(self.work, i)
+        if m is None:
+            self.error(i, i + 9, "unterminated-tag", "<!DOCTYPE is never terminated by >")
+            return i + 9
+        self.info(i, m.end(), "doctype", _DOCTYPE_MESSAGE)
+        return m.end()
+
+    def processing_instruction(self, i: int, leading: bool) -> int:
+        work = self.work
+        name = NAME_RE.match(work, i + 2)
+        if name is None:
+            self.bare_lt(i)
+            return i + 1
+        m = _PI_RE.match(work, i)
+        if m is None:
+            self.error(
+                i,
+                name.end(),
+                "unterminated-tag",
+                f"processing instruction <?{name.group(0)} is never closed: add ?>",
+            )
+            self.swallowed = True
+            return self.n
+        target = name.group(0)
+        if target == "xml" and leading:
+            self.blank.append((i, m.end(), " "))
+        elif target.lower() == "xml":
+            self.info(
+                i,
+                m.end(),
+                "processing-instruction",
+                "XML declaration ignored: it is only allowed at the very start",
+            )
+        else:
+            self.info(
+                i,
+                m.end(),
+                "processing-instruction",
+                f"processing instruction <?{target}?> ignored",
+            )
+        return m.end()
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def check_name(self, start: int, name: str, what: str) -> bool:
+        if not _qname_ok(name):
+            self.error(
+                start,
+                start + len(name),
+                "bad-name",
+                f"{what} name {name!r} is not a valid namespaced name "
+                "(at most one ':', with a name on each side)",
+            )
+            return False
+        prefix, colon, _ = name.partition(":")
+        if colon:
+            if what == "element" and prefix == "xmlns":
+                self.error(
+                    start,
+                    start + len(name),
+                    "bad-name",
+                    f"element name {name!r}: the xmlns prefix is reserved",
+                )
+                return False
+            if prefix not in ("xml", "xmlns"):
+                self.prefixes.add(prefix)
+        return True
+
+    def start_tag(self, i: int) -> int:
+        work = self.work
+        text = self.text
+        n = self.n
+        name_m = NAME_RE.match(work, i + 1)
+        assert name_m is not None
+        name = name_m.group(0)
+        element = _Open(name, i, len(self.stack))
+        self.elements.append(element)
+        self.check_name(i + 1, name, "element")
+        tag_error = False  # report only the first syntax problem of a tag
+        seen: set[str] = set()
+        pos = name_m.end()
+
+        def bad(start: int, end: int, message: str, fix: str | None = None) -> None:
+            nonlocal tag_error
+            if not tag_error:
+                self.error(start, end, "bad-attribute", message, fix)
+            tag_error = True
+
+        while True:
+            ws = _WS_RE.match(work, pos)
+            assert ws is not None
+            p = ws.end()
+            close = _TAG_CLOSE_RE.match(work, p)
+            if close is not None:
+                element.start_tag_end = close.end()
+                element.self_closing = close.group(0) == "/>"
+                break
+            if p >= n or work[p] == "<":
+                self.error(
+                    i, name_m.end(), "unterminated-tag", f"start tag <{name} is never closed by >"
+                )
+                element.errored = True
+                element.start_tag_end = pos
+                self.protected.append(p)
+                self.open(element)
+                return pos
+            attr_m = NAME_RE.match(work, p)
+            if attr_m is None:
+                garbage = _GARBAGE_RE.match(work, p)
+                g_end = garbage.end() if garbage is not None else p + 1
+                bad(p, g_end, f"unexpected {work[p:g_end]!r} in start tag <{name}>")
+                pos = g_end
+                continue
+            attr = attr_m.group(0)
+            if ws.end() == ws.start():
+                bad(p, attr_m.end(), f"missing whitespace before attribute {attr}")
+            if not self.check_name(p, attr, "attribute"):
+                tag_error = True
+            if attr in seen:
+                self.error(p, attr_m.end(), "duplicate-attribute", f"duplicate attribute {attr}")
+            seen.add(attr)
+            eq = _EQ_RE.match(work, attr_m.end())
+            if eq is None:
+                bad(p, attr_m.end(), f'attribute {attr} has no value: write {attr}="..."')
+                pos = attr_m.end()
+                continue
+            q = eq.end()
+            quote = work[q] if q < n else ""
+            if quote not in ('"', "'"):
+                unquoted = _UNQUOTED_RE.match(work, q)
+                if unquoted is None:
+                    bad(p, q, f"attribute {attr} has no value")
+                    pos = q
+                    continue
+                v_end = unquoted.end()
+                if work[v_end - 1] == "/" and work.startswith(">", v_end) and v_end - 1 > q:
+                    v_end -= 1
+                value = text[q:v_end]
+                fix = f'"{value}"' if '"' not in value else None
+                bad(q, v_end, f"the value of {attr} must be quoted", fix)
+                element.attributes.append(XmlAttribute(attr, value, p, q, v_end))
+                pos = v_end
+                continue
+            v_start = q + 1
+            v_close = work.find(quote, v_start)
+            if v_close < 0:
+                gt = work.find(">", v_start)
+                if gt < 0:
+                    self.error(
+                        i,
+                        name_m.end(),
+                        "unterminated-tag",
+                        f"start tag <{name} is never closed: the value of {attr} never ends",
+                    )
+                    element.errored = True
+                    element.start_tag_end = n
+                    self.swallowed = True
+                    self.open(element)
+                    return n
+                bad(p, v_start, f"the value of {attr} is never closed: add {quote}")
+                element.attributes.append(XmlAttribute(attr, text[v_start:gt], p, v_start, gt))
+                element.start_tag_end = gt + 1
+                element.self_closing = work[gt - 1] == "/" and gt - 1 >= v_start
+                break
+            gt = work.find(">", v_start, v_close)
+            taglike = _LT_TAGLIKE_RE.search(work, gt, v_close) if gt >= 0 else None
+            if taglike is not None:
+                self.protected.append(taglike.start())
+                # `x="foo>text</a> <b y="`: the quote was never closed; the tag ended at '>'.
+                bad(p, v_start, f"the value of {attr} is never closed: add {quote}")
+                element.attributes.append(XmlAttribute(attr, text[v_start:gt], p, v_start, gt))
+                element.start_tag_end = gt + 1
+                element.self_closing = work[gt - 1] == "/" and gt - 1 >= v_start
+                break
+            namespace = attr == "xmlns" or attr.startswith("xmlns:")
+            if namespace:
+                if attr != "xmlns" and v_close == v_start:
+                    bad(p, v_close + 1, f"{attr}: an empty namespace name is not allowed")
+                elif _uri_certainly_invalid(work[v_start:v_close].replace("<", "_")):
+                    bad(v_start, v_close, f"{attr}: the namespace name is not a valid URI")
+                self.fill = "_"
+            special = _ATTR_VALUE_SPECIAL_RE.search(work, v_start, v_close)
+            while special is not None:
+                k = special.start()
+                if work[k] == "<":
+                    self.warn(
+                        k,
+                        k + 1,
+                        "bare-lt",
+                        "bare '<' is not allowed in an attribute value: write &lt;",
+                        "&lt;",
+                    )
+                    k += 1
+                else:
+                    k = min(self.reference(k, in_attribute=True), v_close)
+                special = _ATTR_VALUE_SPECIAL_RE.search(work, k, v_close)
+            self.fill = " "
+            element.attributes.append(
+                XmlAttribute(attr, text[v_start:v_close], p, v_start, v_close)
+            )
+            pos = v_close + 1
+        if element.self_closing:
+            element.end = element.content_end = element.start_tag_end
+            element.closed = True
+        else:
+            self.open(element)
+        return element.start_tag_end
+
+    def open(self, element: _Open) -> None:
+        element.depth = len(self.stack)
+        self.stack.append(element)
+
+    def end_tag(self, i: int) -> int:
+        work = self.work
+        name_m = NAME_RE.match(work, i + 2)
+        if name_m is None:
+            self.bare_lt(i)
+            return i + 1
+        name = name_m.group(0)
+        tail = _END_TAG_TAIL_RE.match(work, name_m.end())
+        if tail is None:
+            self.error(i, name_m.end(), "unterminated-tag", f"end tag </{name} is missing >")
+            ws = _WS_RE.match(work, name_m.end())
+            assert ws is not None
+            tag_end = ws.end()
+            self.protected.append(tag_end)
+        else:
+            tag_end = tail.end()
+        stack = self.stack
+        if stack and stack[-1].name == name:
+            self.close(stack.pop(), i, tag_end)
+            return tag_end
+        depth = next((k for k in range(len(stack) - 1, -1, -1) if stack[k].name == name), -1)
+        if depth >= 0:
+            while len(stack) > depth + 1:
+                inner = stack.pop()
+                inner.end = inner.content_end = i
+                if not inner.errored:
+                    self.error(
+                        inner.start,
+                        inner.start_tag_end,
+                        "unclosed-element",
+                        f"<{inner.name}> is never closed (</{name}> closes its parent first)",
+                    )
+                    inner.errored = True
+                self.implicitly_closed[inner.name] = self.implicitly_closed.get(inner.name, 0) + 1
+            self.close(stack.pop(), i, tag_end)
+            return tag_end
+        pending = self.implicitly_closed.get(name, 0)
+        if pending:
+            # `<a><b>x</a></b>`: this `</b>` belongs to the <b> already reported unclosed.
+            self.implicitly_closed[name] = pending - 1
+            return tag_end
+        if stack:
+            following = _END_TAG_RE.search(work, tag_end)
+            next_name = following.group(1) if following is not None else None
+            parent = stack[-2].name if len(stack) >= 2 else None
+            if next_name == parent:
+                inner = stack.pop()
+                self.error(
+                    i,
+                    tag_end,
+                    "mismatched-end-tag",
+                    f"mismatched end tag </{name}>: expected </{inner.name}>",
+                    f"</{inner.name}>",
+                )
+                self.close(inner, i, tag_end)
+                return tag_end
+        self.error(
+            i, tag_end, "stray-end-tag", f"stray end tag </{name}>: no <{name}> is open here"
+        )
+        return tag_end
+
+    @staticmethod
+    def close(element: _Open, i: int, tag_end: int) -> None:
+        element.content_end = i
+        element.end = tag_end
+        element.closed = True
+
+    def finish(self) -> None:
+        n = self.n
+        while self.stack:
+            element = self.stack.pop()
+            element.end = element.content_end = n
+            if not element.errored and not self.swallowed:
+                self.error(
+                    element.start,
+                    element.start_tag_end,
+                    "unclosed-element",
+                    f"<{element.name}> is never closed",
+                )
+
+    def frozen_elements(self) -> tuple[XmlElement, ...]:
+        out: list[XmlElement] = []
+        n = self.n
+        for e in self.elements:
+            start_tag_end = min(max(e.start_tag_end, e.start), n)
+            end = e.end if e.end >= 0 else n
+            end = min(max(end, start_tag_end), n)
+            content_end = e.content_end if e.content_end >= 0 else end
+            content_end = min(max(content_end, start_tag_end), end)
+            out.append(
+                XmlElement(
+                    name=e.name,
+                    start=e.start,
+                    start_tag_end=start_tag_end,
+                    end=end,
+                    content_start=start_tag_end,
+                    content_end=content_end,
+                    depth=e.depth,
+                    attributes=tuple(e.attributes),
+                    self_closing=e.self_closing,
+                    closed=e.closed,
+                )
+            )
+        return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# The lxml oracle
+# --------------------------------------------------------------------------------------------
+
+
+def _blank_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
+    """`text` with every (start, end, filler) span filled (same length); spans may overlap."""
+    if not spans:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for span_start, end, filler in sorted(spans):
+        start = max(span_start, pos)
+        if end <= start:
+            continue
+        parts.append(text[pos:start])
+        parts.append(filler * (end - start))
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        recover=False,
+        remove_comments=False,
+    )
+
+
+@functools.cache
+def _columns_count_bytes() -> bool:
+    """Whether this libxml2 reports error columns in bytes rather than characters."""
+    probe = "<r>\u00e9\u00e9<a x='1' x='2'/></r>"  # the error is reported at the '/'
+    try:
+        etree.fromstring(probe.encode("utf-8"), _parser())
+    except etree.XMLSyntaxError as exc:
+        return bool(exc.position[1] == probe.index("/>") + 1 + 2)
+    except Exception:
+        return False
+    return False
+
+
+def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
+    """Parse the wrapped fragment strictly: None when accepted, else (offset, message).
+
+    The offset is into `fragment`. Raises `_OracleUnavailable` on any unexpected failure.
+    """
+    declarations = "".join(
+        f' xmlns:{p}="urn:promptls:prefix:{k}"' for k, p in enumerate(sorted(prefixes))
+    )
+    head = f"<{_WRAPPER_NAME}{declarations}>"
+    wrapped = f"{head}{fragment}</{_WRAPPER_NAME}>"
+    try:
+        etree.fromstring(wrapped.encode("utf-8"), _parser())
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (1, 1)
+        line_start = 0
+        for _ in range(max(line, 1) - 1):
+            nl = wrapped.find("\n", line_start)
+            if nl < 0:
+                break
+            line_start = nl + 1
+        column = max(column, 1) - 1
+        if _columns_count_bytes():
+            line_end = wrapped.find("\n", line_start)
+            line_text = wrapped[line_start : line_end if line_end >= 0 else len(wrapped)]
+            column = len(line_text.encode("utf-8")[:column].decode("utf-8", "ignore"))
+        offset = line_start + column - len(head)
+        message = (exc.msg or str(exc)).strip()
+        message = re.sub(r", line \d+, column \d+$", "", message)
+        return min(max(offset, 0), len(fragment)), message
+    except Exception as exc:
+        raise _OracleUnavailableError from exc
+    return None
+
+
+class _OracleUnavailableError(Exception):
+    """lxml failed in a way that says nothing about the fragment."""
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _normalize_spans(spans: Sequence[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    """Clamp, drop empty and merge overlapping spans; sorted by start."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted((max(0, s), min(n, e)) for s, e in spans):
+        if end <= start:
+            continue
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
+    """Scan and check one XML region.
+
+    `masks` are (start, end) spans of the text to treat as opaque character data (e.g. a markdown
+    code fence inside a raw XML element): no tags, no problems there.
+    """
+    n = len(text)
+    work = _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, n)])
+    invalid = list(_INVALID_CHAR_RE.finditer(work))
+    invalid_problems = [
+        XmlProblem(
+            m.start(),
+            m.end(),
+            Severity.WARNING,
+            "control character or non-character not allowed in XML: delete it",
+            "invalid-character",
+            "",
+        )
+        for m in invalid
+    ]
+    if invalid:
+        work = _blank_spans(work, [(m.start(), m.end(), " ") for m in invalid])
+
+    scanner = _Scanner(text, work)
+    scanner.run()
+    problems = scanner.problems + invalid_problems
+    scanner_ok = not any(p.severity == Severity.ERROR for p in problems)
+
+    blank = scanner.blank
+    if scanner.protected:
+        guarded = sorted(scanner.protected)
+        blank = [
+            span
+            for span in blank
+            if bisect.bisect_left(guarded, span[0]) == bisect.bisect_left(guarded, span[1])
+        ]
+    sanitized = _blank_spans(work, blank).replace("\r", " ")
+    oracle = "agree"
+    try:
+        verdict = _lxml_verdict(sanitized, scanner.prefixes)
+    except _OracleUnavailableError:
+        oracle = "unavailable"
+    else:
+        if verdict is not None and scanner_ok:
+            offset, message = verdict
+            problems.append(
+                XmlProblem(
+                    offset,
+                    min(offset + 1, n),
+                    Severity.ERROR,
+                    f"not well-formed XML: {message}",
+                    "parser",
+                )
+            )
+            oracle = "parser-only"
+        elif verdict is None and not scanner_ok:
+            problems = [p for p in problems if p.severity != Severity.ERROR]
+            oracle = "scanner-only"
+
+    problems.sort(key=lambda p: (p.start, p.end, p.severity))
+    return XmlCheck(
+        problems=tuple(problems),
+        elements=scanner.frozen_elements(),
+        comments=tuple(scanner.comments),
+        cdata=tuple(scanner.cdata),
+        well_formed=not any(p.severity == Severity.ERROR for p in problems),
+        oracle=oracle,
+    )
+
+
+def raw_element_end(text: str, start: int, skip: Sequence[tuple[int, int]] = ()) -> int | None:
+    """Where the raw element whose start tag begins at `text[start]` ('<') ends.
+
+    Return the offset just after the end tag that closes it (tracking nesting, comments, CDATA,
+    and ignoring spans in `skip`), or None when it is never closed; for a self-closing tag, the
+    offset after '/>'. Also None when `text[start]` does not start a start tag.
+
+    Only elements of the same name count for nesting, so stray markup of other names in the
+    markdown between the tags does not matter.
+    """
+    if not text.startswith("<", start):
+        return None
+    name_m = NAME_RE.match(text, start + 1)
+    if name_m is None:
+        return None
+    name = name_m.group(0)
+    tail = _START_TAG_TAIL_RE.match(text, name_m.end())
+    if tail is None:
+        return None
+    if text[tail.end() - 2] == "/" and tail.end() - 2 >= name_m.end():
+        return tail.end()
+    spans = _normalize_spans(skip, len(text))
+    span_starts = [s for s, _ in spans]
+
+    def skipped(offset: int) -> int:
+        """The end of the skip span holding `offset`, or -1."""
+        k = bisect.bisect_right(span_starts, offset) - 1
+        if k >= 0 and offset < spans[k][1]:
+            return spans[k][1]
+        return -1
+
+    def find(needle: str, pos: int) -> int:
+        while True:
+            hit = text.find(needle, pos)
+            if hit < 0:
+                return -1
+            jump = skipped(hit)
+            if jump < 0:
+                return hit
+            pos = jump
+
+    depth = 1
+    pos = tail.end()
+    while True:
+        m = _RAW_TOKEN_RE.search(text, pos)
+        if m is None:
+            return None
+        jump = skipped(m.start())
+        if jump >= 0:
+            pos = jump
+            continue
+        token = m.group(0)
+        if token == "<!--":
+            close = find("-->", m.end())
+            if close < 0:
+                return None
+            pos = close + 3
+        elif token == "<![CDATA[":
+            close = find("]]>", m.end())
+            if close < 0:
+                return None
+            pos = close + 3
+        elif m.group(2) != name:
+            pos = m.end()
+        elif m.group(1):
+            end_m = _END_TAG_TAIL_RE.match(text, m.end())
+            if end_m is None:
+                pos = m.end()
+                continue
+            depth -= 1
+            if depth == 0:
+                return end_m.end()
+            pos = end_m.end()
+        else:
+            tag = _START_TAG_TAIL_RE.match(text, m.end())
+            if tag is None:
+                pos = m.end()
+                continue
+            if not (text[tag.end() - 2] == "/" and tag.end() - 2 >= m.end()):
+                depth += 1
+            pos = tag.end()

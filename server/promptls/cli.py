@@ -1,0 +1,245 @@
+"""The `promptls` command line: check, tokens, graph (and, later, serve, compress, report).
+
+Exit codes: 0 nothing at or above the fail level, 1 findings at or above it, 2 usage or I/O error
+(one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from promptls import __version__
+from promptls.analysis.findings import Severity
+from promptls.analysis.graph import TreeNode, WorkspaceIndex, load_tree
+from promptls.analysis.text import PositionEncoding
+from promptls.analysis.tokens import EncodingUnavailable
+from promptls.analysis.workspace import Workspace
+from promptls.config import Settings, load_settings
+from promptls.output import build_reports, render_json, render_sarif, render_text, severity_counts
+
+
+class UsageError(Exception):
+    """A problem with the command line or the files it names (exit code 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promptls",
+        description="Token budgets, load costs and XML checks for Claude Code prompt frameworks.",
+    )
+    parser.add_argument("--version", action="version", version=f"promptls {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="report every finding of a workspace")
+    check.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="workspace folders, or files inside one (default: .)",
+    )
+    check.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    check.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "information", "hint"),
+        default="error",
+        help="lowest severity that makes the exit code 1",
+    )
+    check.add_argument(
+        "--position-encoding",
+        choices=[e.value for e in PositionEncoding],
+        default="utf-16",
+        help="how columns are counted (default utf-16, as LSP)",
+    )
+    _common(check)
+
+    tokens = sub.add_parser("tokens", help="count the tokens of files")
+    tokens.add_argument("files", nargs="+", metavar="FILE")
+    _common(tokens)
+
+    graph = sub.add_parser("graph", help="print the load tree of a file with each file's tokens")
+    graph.add_argument("file", metavar="FILE")
+    _common(graph)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root", metavar="DIR", help="the workspace folder (default: found from the paths)"
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=0, help="threads for counting (default: one per core)"
+    )
+
+
+def _workspace_root(path: Path) -> Path:
+    """The folder a file belongs to: the nearest ancestor holding `.claude` or `.git`."""
+    start = path if path.is_dir() else path.parent
+    for folder in (start, *start.parents):
+        if (folder / ".claude").is_dir() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def _open_index(
+    paths: Sequence[str], root: str | None, jobs: int
+) -> tuple[WorkspaceIndex, set[str] | None, Settings]:
+    targets = [Path(p) for p in (paths or ["."])]
+    for target in targets:
+        if not target.exists():
+            raise UsageError(f"{target}: no such file or folder")
+    folders: list[Path]
+    only: set[str] | None = None
+    if root is not None:
+        if not Path(root).is_dir():
+            raise UsageError(f"--root {root}: not a folder")
+        folders = [Path(root)]
+    else:
+        folders = []
+        for target in targets:
+            folder = target if target.is_dir() else _workspace_root(target.resolve())
+            if folder.resolve() not in [f.resolve() for f in folders]:
+                folders.append(folder)
+    files = [t for t in targets if t.is_file()]
+    if files and not any(t.is_dir() for t in targets):
+        only = {os.path.realpath(f) for f in files}
+    settings = load_settings(folders[0])
+    for problem in settings.problems:
+        print(f"promptls: settings: {problem}", file=sys.stderr)
+    try:
+        workspace = Workspace(folders, settings.kinds, settings.exclude)
+        index = WorkspaceIndex(workspace, settings)
+    except EncodingUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    index.index(threads=jobs or None)
+    if only is not None:
+        missing = [p for p in only if index.get(p) is None]
+        if missing:
+            index.analyse_many(sorted(missing), threads=jobs or None)
+    return index, only, settings
+
+
+def _display(index: WorkspaceIndex) -> object:
+    workspace = index.workspace
+    if len(workspace.folders) == 1:
+        return workspace.relative
+    names = {f: os.path.basename(f) for f in workspace.folders}
+
+    def show(path: str) -> str:
+        folder = workspace.folder_of(path)
+        rel = workspace.relative(path)
+        return f"{names[folder]}/{rel}" if folder else rel
+
+    return show
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`promptls check`."""
+    index, only, settings = _open_index(args.paths, args.root, args.jobs)
+    encoding = PositionEncoding(args.position_encoding)
+    if args.format == "sarif" and encoding is PositionEncoding.UTF8:
+        encoding = PositionEncoding.UTF16
+    reports = build_reports(index, encoding, only, _display(index))
+    errors = {index.workspace.relative(p): m for p, m in index.errors.items()}
+    if args.format == "json":
+        out = render_json(reports, settings.encoding, encoding, errors)
+    elif args.format == "sarif":
+        out = render_sarif(reports, encoding)
+    else:
+        out = render_text(reports, errors)
+    sys.stdout.write(out)
+    fail_at = Severity.parse(args.fail_on)
+    counts = severity_counts(reports)
+    failed = any(counts[s] for s in Severity if s <= fail_at) or bool(errors)
+    return 1 if failed else 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """`promptls tokens FILE...`: raw tokens, loaded tokens and kind of each file."""
+    index, _, settings = _open_index(args.files, args.root, args.jobs)
+    total_raw = total = 0
+    rows: list[tuple[str, str, int, int]] = []
+    for name in args.files:
+        fa = index.get(os.path.realpath(name))
+        if fa is None:
+            raise UsageError(f"{name}: could not be read")
+        rows.append((name, fa.kind, fa.raw_tokens, fa.tokens))
+        total_raw += fa.raw_tokens
+        total += fa.tokens
+    width = max(len(r[0]) for r in rows)
+    print(f"{'file':<{width}}  {'kind':<14} {'raw':>9} {'loaded':>9}")
+    for name, kind, raw, tokens in rows:
+        print(f"{name:<{width}}  {kind:<14} {raw:>9,} {tokens:>9,}")
+    if len(rows) > 1:
+        print(f"{'total':<{width}}  {'':<14} {total_raw:>9,} {total:>9,}")
+    print(f"({settings.encoding}, calibration {settings.calibration:g})", file=sys.stderr)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """`promptls graph FILE`: the load tree."""
+    index, _, settings = _open_index([args.file], args.root, args.jobs)
+    path = os.path.realpath(args.file)
+    if index.get(path) is None:
+        raise UsageError(f"{args.file}: could not be read")
+    tree = load_tree(index, path)
+    load_set = index.load_set(path)
+    rel = index.workspace.relative
+    print(
+        f"{rel(path)}  (loads {len(load_set.files)} files, ≈{index.load_tokens(path):,} tokens; "
+        f"load budget {settings.load_budget:,})"
+    )
+    lines: list[str] = []
+    _tree_lines(tree, "", lines, rel, root=True)
+    print("\n".join(lines))
+    for source, ref, depth in load_set.cut:
+        print(f"  not loaded: @{ref.target} in {rel(source)} (import hop {depth})")
+    return 0
+
+
+def _tree_lines(
+    node: TreeNode,
+    prefix: str,
+    out: list[str],
+    rel: object,
+    *,
+    root: bool = False,
+    last: bool = True,
+) -> None:
+    assert callable(rel)
+    note = f"  ({node.note})" if node.note else ""
+    if root:
+        out.append(f"{rel(node.path)}  {node.tokens:,} tok{note}")
+        child_prefix = ""
+    else:
+        out.append(
+            f"{prefix}{'└── ' if last else '├── '}{rel(node.path)}  {node.tokens:,} tok{note}"
+        )
+        child_prefix = prefix + ("    " if last else "│   ")
+    for i, child in enumerate(node.children):
+        _tree_lines(child, child_prefix, out, rel, last=i == len(node.children) - 1)
+
+
+COMMANDS = {"check": cmd_check, "tokens": cmd_tokens, "graph": cmd_graph}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"promptls: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"promptls: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

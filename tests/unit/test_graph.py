@@ -1,0 +1,161 @@
+"""The workspace index: load sets and costs, cycles, import depth, budgets, incremental updates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from promptls.analysis.graph import WorkspaceIndex, load_tree
+from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.workspace import Workspace
+from promptls.config import Settings, settings_from
+from tests.conftest import WorkspaceMaker
+
+COMMAND = """---
+description: Ship a change
+---
+```xml
+<command purpose="ship">
+  <delegation target="modules/dev/change.md">plan</delegation>
+  <module>quality/check.md - checks</module>
+  <context_budget>Estimated tokens: ~6,000</context_budget>
+</command>
+```
+"""
+FILES = {
+    ".claude/commands/ship.md": COMMAND,
+    ".claude/modules/dev/change.md": (
+        "```xml\n<module>\n<depends_on>\nquality/check.md\n</depends_on>\n</module>\n```\n"
+    ),
+    ".claude/modules/quality/check.md": "Check everything twice.\n",
+    ".claude/modules/loop/a.md": "```xml\n<depends_on>\nloop/b.md\n</depends_on>\n```\n",
+    ".claude/modules/loop/b.md": "```xml\n<depends_on>\nloop/a.md\n</depends_on>\n```\n",
+    "README.md": "not a prompt file\n",
+    "notes.txt": "linked text\n",
+    "CLAUDE.md": "@d1.md and [notes](notes.txt)\n",
+    **{f"d{i}.md": f"@d{i + 1}.md\n" for i in range(1, 8)},
+}
+
+
+def _index(root: Path, **settings: object) -> WorkspaceIndex:
+    s = settings_from(settings) if settings else Settings()
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    index.index()
+    return index
+
+
+def _p(index: WorkspaceIndex, rel: str) -> str:
+    return os.path.join(index.workspace.folders[0], rel)
+
+
+def _codes(index: WorkspaceIndex, rel: str) -> list[str]:
+    return [f.code for f in index.findings(_p(index, rel))]
+
+
+def test_load_set_and_cost(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    ship = _p(index, ".claude/commands/ship.md")
+    files = [index.workspace.relative(p) for p in index.load_set(ship).files]
+    assert files == [
+        ".claude/commands/ship.md",
+        ".claude/modules/dev/change.md",
+        ".claude/modules/quality/check.md",
+    ]
+    assert index.load_tokens(ship) == sum(index.files[p].tokens for p in index.load_set(ship).files)
+
+
+def test_counts_are_exact(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    counter = TokenCounter()
+    for path, fa in index.files.items():
+        raw = Path(path).read_bytes().decode("utf-8", errors="replace")
+        assert fa.raw_tokens == counter.count_exact(raw)
+    ship = index.files[_p(index, ".claude/commands/ship.md")]
+    assert ship.tokens == counter.count_exact(COMMAND[COMMAND.index("```xml") :])
+
+
+def test_other_file_joins_when_referenced(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    assert index.get(_p(index, "notes.txt")) is not None
+    assert index.get(_p(index, "README.md")) is None
+
+
+def test_cycle_reported_in_each_file(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    for rel in (".claude/modules/loop/a.md", ".claude/modules/loop/b.md"):
+        (cycle,) = [f for f in index.findings(_p(index, rel)) if f.code == "import-cycle"]
+        assert "loop/a.md" in cycle.message and "loop/b.md" in cycle.message
+        assert cycle.related
+    assert len(index.load_set(_p(index, ".claude/modules/loop/a.md")).files) == 2
+
+
+@pytest.mark.parametrize(("depth", "loaded"), [(5, 6), (3, 4)], ids=["default-5", "setting-3"])
+def test_import_depth(make_workspace: WorkspaceMaker, depth: int, loaded: int) -> None:
+    index = _index(make_workspace(FILES), importDepth=depth)
+    claude = _p(index, "CLAUDE.md")
+    files = index.load_set(claude).files
+    assert sum(1 for f in files if os.path.basename(f).startswith("d")) == loaded - 1
+    culprit = f"d{depth}.md"
+    assert "import-depth" in _codes(index, culprit)
+
+
+def test_budgets_and_context_mismatch(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES), loadBudget=100, budgets={"command": 50})
+    codes = _codes(index, ".claude/commands/ship.md")
+    assert {"load-budget", "token-budget", "context-budget-mismatch"} <= set(codes)
+
+
+def test_eighty_percent_is_information(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace(FILES)
+    index = _index(root)
+    ship = _p(index, ".claude/commands/ship.md")
+    tokens = index.files[ship].tokens
+    index = _index(root, budgets={"command": int(tokens / 0.9)})
+    (finding,) = [f for f in index.findings(ship) if f.code == "token-budget"]
+    assert finding.severity.label == "information"
+
+
+def test_severity_override(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES), severity={"import-cycle": "off"})
+    assert "import-cycle" not in _codes(index, ".claude/modules/loop/a.md")
+
+
+def test_update_invalidates_only_what_loads_the_file(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    ship = _p(index, ".claude/commands/ship.md")
+    check = _p(index, ".claude/modules/quality/check.md")
+    before = index.load_tokens(ship)
+    index.load_set(_p(index, "CLAUDE.md"))
+    index.workspace.overlay[check] = "Check everything twice, and then a third time for luck.\n"
+    affected = index.update(check, version=2)
+    assert ship in affected and _p(index, ".claude/modules/dev/change.md") in affected
+    assert _p(index, "CLAUDE.md") not in affected
+    assert index.load_tokens(ship) > before
+    assert index.files[check].version == 2
+
+
+def test_created_file_resolves_waiting_references(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace({"CLAUDE.md": "@later.md\n"})
+    index = _index(root)
+    claude = _p(index, "CLAUDE.md")
+    assert "unresolved-reference" in _codes(index, "CLAUDE.md")
+    (root / "later.md").write_text("now here\n")
+    index.update(str(Path(index.workspace.folders[0]) / "later.md"))
+    assert "unresolved-reference" not in _codes(index, "CLAUDE.md")
+    assert len(index.load_set(claude).files) == 2
+    os.remove(root / "later.md")
+    index.remove(_p(index, "later.md"))
+    assert "unresolved-reference" in _codes(index, "CLAUDE.md")
+
+
+def test_load_tree_marks_repeats(make_workspace: WorkspaceMaker) -> None:
+    index = _index(make_workspace(FILES))
+    tree = load_tree(index, _p(index, ".claude/commands/ship.md"))
+    notes = {index.workspace.relative(c.path): c.note for c in tree.children}
+    assert notes[".claude/modules/quality/check.md"] in ("", "loaded above")
+    change = next(c for c in tree.children if c.path.endswith("change.md"))
+    assert [index.workspace.relative(c.path) for c in change.children] == [
+        ".claude/modules/quality/check.md"
+    ]

@@ -1,0 +1,245 @@
+"""Every reference form of the formats, and how each resolves, confined to the workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from promptls.analysis.document import parse_document
+from promptls.analysis.references import Reference, Resolver, extract_references
+from promptls.analysis.workspace import Workspace
+from promptls.config import Settings
+from tests.conftest import WorkspaceMaker
+
+EXTRACT = [
+    ("memory-import", "memory", "See @docs/style.md for style.\n", [("import", "docs/style.md")]),
+    ("import-home", "memory", "@~/.claude/mine.md\n", [("import", "~/.claude/mine.md")]),
+    ("import-trailing-dot", "memory", "Read @docs/a.md.\n", [("import", "docs/a.md")]),
+    ("email-is-not-import", "memory", "mail me@example.com\n", []),
+    ("handle-is-not-import", "memory", "thanks @someone\n", []),
+    ("import-in-code-span", "memory", "`@docs/a.md`\n", []),
+    ("import-in-fence", "memory", "```\n@docs/a.md\n```\n", []),
+    (
+        "delegation",
+        "command",
+        '```xml\n<delegation target="modules/x/y.md">go</delegation>\n```\n',
+        [("delegation", "modules/x/y.md")],
+    ),
+    (
+        "pattern",
+        "command",
+        '```xml\n<uses_pattern from="patterns/tdd.md">r</uses_pattern>\n```\n',
+        [("pattern", "patterns/tdd.md")],
+    ),
+    (
+        "module-element",
+        "command",
+        '```xml\n<module condition="always">quality/c.md - checks</module>\n```\n',
+        [("module", "quality/c.md")],
+    ),
+    (
+        "module-attribute",
+        "command",
+        '```xml\n<step module="patterns/y.md"/>\n```\n',
+        [("module-attribute", "patterns/y.md")],
+    ),
+    (
+        "depends-on-lines",
+        "module",
+        "```xml\n<depends_on>\n  quality/a.md for checks\n  - patterns/b.md\n  prose line\n"
+        "</depends_on>\n```\n",
+        [("dependency", "quality/a.md"), ("dependency", "patterns/b.md")],
+    ),
+    (
+        "provides-to",
+        "module",
+        "```xml\n<provides_to>\n  commands/x.md\n</provides_to>\n```\n",
+        [("provides", "commands/x.md")],
+    ),
+    (
+        "component-line",
+        "component",
+        "Intro\ncomponents/a/b.md\n",
+        [("component", "components/a/b.md")],
+    ),
+    ("component-in-bash-fence", "component", "```bash\ncomponents/a/b.md\n```\n", []),
+    ("markdown-link", "module", "[checks](../quality/c.md#top)\n", [("link", "../quality/c.md")]),
+    ("url-link-ignored", "module", "[site](https://x.org/a.md) [a](#anchor)\n", []),
+    ("image-ignored", "module", "![img](pic.png)\n", []),
+    (
+        "raw-xml-delegation",
+        "command",
+        '<delegation target="modules/a.md"/>\n',
+        [("delegation", "modules/a.md")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"), [c[1:] for c in EXTRACT], ids=[c[0] for c in EXTRACT]
+)
+def test_extract(kind: str, text: str, expected: list[tuple[str, str]]) -> None:
+    refs = extract_references(parse_document(text, kind))
+    assert [(r.form, r.target) for r in refs] == expected
+    for ref in refs:
+        assert text[ref.start : ref.end] == ref.target
+
+
+FRAMEWORK = {
+    "CLAUDE.md": "@docs/style.md\n",
+    "docs/style.md": "style\n",
+    ".claude/commands/ship.md": "x\n",
+    ".claude/commands/local.md": "x\n",
+    ".claude/modules/development/small-change.md": "m\n",
+    ".claude/modules/patterns/tdd.md": "p\n",
+    ".claude/modules/quality/checklist.md": "q\n",
+    ".claude/system/gates.md": "g\n",
+    "components/planning/estimate.md": "c\n",
+    "folder/.keep": "",
+}
+
+RESOLVE = [
+    (
+        "import-from-file-folder",
+        "CLAUDE.md",
+        "import",
+        "docs/style.md",
+        "resolved",
+        "docs/style.md",
+    ),
+    (
+        "delegation-under-claude",
+        ".claude/commands/ship.md",
+        "delegation",
+        "modules/development/small-change.md",
+        "resolved",
+        ".claude/modules/development/small-change.md",
+    ),
+    (
+        "pattern-under-modules",
+        ".claude/commands/ship.md",
+        "pattern",
+        "patterns/tdd.md",
+        "resolved",
+        ".claude/modules/patterns/tdd.md",
+    ),
+    (
+        "module-under-system",
+        ".claude/commands/ship.md",
+        "module",
+        "gates.md",
+        "resolved",
+        ".claude/system/gates.md",
+    ),
+    (
+        "own-folder-first",
+        ".claude/commands/ship.md",
+        "module",
+        "local.md",
+        "resolved",
+        ".claude/commands/local.md",
+    ),
+    (
+        "component-root",
+        ".claude/commands/ship.md",
+        "component",
+        "components/planning/estimate.md",
+        "resolved",
+        "components/planning/estimate.md",
+    ),
+    (
+        "link-relative",
+        ".claude/modules/patterns/tdd.md",
+        "link",
+        "../quality/checklist.md",
+        "resolved",
+        ".claude/modules/quality/checklist.md",
+    ),
+    (
+        "workspace-root",
+        ".claude/commands/ship.md",
+        "import",
+        "docs/style.md",
+        "resolved",
+        "docs/style.md",
+    ),
+    (
+        "missing",
+        ".claude/commands/ship.md",
+        "delegation",
+        "modules/development/small-chnge.md",
+        "unresolved",
+        None,
+    ),
+    ("dotdot-out", "CLAUDE.md", "import", "../../etc/passwd", "outside", None),
+    ("absolute-out", "CLAUDE.md", "import", "/etc/passwd", "outside", None),
+    ("home", "CLAUDE.md", "import", "~/.claude/x.md", "outside", None),
+    ("folder", "CLAUDE.md", "link", "folder", "directory", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "form", "target", "status", "path"),
+    [c[1:] for c in RESOLVE],
+    ids=[c[0] for c in RESOLVE],
+)
+def test_resolve(
+    make_workspace: WorkspaceMaker,
+    source: str,
+    form: str,
+    target: str,
+    status: str,
+    path: str | None,
+) -> None:
+    root = make_workspace(FRAMEWORK)
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    res = resolver.resolve(
+        str(Path(ws.folders[0]) / source), Reference(form, target, 0, len(target))
+    )
+    assert res.status == status
+    if path is not None:
+        assert res.path is not None and ws.relative(res.path) == path
+
+
+def test_unresolved_suggests_closest_and_lists_roots(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace(FRAMEWORK)
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    source = os.path.join(ws.folders[0], ".claude/commands/ship.md")
+    res = resolver.resolve(
+        source, Reference("delegation", "modules/development/small-chnge.md", 0, 1)
+    )
+    assert res.suggestion == "modules/development/small-change.md"
+    assert res.tried[:2] == (".claude/commands/", ".claude/")
+
+
+def test_symlink_out_is_outside(make_workspace: WorkspaceMaker, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.md"
+    secret.write_text("secret")
+    root = make_workspace({"CLAUDE.md": "@link.md\n"})
+    (root / "link.md").symlink_to(secret)
+    (root / "loop.md").symlink_to(root / "loop.md")
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    source = os.path.join(ws.folders[0], "CLAUDE.md")
+    assert resolver.resolve(source, Reference("import", "link.md", 0, 1)).status == "outside"
+    assert resolver.resolve(source, Reference("import", "loop.md", 0, 1)).status in (
+        "loop",
+        "outside",
+    )
+
+
+def test_fifo_is_never_opened(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace({"CLAUDE.md": "@pipe.md\n"})
+    os.mkfifo(root / "pipe.md")
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    source = os.path.join(ws.folders[0], "CLAUDE.md")
+    assert resolver.resolve(source, Reference("import", "pipe.md", 0, 1)).status == "special"
