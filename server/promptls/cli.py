@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_argument("files", nargs="+", metavar="FILE")
     _common(tokens)
 
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    transport = serve.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout")
+    transport.add_argument("--tcp", action="store_true", help="listen on --host:--port")
+    transport.add_argument("--ws", action="store_true", help="WebSocket on --host:--port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=2087)
+
     graph = sub.add_parser("graph", help="print the load tree of a file with each file's tokens")
     graph.add_argument("file", metavar="FILE")
     _common(graph)
@@ -223,16 +231,24 @@ def _tree_lines(
         _tree_lines(child, child_prefix, out, rel, last=i == len(node.children) - 1)
 
 
-COMMANDS = {"check": cmd_check, "tokens": cmd_tokens, "graph": cmd_graph}
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`promptls serve`: the language server."""
+    from promptls.lsp.server import serve
+
+    transport = "tcp" if args.tcp else "ws" if args.ws else "stdio"
+    return serve(transport, args.host, args.port)
+
+
+COMMANDS = {"check": cmd_check, "tokens": cmd_tokens, "graph": cmd_graph, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:
+        arguments = ["serve"]  # `python -m promptls` with no arguments: the language server
+    args = parser.parse_args(arguments)
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

@@ -125,6 +125,8 @@ class Settings:
     """Per-code severity override: `error`, `warning`, `information`, `hint` or `off`."""
     max_file_bytes: int = 2_000_000
     """Files larger than this get a reduced analysis (counted, not parsed)."""
+    diagnostics_delay: int = 150
+    """Milliseconds the editor waits after a keystroke before analysing (language server only)."""
     problems: list[str] = field(default_factory=list)
     """Messages about invalid settings (filled while loading, not a setting)."""
 

@@ -90,8 +90,8 @@ def test_exit_codes(
 
 @pytest.mark.parametrize(
     "argv",
-    [["check", "/no/such/folder"], ["frobnicate"], ["tokens", "/no/such/file.md"], []],
-    ids=["missing-path", "unknown-command", "tokens-missing", "no-command"],
+    [["check", "/no/such/folder"], ["frobnicate"], ["tokens", "/no/such/file.md"]],
+    ids=["missing-path", "unknown-command", "tokens-missing"],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     try:

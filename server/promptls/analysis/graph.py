@@ -184,6 +184,15 @@ class WorkspaceIndex:
         self._pull_referenced(None)
         return affected | {path}
 
+    def appeared(self, path: str) -> set[str]:
+        """A file no prompt file loads appeared or changed on disk: resolve references again
+        (it may be what one was waiting for); return the files affected."""
+        self.workspace.forget([path])
+        with self._lock:
+            affected = self._re_resolve()
+        self._pull_referenced(None)
+        return affected
+
     def _error_affected(self, path: str, exc: BaseException) -> set[str]:
         affected = self.dependents(path)
         self._record_error(path, exc)

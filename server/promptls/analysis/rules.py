@@ -42,6 +42,11 @@ SKILL_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*\Z")
 LOADING_SEVERITY = Severity.ERROR
 
 
+def _a(kind: str) -> str:
+    """`an agent`, `a skill`."""
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _first_line(doc: Document) -> tuple[int, int]:
     start = doc.frontmatter.end if doc.frontmatter else 0
     end = doc.text.find("\n", start)
@@ -92,7 +97,7 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
             yield Finding(
                 "frontmatter-invalid",
                 Severity.ERROR,
-                f"a {kind} needs YAML frontmatter with {' and '.join(required)}",
+                f"{_a(kind)} needs YAML frontmatter with {' and '.join(required)}",
                 0,
                 end if start == 0 else 0,
             )
@@ -120,7 +125,7 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
             yield Finding(
                 "frontmatter-invalid",
                 Severity.ERROR,
-                f"a {kind} needs `{name}` in its frontmatter",
+                f"{_a(kind)} needs `{name}` in its frontmatter",
                 fm.start,
                 fm.start + 3,
             )

@@ -30,8 +30,9 @@ import bisect
 import functools
 import html.entities
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from lxml import etree
 
@@ -158,11 +159,25 @@ _S = "[ \t\r\n]"
 _WS_RE = re.compile(f"{_S}*+")
 _EQ_RE = re.compile(f"{_S}*+={_S}*+")
 _TAG_CLOSE_RE = re.compile("/?>")
-_UNQUOTED_RE = re.compile(r"[^ \t\r\n<>\"'`=]+")
+_UNQUOTED_RE = re.compile(r"(?:[^ \t\r\n<>\"'`=/]|/(?!>))+")
+_SPACED_SLASH_GT_RE = re.compile(f"/{_S}++>")
+_SPACED_END_TAG_RE = re.compile(f"</{_S}++({_NAME}){_S}*+>")
 _GARBAGE_RE = re.compile(r"(?:[^ \t\r\n<>/]|/(?!>))+")
 _END_TAG_TAIL_RE = re.compile(f"{_S}*+>")
 _END_TAG_RE = re.compile(f"</({_NAME}){_S}*+>")
-_CONTENT_RE = re.compile(r"[<&]|\]\]>")
+_S_PLUS = f"{_S}++"
+_NCNAME = f"[{_NCNAME_START_CHARS}][{_NAME_CHARS.replace(':', '')}]*+"
+_PLAIN_ATTR = f"({_NCNAME}){_S}*+={_S}*+(?:\"([^\"<&]*+)\"|'([^'<&]*+)')"
+# The tokens of character data; the common, well-formed ones are recognized whole.
+_TOKEN_RE = re.compile(
+    f"<(?P<stag>{_NCNAME})(?P<attrs>(?:{_S_PLUS}{_PLAIN_ATTR})*+){_S}*+(?P<selfclose>/?)>"
+    f"|</(?P<etag>{_NCNAME}){_S}*+>"
+    "|&(?:amp|lt|gt|quot|apos);"
+    r"|(?P<other>[<&]|\]\]>)"
+)
+_CANDIDATE_RE = re.compile(r"[<&\]]")
+_PLAIN_ATTR_RE = re.compile(_PLAIN_ATTR)
+_NOT_SPACE_RE = re.compile("[^ \t\r\n\ufeff]")
 _ATTR_VALUE_SPECIAL_RE = re.compile("[<&]")
 # Namespace names that libxml2 certainly rejects as URIs: a character never allowed, a bad
 # percent escape, two fragments, or a ':' in the first segment of a scheme-less reference.
@@ -171,6 +186,7 @@ _URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
 _URI_FIRST_SEGMENT_RE = re.compile("[^/?#]*")
 _LT_TAGLIKE_RE = re.compile(f"<[/!?{_NAME_START_CHARS}]")
 _ENTITY_RE = re.compile(f"&(?:({_NAME});|#([0-9]+);|#x([0-9a-fA-F]+);)")
+_LAX_REFERENCE_RE = re.compile(f"&(?:({_NAME});|#([0-9]+);|#x([0-9a-fA-F]+);)?")
 _AUTOLINK_RE = re.compile(
     r"<(?:(?:https?|ftp|file|mailto|tel):[^ \t\r\n<>]*|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+)>"
 )
@@ -182,12 +198,16 @@ _DOCTYPE_RE = re.compile(
 )
 _DOCTYPE_START_RE = re.compile("<!DOCTYPE", re.IGNORECASE)
 _INVALID_CHAR_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]+")
+_INVALID_ASCII = tuple(chr(c) for c in (*range(0x9), 0xB, 0xC, *range(0xE, 0x20)))
+_INVALID_NON_ASCII_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
 _DOUBLE_HYPHEN_RE = re.compile("--")
 # raw_element_end: tags, comments and CDATA sections.
 _RAW_TOKEN_RE = re.compile(f"<!--|<!\\[CDATA\\[|<(/?)({_NAME})")
 _START_TAG_TAIL_RE = re.compile(r"(?:[^\"'<>]|\"[^\"]*+\"|'[^']*+')*+>")
 
-_PREDEFINED_ENTITIES = frozenset({"lt", "gt", "amp", "quot", "apos"})
+_PREDEFINED_ENTITIES: Mapping[str, str] = MappingProxyType(
+    {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+)
 _WRAPPER_NAME = "_promptls_root"
 _DOCTYPE_MESSAGE = "DOCTYPE ignored: promptls never loads DTDs or expands entities"
 
@@ -206,9 +226,27 @@ def _valid_char_code(code: int) -> bool:
     )
 
 
-def _uri_certainly_invalid(value: str) -> bool:
+def _as_sanitized_value(raw: str) -> str:
+    """An attribute value as lxml will see it in the oracle's copy: references decoded, and the
+    lexical problems ('<', bare '&', undefined references) filled with '_'."""
+
+    def decode(m: re.Match[str]) -> str:
+        name, dec, hexa = m.group(1), m.group(2), m.group(3)
+        if name is not None:
+            return _PREDEFINED_ENTITIES.get(name, "_" * len(m.group(0)))
+        if dec is None and hexa is None:
+            return "_"
+        digits = (dec if dec is not None else hexa).lstrip("0")
+        code = -1 if len(digits) > 8 else int(digits or "0", 10 if dec is not None else 16)
+        return chr(code) if _valid_char_code(code) else "_" * len(m.group(0))
+
+    return _LAX_REFERENCE_RE.sub(decode, raw.replace("<", "_"))
+
+
+def _uri_certainly_invalid(raw: str) -> bool:
     """A conservative check of a namespace name: True only when libxml2 would reject it."""
-    if "[" in value or "&" in value:  # IP literals and references: left to lxml
+    value = _as_sanitized_value(raw)
+    if "[" in value:  # IP literals: libxml2 is lenient there, left to lxml
         return False
     if _BAD_URI_RE.search(value) is not None:
         return True
@@ -275,6 +313,7 @@ class _Scanner:
         self.problems: list[XmlProblem] = []
         self.elements: list[_Open] = []
         self.stack: list[_Open] = []
+        self.open_names: dict[str, int] = {}  # how many elements of each name are open
         self.comments: list[XmlComment] = []
         self.cdata: list[tuple[int, int]] = []
         # Spans to blank in the oracle's copy, with the filler character: a space, or '_'
@@ -287,7 +326,9 @@ class _Scanner:
         self.prefixes: set[str] = set()
         self.swallowed = False  # an unclosed comment/CDATA/PI ran to the end of the region
         self.implicitly_closed: dict[str, int] = {}
-        self.seen_content = False  # anything but whitespace before the current position
+        # Where the first thing but whitespace is: only there may an XML declaration stand.
+        first = _NOT_SPACE_RE.search(work)
+        self.first_content = first.start() if first is not None else len(work)
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -310,12 +351,56 @@ class _Scanner:
     def run(self) -> None:
         work = self.work
         n = self.n
+        stack = self.stack
+        open_names = self.open_names
+        token_re = _TOKEN_RE
+        candidate_re = _CANDIDATE_RE
         pos = 0
         while pos < n:
-            m = _CONTENT_RE.search(work, pos)
-            if m is None:
+            # A search for one character class is much faster than for the whole token regex.
+            c = candidate_re.search(work, pos)
+            if c is None:
                 break
-            i = m.start()
+            i = c.start()
+            m = token_re.match(work, i)
+            if m is None:
+                pos = i + 1  # a ']' not starting ']]>'
+                continue
+            # Fast paths: a plain start tag, the end tag of the innermost element, `&amp;` & co.
+            kind = m.lastgroup
+            if kind == "selfclose":
+                name, attrs, selfclose = m.group("stag", "attrs", "selfclose")
+                if attrs:
+                    pos = self.plain_start_tag(m)
+                    if pos < 0:
+                        pos = self.start_tag(i)
+                        if self.swallowed:
+                            break
+                    continue
+                element = _Open(name, i, len(stack))
+                element.start_tag_end = pos = m.end()
+                self.elements.append(element)
+                if selfclose:
+                    element.end = element.content_end = pos
+                    element.self_closing = element.closed = True
+                else:
+                    stack.append(element)
+                    open_names[name] = open_names.get(name, 0) + 1
+                continue
+            if kind == "etag":
+                name = m.group("etag")
+                if stack and stack[-1].name == name:
+                    element = stack.pop()
+                    open_names[name] -= 1
+                    element.content_end = i
+                    element.end = pos = m.end()
+                    element.closed = True
+                else:
+                    pos = self.end_tag(i)
+                continue
+            if kind is None:
+                pos = m.end()  # a predefined entity reference
+                continue
             ch = work[i]
             if ch == "&":
                 pos = self.reference(i, in_attribute=False)
@@ -337,8 +422,6 @@ class _Scanner:
     def markup(self, i: int) -> int:
         """Handle the '<' at `i`; return the position to resume from."""
         work = self.work
-        leading = not self.seen_content and not work[:i].strip(" \t\r\n\ufeff")
-        self.seen_content = True
         nxt = work[i + 1] if i + 1 < self.n else ""
         if nxt == "!":
             if work.startswith("<!--", i):
@@ -350,7 +433,7 @@ class _Scanner:
             self.bare_lt(i)
             return i + 1
         if nxt == "?":
-            return self.processing_instruction(i, leading)
+            return self.processing_instruction(i)
         if nxt == "/":
             return self.end_tag(i)
         if _AUTOLINK_RE.match(work, i) or not is_name_start(nxt):
@@ -440,11 +523,12 @@ class _Scanner:
         m = _DOCTYPE_RE.match(self.work, i)
         if m is None:
             self.error(i, i + 9, "unterminated-tag", "<!DOCTYPE is never terminated by >")
-            return i + 9
+            self.swallowed = True
+            return self.n
         self.info(i, m.end(), "doctype", _DOCTYPE_MESSAGE)
         return m.end()
 
-    def processing_instruction(self, i: int, leading: bool) -> int:
+    def processing_instruction(self, i: int) -> int:
         work = self.work
         name = NAME_RE.match(work, i + 2)
         if name is None:
@@ -461,7 +545,7 @@ class _Scanner:
             self.swallowed = True
             return self.n
         target = name.group(0)
-        if target == "xml" and leading:
+        if target == "xml" and i == self.first_content:
             self.blank.append((i, m.end(), " "))
         elif target.lower() == "xml":
             self.info(
@@ -505,6 +589,34 @@ class _Scanner:
                 self.prefixes.add(prefix)
         return True
 
+    def plain_start_tag(self, m: re.Match[str]) -> int:
+        """A start tag matched whole by `_TOKEN_RE`, with attributes; -1 to take the slow path
+        (duplicate or namespace attributes)."""
+        attrs = m.group("attrs")
+        if "xmlns" in attrs:
+            return -1
+        text = self.text
+        attributes: list[XmlAttribute] = []
+        names: set[str] = set()
+        for a in _PLAIN_ATTR_RE.finditer(self.work, m.start("attrs"), m.end("attrs")):
+            attr = a.group(1)
+            if attr in names:
+                return -1
+            names.add(attr)
+            v = 2 if a.group(2) is not None else 3
+            v_start, v_end = a.span(v)
+            attributes.append(XmlAttribute(attr, text[v_start:v_end], a.start(), v_start, v_end))
+        element = _Open(m.group("stag"), m.start(), len(self.stack))
+        element.attributes = attributes
+        element.start_tag_end = end = m.end()
+        self.elements.append(element)
+        if m.group("selfclose"):
+            element.end = element.content_end = end
+            element.self_closing = element.closed = True
+        else:
+            self.open(element)
+        return end
+
     def start_tag(self, i: int) -> int:
         work = self.work
         text = self.text
@@ -545,6 +657,12 @@ class _Scanner:
                 return pos
             attr_m = NAME_RE.match(work, p)
             if attr_m is None:
+                slash = _SPACED_SLASH_GT_RE.match(work, p)
+                if slash is not None:  # `<br / >`
+                    bad(p, slash.end(), "no space is allowed between / and > in <.../>", "/>")
+                    element.start_tag_end = slash.end()
+                    element.self_closing = True
+                    break
                 garbage = _GARBAGE_RE.match(work, p)
                 g_end = garbage.end() if garbage is not None else p + 1
                 bad(p, g_end, f"unexpected {work[p:g_end]!r} in start tag <{name}>")
@@ -572,8 +690,6 @@ class _Scanner:
                     pos = q
                     continue
                 v_end = unquoted.end()
-                if work[v_end - 1] == "/" and work.startswith(">", v_end) and v_end - 1 > q:
-                    v_end -= 1
                 value = text[q:v_end]
                 fix = f'"{value}"' if '"' not in value else None
                 bad(q, v_end, f"the value of {attr} must be quoted", fix)
@@ -615,7 +731,7 @@ class _Scanner:
             if namespace:
                 if attr != "xmlns" and v_close == v_start:
                     bad(p, v_close + 1, f"{attr}: an empty namespace name is not allowed")
-                elif _uri_certainly_invalid(work[v_start:v_close].replace("<", "_")):
+                elif _uri_certainly_invalid(work[v_start:v_close]):
                     bad(v_start, v_close, f"{attr}: the namespace name is not a valid URI")
                 self.fill = "_"
             special = _ATTR_VALUE_SPECIAL_RE.search(work, v_start, v_close)
@@ -648,13 +764,31 @@ class _Scanner:
     def open(self, element: _Open) -> None:
         element.depth = len(self.stack)
         self.stack.append(element)
+        self.open_names[element.name] = self.open_names.get(element.name, 0) + 1
+
+    def pop(self) -> _Open:
+        element = self.stack.pop()
+        self.open_names[element.name] -= 1
+        return element
 
     def end_tag(self, i: int) -> int:
         work = self.work
         name_m = NAME_RE.match(work, i + 2)
         if name_m is None:
-            self.bare_lt(i)
-            return i + 1
+            spaced = _SPACED_END_TAG_RE.match(work, i)
+            if spaced is None:
+                self.bare_lt(i)
+                return i + 1
+            # `</ step>`: meant as the end tag; matched against the open elements as such.
+            name = spaced.group(1)
+            self.error(
+                i,
+                spaced.end(),
+                "bad-end-tag",
+                f"no space is allowed after '</': write </{name}>",
+                f"</{name}>",
+            )
+            return self.match_end_tag(i, name, spaced.end(), reported=True)
         name = name_m.group(0)
         tail = _END_TAG_TAIL_RE.match(work, name_m.end())
         if tail is None:
@@ -667,12 +801,11 @@ class _Scanner:
             tag_end = tail.end()
         stack = self.stack
         if stack and stack[-1].name == name:
-            self.close(stack.pop(), i, tag_end)
+            self.close(self.pop(), i, tag_end)
             return tag_end
-        depth = next((k for k in range(len(stack) - 1, -1, -1) if stack[k].name == name), -1)
-        if depth >= 0:
-            while len(stack) > depth + 1:
-                inner = stack.pop()
+        if self.open_names.get(name):
+            while stack[-1].name != name:
+                inner = self.pop()
                 inner.end = inner.content_end = i
                 if not inner.errored:
                     self.error(
@@ -683,7 +816,7 @@ class _Scanner:
                     )
                     inner.errored = True
                 self.implicitly_closed[inner.name] = self.implicitly_closed.get(inner.name, 0) + 1
-            self.close(stack.pop(), i, tag_end)
+            self.close(self.pop(), i, tag_end)
             return tag_end
         pending = self.implicitly_closed.get(name, 0)
         if pending:
@@ -695,7 +828,7 @@ class _Scanner:
             next_name = following.group(1) if following is not None else None
             parent = stack[-2].name if len(stack) >= 2 else None
             if next_name == parent:
-                inner = stack.pop()
+                inner = self.pop()
                 self.error(
                     i,
                     tag_end,
@@ -731,8 +864,25 @@ class _Scanner:
 
     def frozen_elements(self) -> tuple[XmlElement, ...]:
         out: list[XmlElement] = []
+        append = out.append
         n = self.n
         for e in self.elements:
+            if e.closed:
+                append(
+                    XmlElement(
+                        e.name,
+                        e.start,
+                        e.start_tag_end,
+                        e.end,
+                        e.start_tag_end,
+                        e.content_end,
+                        e.depth,
+                        tuple(e.attributes) if e.attributes else (),
+                        e.self_closing,
+                        True,
+                    )
+                )
+                continue
             start_tag_end = min(max(e.start_tag_end, e.start), n)
             end = e.end if e.end >= 0 else n
             end = min(max(end, start_tag_end), n)
@@ -867,7 +1017,11 @@ def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
     """
     n = len(text)
     work = _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, n)])
-    invalid = list(_INVALID_CHAR_RE.finditer(work))
+    # `in` is a memchr-fast search; the regex runs only when something is there to find.
+    suspicious = any(ch in work for ch in _INVALID_ASCII) or (
+        not work.isascii() and _INVALID_NON_ASCII_RE.search(work) is not None
+    )
+    invalid = list(_INVALID_CHAR_RE.finditer(work)) if suspicious else []
     invalid_problems = [
         XmlProblem(
             m.start(),

@@ -1,0 +1,176 @@
+"""Diagnostics: pull (`textDocument/diagnostic`, `workspace/diagnostic`) and push, with the same
+findings, codes and ranges as `promptls check`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lsprotocol import types
+
+from promptls.analysis.graph import FileAnalysis
+from promptls.analysis.text import LineIndex
+from promptls.lsp.convert import to_diagnostic, uri_to_path
+from promptls.lsp.server import PromptLanguageServer
+
+IDENTIFIER = "promptls"
+
+
+def pull_supported(ls: PromptLanguageServer) -> bool:
+    """Whether the client pulls diagnostics."""
+    td = ls.client_capabilities.text_document
+    return bool(td and td.diagnostic)
+
+
+def refresh_supported(ls: PromptLanguageServer) -> bool:
+    """Whether the client accepts `workspace/diagnostic/refresh`."""
+    ws = ls.client_capabilities.workspace
+    return bool(ws and ws.diagnostics and ws.diagnostics.refresh_support)
+
+
+def diagnostics_for(ls: PromptLanguageServer, fa: FileAnalysis) -> list[types.Diagnostic]:
+    """The LSP diagnostics of an analysed file."""
+    index = ls.index
+    if index is None:
+        return []
+    findings = index.findings(fa.path)
+    related: dict[str, LineIndex] = {}
+    for f in findings:
+        for rel in f.related:
+            other = index.get(rel.path)
+            if other is not None:
+                related[rel.path] = ls.line_index(other)
+    lines = ls.line_index(fa)
+    encoding = ls.position_encoding
+    return [to_diagnostic(f, lines, encoding, related) for f in findings]
+
+
+def _result_id(ls: PromptLanguageServer, uri: str) -> str:
+    doc = ls.workspace.text_documents.get(uri)
+    version = doc.version if doc is not None else "disk"
+    return f"{uri}@{version}"
+
+
+def _report(
+    ls: PromptLanguageServer, uri: str, previous: str | None
+) -> tuple[str, list[types.Diagnostic] | None]:
+    """(resultId, diagnostics) or (resultId, None) when unchanged since `previous`."""
+    fa = ls.analysis(uri)
+    result_id = _result_id(ls, uri)
+    items = diagnostics_for(ls, fa) if fa is not None else []
+    last = ls.sent.get(uri)
+    ls.sent[uri] = (result_id, items)
+    if (
+        previous is not None
+        and previous == result_id
+        and last is not None
+        and last == (result_id, items)
+    ):
+        return result_id, None
+    return result_id, items
+
+
+async def document_diagnostic(
+    ls: PromptLanguageServer, params: types.DocumentDiagnosticParams
+) -> types.DocumentDiagnosticReport:
+    """`textDocument/diagnostic`."""
+    uri = params.text_document.uri
+    result_id, items = _report(ls, uri, params.previous_result_id)
+    if items is None:
+        return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
+    return types.RelatedFullDocumentDiagnosticReport(items=items, result_id=result_id)
+
+
+async def workspace_diagnostic(
+    ls: PromptLanguageServer, params: types.WorkspaceDiagnosticParams
+) -> types.WorkspaceDiagnosticReport:
+    """`workspace/diagnostic`: every indexed file."""
+    index = ls.index
+    if index is None:
+        return types.WorkspaceDiagnosticReport(items=[])
+    previous = {p.uri: p.value for p in params.previous_result_ids}
+    reports: list[types.WorkspaceDocumentDiagnosticReport] = []
+    with ls.lock:
+        paths = sorted(index.files)
+    for path in paths:
+        uri = ls.uri_of(path)
+        doc = ls.workspace.text_documents.get(uri)
+        version = doc.version if doc is not None else None
+        result_id, items = _report(ls, uri, previous.get(uri))
+        if items is None:
+            reports.append(
+                types.WorkspaceUnchangedDocumentDiagnosticReport(
+                    uri=uri, version=version, result_id=result_id
+                )
+            )
+        else:
+            reports.append(
+                types.WorkspaceFullDocumentDiagnosticReport(
+                    uri=uri, version=version, items=items, result_id=result_id
+                )
+            )
+    return types.WorkspaceDiagnosticReport(items=reports)
+
+
+def publish(ls: PromptLanguageServer, uri: str) -> None:
+    """Push the diagnostics of an open document's current version."""
+    doc = ls.workspace.text_documents.get(uri)
+    fa = ls.analysis(uri)
+    if doc is None:
+        return
+    items = diagnostics_for(ls, fa) if fa is not None and fa.version == doc.version else None
+    if items is None:
+        return  # never publish a result for another version
+    ls.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
+    )
+
+
+def publish_affected(
+    ls: PromptLanguageServer,
+    affected: Iterable[str],
+    origin: str | None = None,
+    closed: str | None = None,
+) -> None:
+    """After an analysis: tell the client about every open document whose results changed."""
+    from promptls.lsp.status import send_status
+
+    affected = set(affected)
+    open_uris = [u for u in ls.open_uris() if uri_to_path(u) in affected or u == origin]
+    if pull_supported(ls):
+        others = affected - ({uri_to_path(origin)} if origin else set())
+        if others and refresh_supported(ls):
+            ls.workspace_diagnostic_refresh(None)
+    else:
+        for uri in open_uris:
+            publish(ls, uri)
+        if closed is not None:
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=closed, diagnostics=[])
+            )
+    for uri in open_uris:
+        send_status(ls, uri)
+
+
+def refresh_all(ls: PromptLanguageServer) -> None:
+    """The whole index changed (indexing finished, settings changed)."""
+    if pull_supported(ls):
+        if refresh_supported(ls):
+            ls.workspace_diagnostic_refresh(None)
+    else:
+        for uri in ls.open_uris():
+            publish(ls, uri)
+    from promptls.lsp.status import send_status
+
+    for uri in ls.open_uris():
+        send_status(ls, uri)
+
+
+def register(server: PromptLanguageServer) -> None:
+    """Register pull diagnostics (push needs no registration)."""
+    server.feature(
+        types.TEXT_DOCUMENT_DIAGNOSTIC,
+        types.DiagnosticOptions(
+            identifier=IDENTIFIER, inter_file_dependencies=True, workspace_diagnostics=True
+        ),
+    )(document_diagnostic)
+    server.feature(types.WORKSPACE_DIAGNOSTIC)(workspace_diagnostic)

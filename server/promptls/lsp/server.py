@@ -1,0 +1,234 @@
+"""`PromptLanguageServer`: the state of one promptls session, and the features registered on it.
+
+State lives here (settings, the workspace index, what was sent); each feature module converts.
+The index is shared by every feature: one analysis per document version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from promptls import __version__
+from promptls.analysis.graph import FileAnalysis, WorkspaceIndex
+from promptls.analysis.text import LineIndex, PositionEncoding
+from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.workspace import Workspace
+from promptls.config import Settings, load_settings
+from promptls.lsp.convert import encoding_of, path_to_uri, uri_to_path
+
+log = logging.getLogger("promptls")
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters for `promptls/stats`."""
+
+    analysed: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    indexing_seconds: float = 0.0
+
+    def record(self, seconds: float) -> None:
+        """Count one analysis and how long it took."""
+        self.analysed += 1
+        self.times.append(seconds)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0..1) of recent analysis times, in milliseconds."""
+        if not self.times:
+            return 0.0
+        if len(self.times) == 1:
+            return self.times[0] * 1000
+        cuts = statistics.quantiles(self.times, n=100, method="inclusive")
+        return cuts[min(98, max(0, round(q * 100) - 1))] * 1000
+
+
+class PromptLanguageServer(LanguageServer):
+    """The promptls language server."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "promptls",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.settings = Settings()
+        self.editor_settings: dict[str, Any] = {}
+        self.index: WorkspaceIndex | None = None
+        self.counter: TokenCounter | None = None
+        self.ready = threading.Event()
+        self.stats = Stats()
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}
+        """uri -> (resultId, diagnostics) last reported for it."""
+        self.analysed_versions: dict[str, int] = {}
+        self.lock = threading.RLock()
+        self.generation = 0
+        """Bumped whenever the index is rebuilt (a settings change)."""
+        self._line_indexes: dict[str, tuple[FileAnalysis, LineIndex]] = {}
+        self._uri_paths: dict[str, str] = {}
+
+    # -- where things are ----------------------------------------------------------------------
+    @property
+    def position_encoding(self) -> PositionEncoding:
+        """The position encoding negotiated at `initialize`."""
+        return encoding_of(self.workspace.position_encoding)
+
+    def folders(self) -> list[str]:
+        """The workspace folders as paths (the root URI when the client sent no folders)."""
+        paths = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
+        found = [p for p in paths if p]
+        if not found and self.workspace.root_uri:
+            root = uri_to_path(self.workspace.root_uri)
+            if root:
+                found.append(root)
+        return found
+
+    def path_of(self, uri: str) -> str | None:
+        """The path of a document inside the workspace folders (None otherwise)."""
+        path = uri_to_path(uri)
+        if path is None or self.index is None or not self.index.workspace.contains(path):
+            return None
+        return path
+
+    # -- the index -----------------------------------------------------------------------------
+    def build_index(self) -> WorkspaceIndex:
+        """A fresh, empty index over the workspace folders with the current settings."""
+        folders = self.folders()
+        if not folders:
+            for doc in self.workspace.text_documents.values():
+                path = uri_to_path(doc.uri)
+                if path:
+                    folders.append(_implicit_folder(path))
+                    break
+        if self.counter is None or self.counter.name != self.settings.encoding:
+            self.counter = TokenCounter(self.settings.encoding)
+        workspace = Workspace(folders, self.settings.kinds, self.settings.exclude)
+        old = self.index
+        if old is not None:
+            workspace.overlay.update(old.workspace.overlay)
+        index = WorkspaceIndex(workspace, self.settings, self.counter)
+        with self.lock:
+            self.index = index
+            self.generation += 1
+            self.analysed_versions.clear()
+        return index
+
+    def load_settings(self, editor: dict[str, Any] | None) -> list[str]:
+        """Merge the editor's settings over `.promptls.toml`; return problems to show."""
+        if editor is not None:
+            self.editor_settings = editor
+        folders = self.folders()
+        root = Path(folders[0]) if folders else Path.cwd()
+        self.settings = load_settings(root, self.editor_settings)
+        return list(self.settings.problems)
+
+    def analysis(self, uri: str) -> FileAnalysis | None:
+        """The analysis of the document's current version (analysing it now if needed)."""
+        index = self.index
+        path = self.path_of(uri)
+        if index is None or path is None:
+            return None
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            fa = index.get(path)
+            if fa is None and os.path.isfile(path):
+                index.update(path)
+                fa = index.get(path)
+            return fa
+        if self.analysed_versions.get(uri) == doc.version:
+            fa = index.get(path)
+            if fa is not None and fa.version == doc.version:
+                return fa
+        self.reanalyse(uri)
+        return index.get(path)
+
+    def reanalyse(self, uri: str) -> set[str]:
+        """Analyse the open document's current text; return the paths whose results changed."""
+        index = self.index
+        path = self.path_of(uri)
+        doc = self.workspace.text_documents.get(uri)
+        if index is None or path is None or doc is None:
+            return set()
+        started = time.perf_counter()
+        with self.lock:
+            index.workspace.overlay[path] = doc.source
+            affected = index.update(path, doc.version)
+            self.analysed_versions[uri] = doc.version if doc.version is not None else -1
+        self.stats.record(time.perf_counter() - started)
+        return affected
+
+    def line_index(self, fa: FileAnalysis) -> LineIndex:
+        """The line index of an analysed file's text (kept while the analysis is current)."""
+        cached = self._line_indexes.get(fa.path)
+        if cached is not None and cached[0] is fa:
+            return cached[1]
+        index = LineIndex(fa.doc.text)
+        self._line_indexes[fa.path] = (fa, index)
+        return index
+
+    def open_uris(self) -> Iterable[str]:
+        """URIs of the documents open in the editor."""
+        return list(self.workspace.text_documents)
+
+    def uri_of(self, path: str) -> str:
+        """The URI to use for a path (the editor's own, when it has the file open)."""
+        for uri in self.workspace.text_documents:
+            known = self._uri_paths.get(uri)
+            if known is None:
+                known = self._uri_paths[uri] = uri_to_path(uri) or ""
+            if known == path:
+                return str(uri)
+        return path_to_uri(path)
+
+
+def _implicit_folder(path: str) -> str:
+    """For a client without workspace folders: the framework holding the first opened file."""
+    start = Path(path).parent
+    for folder in (start, *start.parents):
+        if (folder / ".claude").is_dir() or (folder / ".git").exists():
+            return str(folder)
+    return str(start)
+
+
+def create_server() -> PromptLanguageServer:
+    """A server with every feature registered, in order."""
+    from promptls.lsp import (
+        diagnostics,
+        hover,
+        links,
+        status,
+        symbols,
+        sync,
+        workspace,
+    )
+
+    server = PromptLanguageServer()
+    for feature in (workspace, sync, diagnostics, symbols, links, hover, status):
+        feature.register(server)
+    return server
+
+
+def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -> int:
+    """Run the server until the client disconnects."""
+    logging.basicConfig(level=logging.WARNING, format="promptls: %(levelname)s %(message)s")
+    server = create_server()
+    if transport == "tcp":
+        server.start_tcp(host, port)
+    elif transport == "ws":
+        server.start_ws(host, port)
+    else:
+        server.start_io()
+    return 0

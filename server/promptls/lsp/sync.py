@@ -1,0 +1,81 @@
+"""Text synchronisation: open, incremental change (debounced analysis), save and close.
+
+pygls applies each change to its copy of the document; the analysis of a version runs once,
+after the user pauses typing, and a result for an older version is never published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lsprotocol import types
+
+from promptls.lsp.diagnostics import publish_affected
+from promptls.lsp.server import PromptLanguageServer
+
+
+def _analyse_now(ls: PromptLanguageServer, uri: str) -> None:
+    ls.timers.pop(uri, None)
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is None or ls.index is None:
+        return
+    if ls.analysed_versions.get(uri) == doc.version:
+        return
+    affected = ls.reanalyse(uri)
+    publish_affected(ls, affected, origin=uri)
+
+
+def schedule(ls: PromptLanguageServer, uri: str, delay: float | None = None) -> None:
+    """Analyse `uri` after the debounce delay, replacing a pending analysis."""
+    pending = ls.timers.pop(uri, None)
+    if pending is not None:
+        pending.cancel()
+    loop = asyncio.get_running_loop()
+    wait = ls.settings.diagnostics_delay / 1000 if delay is None else delay
+    ls.timers[uri] = loop.call_later(wait, _analyse_now, ls, uri)
+
+
+async def did_open(ls: PromptLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    """A document opened: analyse it straight away."""
+    _analyse_now(ls, params.text_document.uri)
+
+
+async def did_change(ls: PromptLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    """The user typed: analyse once they pause."""
+    schedule(ls, params.text_document.uri)
+
+
+async def did_save(ls: PromptLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+    """Saved: make sure the saved version is analysed."""
+    _analyse_now(ls, params.text_document.uri)
+
+
+async def did_close(ls: PromptLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    """Closed: the disk is the truth again for this file."""
+    uri = params.text_document.uri
+    pending = ls.timers.pop(uri, None)
+    if pending is not None:
+        pending.cancel()
+    ls.analysed_versions.pop(uri, None)
+    path = ls.path_of(uri)
+    index = ls.index
+    if path is None or index is None:
+        return
+    with ls.lock:
+        index.workspace.overlay.pop(path, None)
+        affected = index.update(path) if _exists(path) else index.remove(path)
+    publish_affected(ls, affected, closed=uri)
+
+
+def _exists(path: str) -> bool:
+    import os
+
+    return os.path.isfile(path)
+
+
+def register(server: PromptLanguageServer) -> None:
+    """Register text synchronisation."""
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))(did_save)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)

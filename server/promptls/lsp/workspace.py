@@ -1,0 +1,210 @@
+"""Workspace features: settings (`workspace/configuration`), background indexing with progress,
+and watched files keeping the index current when files change outside the editor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from lsprotocol import types
+
+from promptls.lsp.convert import uri_to_path
+from promptls.lsp.server import PromptLanguageServer
+
+log = logging.getLogger("promptls")
+
+WATCH_GLOBS = ("**/*.md", "**/*.xml", "**/*.txt", "**/.promptls.toml")
+
+
+def _supports(value: Any) -> bool:
+    return bool(value)
+
+
+async def _pull_configuration(ls: PromptLanguageServer) -> dict[str, Any] | None:
+    caps = ls.client_capabilities.workspace
+    if not (caps and caps.configuration):
+        return None
+    folders = list(ls.workspace.folders.values())
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(
+                items=[
+                    types.ConfigurationItem(
+                        section="promptls", scope_uri=folders[0].uri if folders else None
+                    )
+                ]
+            )
+        )
+    except Exception as exc:  # a client that fails the request keeps the project settings
+        log.warning("workspace/configuration failed: %s", exc)
+        return None
+    value = result[0] if result else None
+    return value if isinstance(value, dict) else {}
+
+
+def _show_problems(ls: PromptLanguageServer, problems: list[str]) -> None:
+    for problem in problems:
+        ls.window_log_message(
+            types.LogMessageParams(type=types.MessageType.Warning, message=f"settings: {problem}")
+        )
+    if problems:
+        ls.window_show_message(
+            types.ShowMessageParams(
+                type=types.MessageType.Warning,
+                message=f"promptls: {len(problems)} invalid setting(s), defaults used: "
+                + "; ".join(problems[:3]),
+            )
+        )
+
+
+async def reindex(ls: PromptLanguageServer) -> None:
+    """Build a fresh index and fill it in a worker thread, reporting work-done progress."""
+    ls.ready.clear()
+    index = ls.build_index()
+    generation = ls.generation
+    token: str | None = None
+    window = ls.client_capabilities.window
+    if window and window.work_done_progress:
+        token = f"promptls-index-{uuid.uuid4().hex[:8]}"
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(
+                token,
+                types.WorkDoneProgressBegin(
+                    title="promptls: indexing", percentage=0, cancellable=False
+                ),
+            )
+        except Exception as exc:
+            log.warning("progress unavailable: %s", exc)
+            token = None
+    loop = asyncio.get_running_loop()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if token is None or (now - last[0] < 0.1 and done < total):
+            return
+        last[0] = now
+        percentage = int(done * 100 / total) if total else 100
+        loop.call_soon_threadsafe(
+            ls.work_done_progress.report,
+            token,
+            types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=percentage),
+        )
+
+    started = time.perf_counter()
+    try:
+        await loop.run_in_executor(None, lambda: index.index(progress=progress))
+    except Exception as exc:
+        log.exception("indexing failed")
+        ls.window_show_message(
+            types.ShowMessageParams(
+                type=types.MessageType.Error, message=f"promptls: indexing failed: {exc}"
+            )
+        )
+    ls.stats.indexing_seconds = time.perf_counter() - started
+    if token is not None:
+        ls.work_done_progress.end(
+            token, types.WorkDoneProgressEnd(message=f"{len(index.files)} files indexed")
+        )
+    if generation != ls.generation:
+        return  # a newer rebuild took over
+    ls.ready.set()
+    from promptls.lsp.diagnostics import refresh_all
+
+    for uri in ls.open_uris():
+        ls.reanalyse(uri)
+    refresh_all(ls)
+
+
+async def initialized(ls: PromptLanguageServer, params: types.InitializedParams) -> None:
+    """Pull settings, register file watching, index the workspace in the background."""
+    editor = await _pull_configuration(ls)
+    _show_problems(ls, ls.load_settings(editor))
+    caps = ls.client_capabilities.workspace
+    watch = caps.did_change_watched_files if caps else None
+    if watch and watch.dynamic_registration:
+        try:
+            await ls.client_register_capability_async(
+                types.RegistrationParams(
+                    registrations=[
+                        types.Registration(
+                            id="promptls-watch",
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                watchers=[
+                                    types.FileSystemWatcher(glob_pattern=g) for g in WATCH_GLOBS
+                                ]
+                            ),
+                        )
+                    ]
+                )
+            )
+        except Exception as exc:
+            log.warning("could not register file watching: %s", exc)
+    await reindex(ls)
+
+
+async def did_change_configuration(
+    ls: PromptLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
+    """Settings changed: pull them again and re-analyse everything, without a restart."""
+    editor = await _pull_configuration(ls)
+    if editor is None and isinstance(params.settings, dict):
+        value = params.settings.get("promptls", params.settings)
+        editor = value if isinstance(value, dict) else None
+    _show_problems(ls, ls.load_settings(editor))
+    await reindex(ls)
+
+
+async def did_change_watched_files(
+    ls: PromptLanguageServer, params: types.DidChangeWatchedFilesParams
+) -> None:
+    """Files created, changed or deleted outside the editor."""
+    index = ls.index
+    if index is None:
+        return
+    affected: set[str] = set()
+    config_changed = False
+    for change in params.changes:
+        path = uri_to_path(change.uri)
+        if path is None or not index.workspace.contains(path):
+            continue
+        if path.endswith(".promptls.toml"):
+            config_changed = True
+            continue
+        if change.uri in ls.workspace.text_documents:
+            continue  # the editor's buffer wins over the disk
+        if change.type == types.FileChangeType.Deleted:
+            affected |= index.remove(path)
+        else:
+            with ls.lock:
+                if index.workspace.kind(path) != "other" or index.get(path) is not None:
+                    affected |= index.update(path)
+                else:
+                    affected |= index.appeared(path)
+    if config_changed:
+        _show_problems(ls, ls.load_settings(None))
+        await reindex(ls)
+        return
+    from promptls.lsp.diagnostics import publish_affected
+
+    publish_affected(ls, affected)
+
+
+async def did_change_workspace_folders(
+    ls: PromptLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    """Folders added or removed: index again."""
+    await reindex(ls)
+
+
+def register(server: PromptLanguageServer) -> None:
+    """Register the workspace features."""
+    server.feature(types.INITIALIZED)(initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(did_change_watched_files)
+    server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)

@@ -1,0 +1,312 @@
+"""The real server over stdio, as VS Code (push diagnostics, UTF-16) and Neovim (pull, UTF-8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.conftest import diagnostics, open_doc, pulls, stats, statuses
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+SHIP = ".claude/commands/ship.md"
+
+
+def root_of(client: LanguageClient) -> Path:
+    return client.__dict__["root"]
+
+
+def check_json(root: Path, encoding: str) -> dict[str, dict]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "promptls",
+            "check",
+            str(root),
+            "--format",
+            "json",
+            "--position-encoding",
+            encoding,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {f["path"]: f for f in json.loads(out.stdout)["files"]}
+
+
+def plain(diags: list[types.Diagnostic]) -> list[tuple[str, int, str, dict]]:
+    return sorted(
+        (
+            str(d.code),
+            int(d.severity or 0),
+            d.message,
+            {
+                "start": {"line": d.range.start.line, "character": d.range.start.character},
+                "end": {"line": d.range.end.line, "character": d.range.end.character},
+            },
+        )
+        for d in diags
+    )
+
+
+def negotiated(client: LanguageClient) -> str:
+    caps = client.capabilities
+    encodings = caps.general.position_encodings if caps and caps.general else None
+    return (
+        str(encodings[0].value if hasattr(encodings[0], "value") else encodings[0])
+        if encodings
+        else "utf-16"
+    )
+
+
+async def test_diagnostics_match_the_cli(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    got = plain(await diagnostics(client, uri, version=1))
+    expected = check_json(root, negotiated(client))[SHIP]["diagnostics"]
+    severities = {"error": 1, "warning": 2, "information": 3, "hint": 4}
+    want = sorted(
+        (d["code"], severities[d["severity"]], d["message"], d["range"]) for d in expected
+    )
+    assert got == want
+    assert {"xml-syntax", "unresolved-reference", "context-budget-mismatch"} <= {g[0] for g in got}
+
+
+async def test_position_encoding_is_negotiated(client: LanguageClient) -> None:
+    """The unclosed <step> line holds an emoji: its end column depends on the encoding."""
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    diags = await diagnostics(client, uri, version=1)
+    (xml,) = [d for d in diags if d.code == "xml-syntax"]
+    assert xml.range.start.line == 12 and xml.range.start.character == 4
+    assert (await stats(client))["positionEncoding"] == negotiated(client)
+
+
+async def test_incremental_edit_updates_diagnostics(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    # Close the <step> element: insert "</step>" at the end of line 12 (after the emoji).
+    line = (root / SHIP).read_text().splitlines()[12]
+    units = (
+        len(line.encode("utf-16-le")) // 2 if negotiated(client) == "utf-16" else len(line.encode())
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=12, character=units),
+                        end=types.Position(line=12, character=units),
+                    ),
+                    text="</step>",
+                )
+            ],
+        )
+    )
+    diags = await diagnostics(client, uri, version=2)
+    assert "xml-syntax" not in {d.code for d in diags}
+    assert "unresolved-reference" in {d.code for d in diags}
+
+
+async def test_unsaved_module_edit_updates_the_command(client: LanguageClient) -> None:
+    root = root_of(client)
+    ship = open_doc(client, root / SHIP)
+    await diagnostics(client, ship, version=1)
+    before = [s for s in statuses(client) if s["uri"] == ship][-1]["loadTokens"]
+    gates = root / ".claude/modules/quality/gates.md"
+    text = (
+        gates.read_text() + "\nAn unsaved paragraph that adds tokens to every command loading it.\n"
+    )
+    open_doc(client, gates, version=1, text=text)
+    for _ in range(200):
+        after = [s for s in statuses(client) if s["uri"] == ship][-1]["loadTokens"]
+        if after > before:
+            break
+        await asyncio.sleep(0.05)
+    assert after > before
+    assert "unsaved paragraph" not in gates.read_text()
+
+
+async def test_status_notification(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    for _ in range(100):
+        mine = [s for s in statuses(client) if s["uri"] == uri]
+        if mine:
+            break
+        await asyncio.sleep(0.05)
+    status = mine[-1]
+    expected = check_json(root, "utf-16")[SHIP]
+    assert status["tokens"] == expected["tokens"]
+    assert status["loadTokens"] == expected["loadTokens"]
+    assert status["loadFiles"] == len(expected["loads"])
+    assert status["budget"] == 8000 and status["loadBudget"] == 50000
+    assert status["version"] == 1
+
+
+async def test_configuration_change_reanalyses(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    assert "load-budget" not in {d.code for d in await diagnostics(client, uri, version=1)}
+    client.set_configuration({"promptls": {"diagnosticsDelay": 50, "loadBudget": 100}})
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if (await stats(client))["indexReady"]:
+            codes = {d.code for d in await diagnostics(client, uri)}
+            if "load-budget" in codes:
+                break
+    assert "load-budget" in codes
+
+
+async def test_watched_file_created(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    assert "unresolved-reference" in {d.code for d in await diagnostics(client, uri, version=1)}
+    missing = root / ".claude/modules/quality/missing.md"
+    missing.write_text("# Now written\n")
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=missing.as_uri(), type=types.FileChangeType.Created)]
+        )
+    )
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if pulls(client):
+            codes = {d.code for d in await diagnostics(client, uri)}
+        else:
+            codes = {d.code for d in client.diagnostics.get(uri, [])}
+        if "unresolved-reference" not in codes:
+            break
+    assert "unresolved-reference" not in codes
+
+
+async def test_progress_reported(client: LanguageClient) -> None:
+    reports = [r for tokens in client.progress_reports.values() for r in tokens]
+    kinds = [type(r).__name__ for r in reports]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+
+
+async def test_document_symbols_and_folding(client: LanguageClient) -> None:
+    uri = open_doc(client, root_of(client) / SHIP)
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    names = [s.name for s in symbols]
+    assert names == ["frontmatter", "Ship 🚀 a change"]
+    heading = symbols[1]
+    (command,) = heading.children
+    assert command.name == "<command>"
+    assert "<delegation>" in [c.name for c in command.children]
+    folds = await client.text_document_folding_range_async(
+        types.FoldingRangeParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert any(f.start_line == 0 and f.end_line == 3 for f in folds)  # frontmatter
+    assert any(f.start_line == 6 for f in folds)  # the xml fence
+
+
+async def test_links_definition_references_hover(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    links = await client.text_document_document_link_async(
+        types.DocumentLinkParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    targets = sorted(Path(str(link.target)).name for link in links)
+    assert targets == ["gates.md", "small-change.md"]
+    position = types.Position(line=8, character=30)  # inside modules/dev/small-change.md
+    found = await client.text_document_definition_async(
+        types.DefinitionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position
+        )
+    )
+    assert isinstance(found, list) and found[0].uri.endswith("dev/small-change.md")
+    hover = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position)
+    )
+    assert hover is not None and "Make one small, tested change." in str(hover.contents.value)
+    assert "tokens" in str(hover.contents.value)
+    gates = (root / ".claude/modules/quality/gates.md").as_uri()
+    refs = await client.text_document_references_async(
+        types.ReferenceParams(
+            text_document=types.TextDocumentIdentifier(uri=gates),
+            position=types.Position(line=0, character=0),
+            context=types.ReferenceContext(include_declaration=False),
+        )
+    )
+    assert sorted(Path(r.uri).name for r in refs) == ["CLAUDE.md", "ship.md", "small-change.md"]
+
+
+async def test_workspace_symbols(client: LanguageClient) -> None:
+    found = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="ship"))
+    assert found and found[0].name == "/ship"
+    every = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query=""))
+    names = {s.name for s in every}
+    assert {"/ship", "reviewer", "dev/small-change", "quality/gates"} <= names
+
+
+async def test_workspace_diagnostic_pull(client: LanguageClient) -> None:
+    if not pulls(client):
+        pytest.skip("VS Code 1.65 does not pull diagnostics")
+    report = await client.workspace_diagnostic_async(
+        types.WorkspaceDiagnosticParams(previous_result_ids=[])
+    )
+    by_uri = {Path(r.uri).name: r for r in report.items}
+    assert "ship.md" in by_uri and by_uri["ship.md"].items
+    ids = [
+        types.PreviousResultId(uri=r.uri, value=r.result_id) for r in report.items if r.result_id
+    ]
+    again = await client.workspace_diagnostic_async(
+        types.WorkspaceDiagnosticParams(previous_result_ids=ids)
+    )
+    assert all(isinstance(r, types.WorkspaceUnchangedDocumentDiagnosticReport) for r in again.items)
+
+
+async def test_pull_unchanged_report(client: LanguageClient) -> None:
+    if not pulls(client):
+        pytest.skip("VS Code 1.65 does not pull diagnostics")
+    uri = open_doc(client, root_of(client) / SHIP)
+    first = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert first.result_id == f"{uri}@1"
+    second = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), previous_result_id=first.result_id
+        )
+    )
+    assert isinstance(second, types.RelatedUnchangedDocumentDiagnosticReport)
+
+
+async def test_handler_error_does_not_kill_the_server(client: LanguageClient) -> None:
+    bogus = "file:///nowhere/at/all.md"
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=types.TextDocumentIdentifier(uri=bogus))
+    )
+    assert symbols == []
+    assert (await stats(client))["index"]["files"] > 0
+
+
+async def test_watched_files_registered_dynamically(client: LanguageClient) -> None:
+    from tests.e2e.conftest import registrations
+
+    caps = client.capabilities
+    watch = caps.workspace.did_change_watched_files if caps and caps.workspace else None
+    found = [
+        r for r in registrations(client) if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    ]
+    if watch and watch.dynamic_registration:
+        assert found
+    else:
+        assert not found
