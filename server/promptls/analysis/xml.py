@@ -11,8 +11,8 @@ Findings come in three classes:
 
 * structural problems (``Severity.ERROR``): the fragment is not well-formed XML;
 * lexical problems (``Severity.WARNING``): things a model reads fine but a strict parser rejects
-  (a bare ``<`` or ``&``, an HTML entity such as ``&nbsp;``); each carries the replacement text
-  for its range in ``fix``;
+  (a bare ``<`` or ``&``, an HTML entity such as ``&nbsp;``); each carries in ``fix`` the
+  replacement text for its range (``&lt;``, ``&amp;``, ``&#160;``) when there is an obvious one;
 * information (``Severity.INFORMATION``): a DOCTYPE or a processing instruction, ignored.
 
 After the scan, lxml serves as the oracle: a sanitized copy of the region (lexical problems,
@@ -161,10 +161,14 @@ _EQ_RE = re.compile(f"{_S}*+={_S}*+")
 _TAG_CLOSE_RE = re.compile("/?>")
 _UNQUOTED_RE = re.compile(r"(?:[^ \t\r\n<>\"'`=/]|/(?!>))+")
 _SPACED_SLASH_GT_RE = re.compile(f"/{_S}++>")
+_AFTER_VALUE_RE = re.compile("[ \t\r\n>]|/>|\\Z")
+# Tags for the look-ahead of the mis-nesting heuristics (comments and CDATA skipped).
+_LOOKAHEAD_RE = re.compile(
+    f"<!--[\\s\\S]*?(?:-->|\\Z)|<!\\[CDATA\\[[\\s\\S]*?(?:\\]\\]>|\\Z)|<(/?)({_NAME})[^<>]*+>"
+)
 _SPACED_END_TAG_RE = re.compile(f"</{_S}++({_NAME}){_S}*+>")
 _GARBAGE_RE = re.compile(r"(?:[^ \t\r\n<>/]|/(?!>))+")
 _END_TAG_TAIL_RE = re.compile(f"{_S}*+>")
-_END_TAG_RE = re.compile(f"</({_NAME}){_S}*+>")
 _S_PLUS = f"{_S}++"
 _NCNAME = f"[{_NCNAME_START_CHARS}][{_NAME_CHARS.replace(':', '')}]*+"
 _PLAIN_ATTR = f"({_NCNAME}){_S}*+={_S}*+(?:\"([^\"<&]*+)\"|'([^'<&]*+)')"
@@ -303,6 +307,51 @@ class _Open:
         self.errored = False
 
 
+class _Lookahead:
+    """For any offset, the first end tag after it that is not balanced by a start tag after it.
+
+    Built in one pass over the tags: with +1 for a start tag and -1 for an end tag, that end
+    tag is where the running sum first drops below its value at the offset ("next smaller
+    element" over the prefix sums, found with a monotonic stack).
+    """
+
+    __slots__ = ("names", "next_drop", "positions")
+
+    def __init__(self, work: str) -> None:
+        positions: list[int] = []
+        names: list[str | None] = []
+        sums = [0]
+        for m in _LOOKAHEAD_RE.finditer(work):
+            name = m.group(2)
+            if name is None:
+                continue  # a comment or CDATA section
+            if m.group(1):
+                sums.append(sums[-1] - 1)
+                names.append(name)
+            elif m.group(0).endswith("/>"):
+                continue
+            else:
+                sums.append(sums[-1] + 1)
+                names.append(None)
+            positions.append(m.start())
+        next_drop = [-1] * len(sums)
+        candidates: list[int] = []
+        for j in range(len(sums) - 1, -1, -1):
+            while candidates and sums[candidates[-1]] >= sums[j]:
+                candidates.pop()
+            if candidates:
+                next_drop[j] = candidates[-1]
+            candidates.append(j)
+        self.positions = positions
+        self.names = names
+        self.next_drop = next_drop
+
+    def next_unmatched(self, offset: int) -> str | None:
+        j = bisect.bisect_right(self.positions, offset)
+        q = self.next_drop[j]
+        return self.names[q - 1] if q > 0 else None
+
+
 class _Scanner:
     """One pass over a region (`work` is the text with masks and invalid characters blanked)."""
 
@@ -314,6 +363,7 @@ class _Scanner:
         self.elements: list[_Open] = []
         self.stack: list[_Open] = []
         self.open_names: dict[str, int] = {}  # how many elements of each name are open
+        self.lookahead: _Lookahead | None = None  # built on the first mis-nested end tag
         self.comments: list[XmlComment] = []
         self.cdata: list[tuple[int, int]] = []
         # Spans to blank in the oracle's copy, with the filler character: a space, or '_'
@@ -565,8 +615,12 @@ class _Scanner:
 
     # -- tags ----------------------------------------------------------------------------------
 
-    def check_name(self, start: int, name: str, what: str) -> bool:
+    def check_name(self, start: int, name: str, what: str, *, report: bool = True) -> bool:
+        """Check a name against the namespace rules, noting its prefix; False if it breaks them
+        (reported unless `report` is False)."""
         if not _qname_ok(name):
+            if not report:
+                return False
             self.error(
                 start,
                 start + len(name),
@@ -578,6 +632,8 @@ class _Scanner:
         prefix, colon, _ = name.partition(":")
         if colon:
             if what == "element" and prefix == "xmlns":
+                if not report:
+                    return False
                 self.error(
                     start,
                     start + len(name),
@@ -626,8 +682,10 @@ class _Scanner:
         name = name_m.group(0)
         element = _Open(name, i, len(self.stack))
         self.elements.append(element)
-        self.check_name(i + 1, name, "element")
-        tag_error = False  # report only the first syntax problem of a tag
+        mark = len(self.problems)
+        # Only the first syntax problem of a tag is reported (a bad name is enough), and an
+        # element whose start tag is broken gets no second error for being unclosed.
+        tag_error = element.errored = not self.check_name(i + 1, name, "element")
         seen: set[str] = set()
         pos = name_m.end()
 
@@ -635,7 +693,16 @@ class _Scanner:
             nonlocal tag_error
             if not tag_error:
                 self.error(start, end, "bad-attribute", message, fix)
-            tag_error = True
+            tag_error = element.errored = True
+
+        def stop_at(stop: int, resume: int) -> int:
+            """The tag never reaches '>': it stops at `stop`; resume scanning at `resume`."""
+            element.errored = True
+            element.start_tag_end = stop
+            if resume < n:
+                self.protected.append(resume)  # the '<' lxml must see inside the tag
+            self.open(element)
+            return resume
 
         while True:
             ws = _WS_RE.match(work, pos)
@@ -647,14 +714,14 @@ class _Scanner:
                 element.self_closing = close.group(0) == "/>"
                 break
             if p >= n or work[p] == "<":
+                # One error for the tag: what looked wrong inside it is part of the same mistake.
+                self.problems[mark:] = [
+                    problem for problem in self.problems[mark:] if problem.kind != "bad-attribute"
+                ]
                 self.error(
                     i, name_m.end(), "unterminated-tag", f"start tag <{name} is never closed by >"
                 )
-                element.errored = True
-                element.start_tag_end = pos
-                self.protected.append(p)
-                self.open(element)
-                return pos
+                return stop_at(pos, p)
             attr_m = NAME_RE.match(work, p)
             if attr_m is None:
                 slash = _SPACED_SLASH_GT_RE.match(work, p)
@@ -671,10 +738,11 @@ class _Scanner:
             attr = attr_m.group(0)
             if ws.end() == ws.start():
                 bad(p, attr_m.end(), f"missing whitespace before attribute {attr}")
-            if not self.check_name(p, attr, "attribute"):
-                tag_error = True
+            if not self.check_name(p, attr, "attribute", report=not tag_error):
+                tag_error = element.errored = True
             if attr in seen:
                 self.error(p, attr_m.end(), "duplicate-attribute", f"duplicate attribute {attr}")
+                element.errored = True
             seen.add(attr)
             eq = _EQ_RE.match(work, attr_m.end())
             if eq is None:
@@ -698,31 +766,31 @@ class _Scanner:
                 continue
             v_start = q + 1
             v_close = work.find(quote, v_start)
-            if v_close < 0:
-                gt = work.find(">", v_start)
-                if gt < 0:
+            limit = v_close if v_close >= 0 else n
+            taglike = _LT_TAGLIKE_RE.search(work, v_start, limit)
+            runaway = v_close < 0 or (
+                taglike is not None and _AFTER_VALUE_RE.match(work, v_close + 1) is None
+            )
+            if runaway:
+                # The quote was never closed (`n="1 <b>x</b> <c m="` ends with a quote that
+                # opens another value): the tag ends at the first '>' or tag in the "value".
+                gt = work.find(">", v_start, limit)
+                lt = taglike.start() if taglike is not None else -1
+                if gt < 0 and lt < 0:
                     self.error(
                         i,
                         name_m.end(),
                         "unterminated-tag",
                         f"start tag <{name} is never closed: the value of {attr} never ends",
                     )
-                    element.errored = True
-                    element.start_tag_end = n
                     self.swallowed = True
-                    self.open(element)
-                    return n
+                    return stop_at(n, n)
                 bad(p, v_start, f"the value of {attr} is never closed: add {quote}")
-                element.attributes.append(XmlAttribute(attr, text[v_start:gt], p, v_start, gt))
-                element.start_tag_end = gt + 1
-                element.self_closing = work[gt - 1] == "/" and gt - 1 >= v_start
-                break
-            gt = work.find(">", v_start, v_close)
-            taglike = _LT_TAGLIKE_RE.search(work, gt, v_close) if gt >= 0 else None
-            if taglike is not None:
-                self.protected.append(taglike.start())
-                # `x="foo>text</a> <b y="`: the quote was never closed; the tag ended at '>'.
-                bad(p, v_start, f"the value of {attr} is never closed: add {quote}")
+                if lt >= 0:
+                    self.protected.append(lt)
+                if 0 <= lt < gt or gt < 0:
+                    element.attributes.append(XmlAttribute(attr, text[v_start:lt], p, v_start, lt))
+                    return stop_at(lt, lt)
                 element.attributes.append(XmlAttribute(attr, text[v_start:gt], p, v_start, gt))
                 element.start_tag_end = gt + 1
                 element.self_closing = work[gt - 1] == "/" and gt - 1 >= v_start
@@ -799,6 +867,11 @@ class _Scanner:
             self.protected.append(tag_end)
         else:
             tag_end = tail.end()
+        return self.match_end_tag(i, name, tag_end, reported=tail is None)
+
+    def match_end_tag(self, i: int, name: str, tag_end: int, *, reported: bool) -> int:
+        """Match the end tag `</name>` at `i` against the open elements; `reported` when the tag
+        itself already has an error (then no second one is reported on it)."""
         stack = self.stack
         if stack and stack[-1].name == name:
             self.close(self.pop(), i, tag_end)
@@ -824,24 +897,31 @@ class _Scanner:
             self.implicitly_closed[name] = pending - 1
             return tag_end
         if stack:
-            following = _END_TAG_RE.search(work, tag_end)
-            next_name = following.group(1) if following is not None else None
             parent = stack[-2].name if len(stack) >= 2 else None
-            if next_name == parent:
+            if self.next_unmatched_end_tag(i) == parent:
                 inner = self.pop()
-                self.error(
-                    i,
-                    tag_end,
-                    "mismatched-end-tag",
-                    f"mismatched end tag </{name}>: expected </{inner.name}>",
-                    f"</{inner.name}>",
-                )
+                if not reported and not inner.errored:
+                    self.error(
+                        i,
+                        tag_end,
+                        "mismatched-end-tag",
+                        f"mismatched end tag </{name}>: expected </{inner.name}>",
+                        f"</{inner.name}>",
+                    )
                 self.close(inner, i, tag_end)
                 return tag_end
-        self.error(
-            i, tag_end, "stray-end-tag", f"stray end tag </{name}>: no <{name}> is open here"
-        )
+        if not reported:
+            self.error(
+                i, tag_end, "stray-end-tag", f"stray end tag </{name}>: no <{name}> is open here"
+            )
         return tag_end
+
+    def next_unmatched_end_tag(self, i: int) -> str | None:
+        """The name of the first end tag after offset `i` that closes an element open at `i`
+        (the tags in between balanced), or None when there is none."""
+        if self.lookahead is None:
+            self.lookahead = _Lookahead(self.work)
+        return self.lookahead.next_unmatched(i)
 
     @staticmethod
     def close(element: _Open, i: int, tag_end: int) -> None:
@@ -952,10 +1032,14 @@ def _columns_count_bytes() -> bool:
     return False
 
 
+class _OracleUnavailableError(Exception):
+    """lxml failed in a way that says nothing about the fragment."""
+
+
 def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
     """Parse the wrapped fragment strictly: None when accepted, else (offset, message).
 
-    The offset is into `fragment`. Raises `_OracleUnavailable` on any unexpected failure.
+    The offset is into `fragment`. Raises `_OracleUnavailableError` on any unexpected failure.
     """
     declarations = "".join(
         f' xmlns:{p}="urn:promptls:prefix:{k}"' for k, p in enumerate(sorted(prefixes))
@@ -984,10 +1068,6 @@ def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
     except Exception as exc:
         raise _OracleUnavailableError from exc
     return None
-
-
-class _OracleUnavailableError(Exception):
-    """lxml failed in a way that says nothing about the fragment."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1093,7 +1173,7 @@ def raw_element_end(text: str, start: int, skip: Sequence[tuple[int, int]] = ())
     Only elements of the same name count for nesting, so stray markup of other names in the
     markdown between the tags does not matter.
     """
-    if not text.startswith("<", start):
+    if start < 0 or not text.startswith("<", start):
         return None
     name_m = NAME_RE.match(text, start + 1)
     if name_m is None:

@@ -74,6 +74,7 @@ async def document_diagnostic(
 ) -> types.DocumentDiagnosticReport:
     """`textDocument/diagnostic`."""
     uri = params.text_document.uri
+    await ls.wait_ready()
     result_id, items = _report(ls, uri, params.previous_result_id)
     if items is None:
         return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
@@ -84,6 +85,7 @@ async def workspace_diagnostic(
     ls: PromptLanguageServer, params: types.WorkspaceDiagnosticParams
 ) -> types.WorkspaceDiagnosticReport:
     """`workspace/diagnostic`: every indexed file."""
+    await ls.wait_ready()
     index = ls.index
     if index is None:
         return types.WorkspaceDiagnosticReport(items=[])

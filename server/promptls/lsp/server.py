@@ -28,6 +28,7 @@ from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings, load_settings
 from promptls.lsp.convert import encoding_of, path_to_uri, uri_to_path
+from promptls.lsp.protocol import PromptProtocol
 
 log = logging.getLogger("promptls")
 
@@ -63,12 +64,14 @@ class PromptLanguageServer(LanguageServer):
             "promptls",
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=PromptProtocol,
         )
         self.settings = Settings()
         self.editor_settings: dict[str, Any] = {}
         self.index: WorkspaceIndex | None = None
         self.counter: TokenCounter | None = None
         self.ready = threading.Event()
+        self._ready_async: asyncio.Event | None = None
         self.stats = Stats()
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}
@@ -102,6 +105,31 @@ class PromptLanguageServer(LanguageServer):
         if path is None or self.index is None or not self.index.workspace.contains(path):
             return None
         return path
+
+    def ready_event(self) -> asyncio.Event:
+        """Set (on the event loop) while the index is complete."""
+        if self._ready_async is None:
+            self._ready_async = asyncio.Event()
+        return self._ready_async
+
+    def set_ready(self, ready: bool) -> None:
+        """Mark the index complete (or being rebuilt)."""
+        event = self.ready_event()
+        if ready:
+            self.ready.set()
+            event.set()
+        else:
+            self.ready.clear()
+            event.clear()
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for the index (answers that need the whole workspace wait for it)."""
+        if self.ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(self.ready_event().wait(), timeout)
+        except TimeoutError:
+            log.warning("answering before the index is complete")
 
     # -- the index -----------------------------------------------------------------------------
     def build_index(self) -> WorkspaceIndex:

@@ -62,7 +62,7 @@ def _show_problems(ls: PromptLanguageServer, problems: list[str]) -> None:
 
 async def reindex(ls: PromptLanguageServer) -> None:
     """Build a fresh index and fill it in a worker thread, reporting work-done progress."""
-    ls.ready.clear()
+    ls.set_ready(False)
     index = ls.build_index()
     generation = ls.generation
     token: str | None = None
@@ -112,12 +112,37 @@ async def reindex(ls: PromptLanguageServer) -> None:
         )
     if generation != ls.generation:
         return  # a newer rebuild took over
-    ls.ready.set()
+    ls.set_ready(True)
     from promptls.lsp.diagnostics import refresh_all
 
     for uri in ls.open_uris():
         ls.reanalyse(uri)
     refresh_all(ls)
+
+
+def initialize(ls: PromptLanguageServer, params: types.InitializeParams) -> None:
+    """Watch the client process: when it dies, the server ends too (no orphan servers)."""
+    if params.process_id:
+        watch_parent(params.process_id)
+
+
+def watch_parent(pid: int, interval: float = 0.5) -> None:
+    """End this process soon after process `pid` is gone."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                log.warning("client process %d is gone: exiting", pid)
+                os._exit(0)
+            except PermissionError:
+                pass  # it exists, owned by someone else
+
+    threading.Thread(target=watch, name="promptls-parent-watch", daemon=True).start()
 
 
 async def initialized(ls: PromptLanguageServer, params: types.InitializedParams) -> None:
@@ -204,6 +229,7 @@ async def did_change_workspace_folders(
 
 def register(server: PromptLanguageServer) -> None:
     """Register the workspace features."""
+    server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
     server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(did_change_watched_files)
