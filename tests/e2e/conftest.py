@@ -117,7 +117,7 @@ def registrations(client: LanguageClient) -> list[types.Registration]:
     return client.__dict__.setdefault("promptls_registrations", [])
 
 
-def _record(client: LanguageClient) -> None:
+def record(client: LanguageClient) -> None:
     @client.feature(types.CLIENT_REGISTER_CAPABILITY)
     def _register(params: types.RegistrationParams) -> None:
         registrations(client).extend(params.registrations)
@@ -159,7 +159,7 @@ async def client(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[LanguageClient]:
     """A session over a fresh copy of the fixture framework, as VS Code and as Neovim."""
-    _record(lsp_client)
+    record(lsp_client)
     root = workspace_copy(tmp_path_factory)
     lsp_client.__dict__["root"] = root
     lsp_client.__dict__["spec"] = request.param

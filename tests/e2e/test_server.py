@@ -310,3 +310,58 @@ async def test_watched_files_registered_dynamically(client: LanguageClient) -> N
         assert found
     else:
         assert not found
+
+
+async def test_typing_never_publishes_a_stale_version(client: LanguageClient) -> None:
+    from tests.e2e.conftest import pushes
+
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    start = len(pushes(client))
+    for version in range(2, 12):
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=4, character=0),
+                            end=types.Position(line=4, character=0),
+                        ),
+                        text="x",
+                    )
+                ],
+            )
+        )
+    final = await diagnostics(client, uri, version=11)
+    assert {d.code for d in final} >= {"xml-syntax"}
+    await asyncio.sleep(0.5)
+    versions = [p.version for p in pushes(client)[start:] if p.uri == uri]
+    assert versions == sorted(versions)
+    if not pulls(client):
+        assert versions and versions[-1] == 11
+        assert len(versions) < 10  # debounced: not one analysis per keystroke
+
+
+async def test_watched_file_deleted(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    assert "unresolved-reference" in {d.code for d in await diagnostics(client, uri, version=1)}
+    gates = root / ".claude/modules/quality/gates.md"
+    gates.unlink()
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=gates.as_uri(), type=types.FileChangeType.Deleted)]
+        )
+    )
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if pulls(client):
+            found = await diagnostics(client, uri)
+        else:
+            found = list(client.diagnostics.get(uri, []))
+        unresolved = [d for d in found if d.code == "unresolved-reference"]
+        if len(unresolved) == 2:
+            break
+    assert any("gates.md" in d.message for d in unresolved)

@@ -3,6 +3,7 @@ findings, codes and ranges as `promptls check`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from lsprotocol import types
@@ -93,7 +94,9 @@ async def workspace_diagnostic(
     reports: list[types.WorkspaceDocumentDiagnosticReport] = []
     with ls.lock:
         paths = sorted(index.files)
-    for path in paths:
+    for count, path in enumerate(paths):
+        if count % 50 == 49:
+            await asyncio.sleep(0)  # a point where $/cancelRequest can stop a long report
         uri = ls.uri_of(path)
         doc = ls.workspace.text_documents.get(uri)
         version = doc.version if doc is not None else None
