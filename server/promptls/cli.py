@@ -14,7 +14,7 @@ from pathlib import Path
 
 from promptls import __version__
 from promptls.analysis.findings import Severity
-from promptls.analysis.graph import TreeNode, WorkspaceIndex, load_tree
+from promptls.analysis.graph import WorkspaceIndex, load_tree, tree_lines
 from promptls.analysis.text import PositionEncoding
 from promptls.analysis.tokens import EncodingUnavailable
 from promptls.analysis.workspace import Workspace
@@ -200,35 +200,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
         f"{rel(path)}  (loads {len(load_set.files)} files, ≈{index.load_tokens(path):,} tokens; "
         f"load budget {settings.load_budget:,})"
     )
-    lines: list[str] = []
-    _tree_lines(tree, "", lines, rel, root=True)
-    print("\n".join(lines))
+    print("\n".join(tree_lines(tree, rel)))
     for source, ref, depth in load_set.cut:
         print(f"  not loaded: @{ref.target} in {rel(source)} (import hop {depth})")
     return 0
-
-
-def _tree_lines(
-    node: TreeNode,
-    prefix: str,
-    out: list[str],
-    rel: object,
-    *,
-    root: bool = False,
-    last: bool = True,
-) -> None:
-    assert callable(rel)
-    note = f"  ({node.note})" if node.note else ""
-    if root:
-        out.append(f"{rel(node.path)}  {node.tokens:,} tok{note}")
-        child_prefix = ""
-    else:
-        out.append(
-            f"{prefix}{'└── ' if last else '├── '}{rel(node.path)}  {node.tokens:,} tok{note}"
-        )
-        child_prefix = prefix + ("    " if last else "│   ")
-    for i, child in enumerate(node.children):
-        _tree_lines(child, child_prefix, out, rel, last=i == len(node.children) - 1)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

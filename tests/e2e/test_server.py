@@ -365,3 +365,31 @@ async def test_watched_file_deleted(client: LanguageClient) -> None:
         if len(unresolved) == 2:
             break
     assert any("gates.md" in d.message for d in unresolved)
+
+
+async def test_load_tree_and_count_tokens(client: LanguageClient) -> None:
+    from tests.e2e.conftest import _plain
+
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    tree = _plain(await client.protocol.send_request_async("promptls/loadTree", {"uri": uri}))
+    expected = check_json(root, "utf-16")[SHIP]
+    assert tree["loadTokens"] == expected["loadTokens"]
+    assert tree["files"] == len(expected["loads"])
+    assert [c["path"] for c in tree["tree"]["children"]] == expected["loads"][1:3]
+    assert tree["text"].splitlines()[0].startswith(".claude/commands/ship.md")
+    count = _plain(
+        await client.protocol.send_request_async("promptls/countTokens", {"text": "hello world"})
+    )
+    assert count["tokens"] == 2
+    ranged = _plain(
+        await client.protocol.send_request_async(
+            "promptls/countTokens",
+            {
+                "uri": uri,
+                "range": {"start": {"line": 4, "character": 0}, "end": {"line": 5, "character": 0}},
+            },
+        )
+    )
+    assert ranged["tokens"] > 0

@@ -604,3 +604,23 @@ def load_tree(index: WorkspaceIndex, root: str) -> TreeNode:
         return TreeNode(path, tokens, children)
 
     return build(root, ())
+
+
+def tree_lines(tree: TreeNode, show: Callable[[str], str]) -> list[str]:
+    """The load tree drawn with box characters, each file with its own tokens."""
+    out: list[str] = []
+
+    def draw(node: TreeNode, prefix: str, last: bool, root: bool) -> None:
+        note = f"  ({node.note})" if node.note else ""
+        label = f"{show(node.path)}  {node.tokens:,} tok{note}"
+        if root:
+            out.append(label)
+            inner = ""
+        else:
+            out.append(f"{prefix}{'└── ' if last else '├── '}{label}")
+            inner = prefix + ("    " if last else "│   ")
+        for i, child in enumerate(node.children):
+            draw(child, inner, i == len(node.children) - 1, False)
+
+    draw(tree, "", True, True)
+    return out

@@ -9,6 +9,8 @@ from promptls.lsp.server import PromptLanguageServer
 
 STATUS = "promptls/status"
 STATS = "promptls/stats"
+LOAD_TREE = "promptls/loadTree"
+COUNT_TOKENS = "promptls/countTokens"
 
 
 def status_payload(ls: PromptLanguageServer, uri: str) -> dict[str, Any] | None:
@@ -60,6 +62,73 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
     }
 
 
+def _param(params: Any, name: str) -> Any:
+    if isinstance(params, dict):
+        return params.get(name)
+    return getattr(params, name, None)
+
+
+def load_tree_request(ls: PromptLanguageServer, params: Any) -> dict[str, Any] | None:
+    """`promptls/loadTree` `{uri}`: a file's load tree, as data and as `promptls graph` text."""
+    from promptls.analysis.graph import TreeNode, load_tree, tree_lines
+
+    uri = _param(params, "uri")
+    fa = ls.analysis(uri) if isinstance(uri, str) else None
+    index = ls.index
+    if fa is None or index is None:
+        return None
+    tree = load_tree(index, fa.path)
+
+    def node(n: TreeNode) -> dict[str, Any]:
+        return {
+            "path": index.workspace.relative(n.path),
+            "uri": ls.uri_of(n.path),
+            "tokens": n.tokens,
+            "note": n.note,
+            "children": [node(c) for c in n.children],
+        }
+
+    load_set = index.load_set(fa.path)
+    return {
+        "uri": uri,
+        "files": len(load_set.files),
+        "loadTokens": index.load_tokens(fa.path),
+        "tree": node(tree),
+        "text": "\n".join(tree_lines(tree, index.workspace.relative)),
+    }
+
+
+def count_tokens_request(ls: PromptLanguageServer, params: Any) -> dict[str, Any]:
+    """`promptls/countTokens` `{text}` or `{uri, range}`: the exact count of a piece of text
+    (the status bar's selection count)."""
+    text = _param(params, "text")
+    uri = _param(params, "uri")
+    rng = _param(params, "range")
+    if not isinstance(text, str) and isinstance(uri, str) and rng is not None:
+        fa = ls.analysis(uri)
+        if fa is not None:
+            from promptls.analysis.text import Position
+
+            lines = ls.line_index(fa)
+            start, end = _param(rng, "start"), _param(rng, "end")
+            a = lines.offset(
+                Position(_param(start, "line"), _param(start, "character")), ls.position_encoding
+            )
+            b = lines.offset(
+                Position(_param(end, "line"), _param(end, "character")), ls.position_encoding
+            )
+            text = fa.doc.text[min(a, b) : max(a, b)]
+    if not isinstance(text, str):
+        return {"tokens": 0}
+    counter = ls.counter
+    count = counter.count(text) if counter is not None else 0
+    from promptls.analysis.tokens import calibrate
+
+    return {"tokens": calibrate(count, ls.settings.calibration), "characters": len(text)}
+
+
 def register(server: PromptLanguageServer) -> None:
-    """Register the custom request (the notification needs no registration)."""
+    """Register the custom requests (the notification needs no registration)."""
     server.feature(STATS)(stats)
+    server.feature(LOAD_TREE)(load_tree_request)
+    server.feature(COUNT_TOKENS)(count_tokens_request)
