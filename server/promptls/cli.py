@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_argument("files", nargs="+", metavar="FILE")
     _common(tokens)
 
+    stats = sub.add_parser("stats", help="index a workspace and print its figures and the cache's")
+    stats.add_argument("paths", nargs="*", metavar="PATH", help="workspace folders (default: .)")
+    stats.add_argument("--format", choices=("text", "json"), default="text")
+    _common(stats)
+
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     transport = serve.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout")
@@ -206,6 +211,45 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """`promptls stats`: index, compute every file's load cost through the cache, print figures."""
+    import json
+    import time
+
+    started = time.perf_counter()
+    index, _, settings = _open_index(args.paths, args.root, args.jobs)
+    indexed = time.perf_counter() - started
+    files = list(index.files)
+    for path in files:
+        index.cost(path, "root")
+    cache = index.costs.stats()
+    payload = {
+        "files": len(files),
+        "tokens": sum(fa.tokens for fa in index.files.values()),
+        "rawTokens": sum(fa.raw_tokens for fa in index.files.values()),
+        "errors": len(index.errors),
+        "indexingSeconds": round(indexed, 3),
+        "encoding": settings.encoding,
+        "cache": cache.as_json(),
+    }
+    if args.format == "json":
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"files        {payload['files']:>12,}")
+    raw = payload["rawTokens"]
+    print(f"tokens       {payload['tokens']:>12,}  (raw {raw:,}, {settings.encoding})")
+    print(f"indexed in   {indexed:>12.3f} s")
+    print(
+        f"cache        {cache.entries:>12,} entries, {cache.bytes:,} bytes "
+        f"(max {cache.max_entries:,} entries, {cache.max_bytes:,} bytes)"
+    )
+    print(
+        f"             {cache.hits:>12,} hits, {cache.misses:,} misses, "
+        f"{cache.evictions:,} evictions, hit rate {cache.hit_rate:.1%}"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`promptls serve`: the language server."""
     from promptls.lsp.server import serve
@@ -214,7 +258,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(transport, args.host, args.port)
 
 
-COMMANDS = {"check": cmd_check, "tokens": cmd_tokens, "graph": cmd_graph, "serve": cmd_serve}
+COMMANDS = {
+    "check": cmd_check,
+    "tokens": cmd_tokens,
+    "graph": cmd_graph,
+    "stats": cmd_stats,
+    "serve": cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

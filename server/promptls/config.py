@@ -74,6 +74,28 @@ class Budgets:
 
 
 @dataclass(slots=True)
+class Hints:
+    """Inlay hints beside references."""
+
+    tokens: bool = True
+    """Show `≈1,234 tok` after each resolved reference."""
+    load_time: bool = False
+    """Also show the measured load time, cold and from the cache."""
+
+
+@dataclass(slots=True)
+class Compression:
+    """XML compression quick fixes."""
+
+    level: str = "whitespace"
+    """`whitespace` (the model reads the same words) or `lossless` (same canonical XML)."""
+    remove_comments: bool = False
+    """Also remove XML comments (they reach the model inside fences, so off by default)."""
+    min_saving: int = 20
+    """Smallest saving, in tokens, that gets an `xml-compressible` hint diagnostic."""
+
+
+@dataclass(slots=True)
 class Settings:
     """Every promptls setting, with its default."""
 
@@ -125,6 +147,12 @@ class Settings:
     """Per-code severity override: `error`, `warning`, `information`, `hint` or `off`."""
     max_file_bytes: int = 2_000_000
     """Files larger than this get a reduced analysis (counted, not parsed)."""
+    hints: Hints = field(default_factory=Hints)
+    """Inlay hints."""
+    compression: Compression = field(default_factory=Compression)
+    """XML compression."""
+    duplicate_min_tokens: int = 50
+    """Smallest paragraph or XML element reported when it appears twice in one load set."""
     diagnostics_delay: int = 150
     """Milliseconds the editor waits after a keystroke before analysing (language server only)."""
     problems: list[str] = field(default_factory=list)
@@ -138,6 +166,10 @@ def _snake(key: str) -> str:
 def _check(value: Any, hint: Any, where: str) -> Any:
     """Return `value` converted to the type `hint`, or raise ValueError with a readable message."""
     origin = get_origin(hint)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{where}: expected a number, got {value!r}")
@@ -197,6 +229,8 @@ def _validate(key: str, value: Any, where: str) -> None:
 
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise ValueError(f"{where}: must not be negative, got {value!r}")
+    if key == "level" and value not in ("whitespace", "lossless"):
+        raise ValueError(f"{where}: expected whitespace or lossless, got {value!r}")
     if key == "calibration" and not 0.1 <= value <= 10:
         raise ValueError(f"{where}: must be between 0.1 and 10, got {value!r}")
     if key in {"warn_ratio", "context_budget_tolerance"} and not 0 < value <= 1:

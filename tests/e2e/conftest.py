@@ -122,6 +122,16 @@ def record(client: LanguageClient) -> None:
     def _register(params: types.RegistrationParams) -> None:
         registrations(client).extend(params.registrations)
 
+    refreshes = client.__dict__.setdefault("promptls_refreshes", [])
+
+    @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def _lens_refresh(params: None) -> None:
+        refreshes.append("codeLens")
+
+    @client.feature(types.WORKSPACE_INLAY_HINT_REFRESH)
+    def _hint_refresh(params: None) -> None:
+        refreshes.append("inlayHint")
+
     features = client.protocol.fm.features
     default = features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
 

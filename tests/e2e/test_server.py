@@ -393,3 +393,112 @@ async def test_load_tree_and_count_tokens(client: LanguageClient) -> None:
         )
     )
     assert ranged["tokens"] > 0
+
+
+def _hint_texts(hints: list[types.InlayHint] | None) -> list[str]:
+    return [
+        h.label if isinstance(h.label, str) else "".join(p.value for p in h.label)
+        for h in hints or []
+    ]
+
+
+async def _hints(client: LanguageClient, uri: str) -> list[types.InlayHint]:
+    return list(
+        await client.text_document_inlay_hint_async(
+            types.InlayHintParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=200, character=0),
+                ),
+            )
+        )
+        or []
+    )
+
+
+async def _lens(client: LanguageClient, uri: str) -> str:
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert lenses and lenses[0].command is not None
+    assert lenses[0].command.command == "promptls.showLoadTree"
+    assert list(lenses[0].command.arguments or []) == [uri]
+    return lenses[0].command.title
+
+
+async def test_inlay_hints_equal_the_targets_tokens(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    expected = check_json(root, "utf-16")
+    hints = await _hints(client, uri)
+    texts = _hint_texts(hints)
+    small = expected[".claude/modules/dev/small-change.md"]["tokens"]
+    gates = expected[".claude/modules/quality/gates.md"]["tokens"]
+    assert texts == [f"≈{small:,} tok", f"≈{gates:,} tok"]  # the unresolved reference has none
+    # each hint sits right after its reference
+    line = (root / SHIP).read_text().splitlines()[8]
+    assert hints[0].position.line == 8
+    assert line[: hints[0].position.character].endswith("modules/dev/small-change.md")
+
+
+async def test_code_lens_equals_the_load_cost(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    expected = check_json(root, "utf-16")[SHIP]
+    title = await _lens(client, uri)
+    load = expected["loadTokens"]
+    files = len(expected["loads"])
+    share = f"{load * 100 / 50000:.0f} %"
+    assert title == f"Loads {files} files · ≈{load:,} tokens · {share} of 50,000 · declared ~50"
+
+
+async def test_editing_a_module_updates_every_command_lens_and_hint(client: LanguageClient) -> None:
+    root = root_of(client)
+    ship = open_doc(client, root / SHIP)
+    memory = open_doc(client, root / "CLAUDE.md")
+    await diagnostics(client, ship, version=1)
+    before_ship, before_memory = await _lens(client, ship), await _lens(client, memory)
+    before_hint = _hint_texts(await _hints(client, ship))[1]
+    gates = root / ".claude/modules/quality/gates.md"
+    extra = "\nA new unsaved paragraph, long enough to change the count of every loader.\n"
+    open_doc(client, gates, version=1, text=gates.read_text() + extra)
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        after_ship, after_memory = await _lens(client, ship), await _lens(client, memory)
+        if after_ship != before_ship and after_memory != before_memory:
+            break
+    assert after_ship != before_ship and after_memory != before_memory
+    after_hint = _hint_texts(await _hints(client, ship))[1]
+    assert after_hint != before_hint
+    cache = (await stats(client))["cache"]
+    assert cache["invalidations"] > 0
+    assert _hint_texts(await _hints(client, ship))[1] == after_hint
+    assert (await stats(client))["cache"]["hits"] >= cache["hits"] + 2  # unchanged: from the cache
+
+
+async def test_hover_shows_costs_and_cache(client: LanguageClient) -> None:
+    uri = open_doc(client, root_of(client) / SHIP)
+    position = types.Position(line=8, character=30)
+    first = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position)
+    )
+    second = await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri), position=position)
+    )
+    assert first is not None and second is not None
+    text = str(second.contents.value)
+    assert "load cost" in text and "Loads:" in text and "quality/gates.md" in text
+    assert "cold" in text and "from the cache" in text
+
+
+async def test_duplicate_content_diagnostic(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / ".claude/modules/quality/gates.md")
+    diags = await diagnostics(client, uri, version=1)
+    (dup,) = [d for d in diags if d.code == "duplicate-content"]
+    assert dup.severity == types.DiagnosticSeverity.Information
+    assert dup.related_information and dup.related_information[0].location.uri.endswith(
+        "dev/small-change.md"
+    )

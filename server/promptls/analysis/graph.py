@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from promptls.analysis.cache import Cost, CostCache, FileKey, Stamp
 from promptls.analysis.document import STRIPPED_FRONTMATTER, Document, parse_document
+from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
 from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
 from promptls.analysis.rules import (
@@ -53,6 +55,8 @@ class FileAnalysis:
     version: int | None = None
     elapsed: float = 0.0
     """Seconds spent reading, parsing, counting and resolving it."""
+    stamp: Stamp = ()
+    """The content version it was made from (see `cache.Stamp`)."""
 
     @property
     def edges(self) -> tuple[str, ...]:
@@ -94,6 +98,10 @@ class WorkspaceIndex:
         """Files that could not be read, with why."""
         self._load_sets: dict[str, LoadSet] = {}
         self._graph = _Graph()
+        self.costs = CostCache()
+        """Load costs per content version (hit, miss and eviction counters in its stats)."""
+        self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
+        self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
@@ -134,20 +142,19 @@ class WorkspaceIndex:
         workers = threads or os.cpu_count() or 1
         total = len(paths)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: list[tuple[str, str, float, Future[list[int]]]] = []
+            pending: list[tuple[str, str, Stamp, float, Future[list[int]]]] = []
             for path in paths:
                 started = time.perf_counter()
                 try:
-                    text = self.workspace.read_text(path)
+                    text, stamp = self.workspace.read_stamped(path)
                 except (OSError, OutsideWorkspace) as exc:
                     self._record_error(path, exc)
                     continue
                 pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
                 future = pool.submit(self.counter.count_many, pieces)
-                pending.append((path, text, time.perf_counter() - started, future))
-            for done, (path, text, spent, future) in enumerate(pending, 1):
-                started = time.perf_counter()
-                analysis = self._analyse(path, text, None, future, spent)
+                pending.append((path, text, stamp, time.perf_counter() - started, future))
+            for done, (path, text, stamp, spent, future) in enumerate(pending, 1):
+                analysis = self._analyse(path, text, None, future, spent, stamp)
                 with self._lock:
                     self._store(analysis)
                 if progress is not None:
@@ -163,17 +170,20 @@ class WorkspaceIndex:
         """Re-analyse one file (after an edit, a save or a change on disk); return every file
         whose findings or load cost may have changed."""
         self.workspace.forget([path])
+        started = time.perf_counter()
         try:
-            text = self.workspace.read_text(path)
+            text, stamp = self.workspace.read_stamped(path)
         except (OSError, OutsideWorkspace) as exc:
             return (
                 self.remove(path) if not os.path.exists(path) else self._error_affected(path, exc)
             )
-        started = time.perf_counter()
+        if version is not None and stamp[0] == "buffer":
+            stamp = ("buffer", version, *stamp[1:])
         pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
         future: Future[list[int]] = Future()
         future.set_result(self.counter.count_many(pieces))
-        analysis = self._analyse(path, text, version, future, time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        analysis = self._analyse(path, text, version, future, spent, stamp)
         with self._lock:
             old = self.files.get(path)
             created = old is None
@@ -220,7 +230,13 @@ class WorkspaceIndex:
         return changed
 
     def _analyse(
-        self, path: str, text: str, version: int | None, counts: Future[list[int]], spent: float
+        self,
+        path: str,
+        text: str,
+        version: int | None,
+        counts: Future[list[int]],
+        spent: float,
+        stamp: Stamp,
     ) -> FileAnalysis:
         started = time.perf_counter()
         kind = self.workspace.kind(path)
@@ -240,6 +256,7 @@ class WorkspaceIndex:
             findings=(),
             version=version,
             elapsed=spent + time.perf_counter() - started,
+            stamp=stamp,
         )
         return _with_local_findings(fa, self.settings)
 
@@ -249,11 +266,22 @@ class WorkspaceIndex:
         self.errors.pop(analysis.path, None)
         if old is None or old.edges != analysis.edges or old.resolutions != analysis.resolutions:
             self._invalidate(analysis.path)
+        elif old.stamp != analysis.stamp or old.tokens != analysis.tokens:
+            self._content_changed(analysis.path)
 
     def _invalidate(self, path: str) -> None:
+        """`path`'s references changed: load sets through it, cycles, costs, duplicates."""
+        self._content_changed(path)
         for root in [r for r, ls in self._load_sets.items() if path in ls.files or r == path]:
             del self._load_sets[root]
         self._graph = _Graph()
+
+    def _content_changed(self, path: str) -> None:
+        """`path`'s text changed: its cost and every cost and duplicate check containing it."""
+        self.costs.invalidate(path)
+        self._blocks.pop(path, None)
+        for root in [r for r, ls in self._load_sets.items() if path in ls.files or r == path]:
+            self._dups.pop(root, None)
 
     # -- queries ---------------------------------------------------------------------------------
     def get(self, path: str) -> FileAnalysis | None:
@@ -317,6 +345,35 @@ class WorkspaceIndex:
                 return res.path in hops
         return False
 
+    def cost(self, path: str, purpose: str = "other") -> tuple[Cost, bool, float] | None:
+        """What loading `path` costs, from the cache when its content has not changed:
+        (cost, served from the cache, milliseconds the lookup or computation took)."""
+        fa = self.files.get(path)
+        if fa is None:
+            return None
+        started = time.perf_counter()
+        key = FileKey(path, fa.stamp)
+        cached = self.costs.get(key, purpose)
+        if cached is not None:
+            return cached, True, (time.perf_counter() - started) * 1000
+        with self._lock:
+            load_set = self.load_set(path)
+            references = tuple(
+                (p, other.tokens) for p in fa.edges if (other := self.files.get(p)) is not None
+            )
+            cost = Cost(
+                path=path,
+                tokens=fa.tokens,
+                raw_tokens=fa.raw_tokens,
+                load_files=load_set.files,
+                load_tokens=self.load_tokens(path),
+                references=references,
+                cold_ms=fa.elapsed * 1000,
+            )
+            if self.files.get(path) is fa:
+                self.costs.put(key, cost)
+        return cost, False, (time.perf_counter() - started) * 1000
+
     def load_tokens(self, path: str) -> int:
         """The load cost of `path`: the sum of `tokens` over its load set."""
         return sum(fa.tokens for p in self.load_set(path).files if (fa := self.files.get(p)))
@@ -327,7 +384,12 @@ class WorkspaceIndex:
         if fa is None:
             return []
         graph = self._graph_findings()
-        found = list(fa.findings) + graph.cycles.get(path, []) + self._set_findings(fa)
+        found = (
+            list(fa.findings)
+            + graph.cycles.get(path, [])
+            + self._set_findings(fa)
+            + self._duplicate_findings(path)
+        )
         found = apply_overrides(found, self.settings.severity)
         return sorted(found, key=lambda f: (f.start, f.end, f.code))
 
@@ -380,6 +442,63 @@ class WorkspaceIndex:
                         )
                     )
         return out
+
+    def _duplicate_findings(self, path: str) -> list[Finding]:
+        """`duplicate-content` for copies in `path`, over every entry file's load set."""
+        minimum = self.settings.duplicate_min_tokens
+        if minimum <= 0:
+            return []
+        out: dict[tuple[int, int], Finding] = {}
+        with self._lock:
+            roots = [
+                r
+                for r, fa in self.files.items()
+                if fa.kind in ENTRY_KINDS and path in self.load_set(r).files
+            ]
+            for root in roots:
+                for finding in self._root_duplicates(root).get(path, []):
+                    out.setdefault((finding.start, finding.end), finding)
+        return list(out.values())
+
+    def _blocks_of(self, path: str) -> list[Block]:
+        fa = self.files.get(path)
+        if fa is None:
+            return []
+        cached = self._blocks.get(path)
+        if cached is None or cached[0] is not fa:
+            cached = (fa, blocks(fa.doc, self.settings.duplicate_min_tokens))
+            self._blocks[path] = cached
+        return cached[1]
+
+    def _root_duplicates(self, root: str) -> dict[str, list[Finding]]:
+        cached = self._dups.get(root)
+        if cached is not None:
+            return cached
+        members = self.load_set(root).files
+        found = find_duplicates(
+            members,
+            {p: self._blocks_of(p) for p in members},
+            lambda p: self.files[p].doc.text,
+            self.counter.count,
+            self.settings.duplicate_min_tokens,
+        )
+        by_path: dict[str, list[Finding]] = {}
+        show = self.workspace.relative
+        for d in found:
+            where = ", ".join(f"{show(p)}" for p, _, _ in d.others[:3])
+            by_path.setdefault(d.path, []).append(
+                Finding(
+                    "duplicate-content",
+                    Severity.INFORMATION,
+                    f"{d.label} (≈{d.tokens:,} tokens) is also in {where}, and "
+                    f"{show(root)} loads both: {d.tokens:,} tokens repeated at every run",
+                    d.start,
+                    d.end,
+                    related=tuple(Related(p, s, e, "another copy") for p, s, e in d.others),
+                )
+            )
+        self._dups[root] = by_path
+        return by_path
 
     def _roots_reaching(self, path: str) -> list[str]:
         return [

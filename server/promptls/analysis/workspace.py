@@ -162,13 +162,22 @@ class Workspace:
     # -- reading --------------------------------------------------------------------------------
     def read_text(self, path: str) -> str:
         """The text of `path`: the editor's buffer if open, else the file decoded as UTF-8."""
+        return self.read_stamped(path)[0]
+
+    def read_stamped(self, path: str) -> tuple[str, tuple[object, ...]]:
+        """The text of `path` and its content version: `("buffer", hash)` for an editor
+        buffer, `("disk", mtime_ns, size)` for a file."""
         buffer = self.overlay.get(path)
         if buffer is not None:
-            return buffer
-        return self.read_bytes(path).decode("utf-8", errors="replace")
+            return buffer, ("buffer", hash(buffer), len(buffer))
+        data, info = self._read(path)
+        return data.decode("utf-8", errors="replace"), ("disk", info.st_mtime_ns, info.st_size)
 
     def read_bytes(self, path: str) -> bytes:
         """The bytes of a regular file inside the workspace; raises OutsideWorkspace otherwise."""
+        return self._read(path)[0]
+
+    def _read(self, path: str) -> tuple[bytes, os.stat_result]:
         status = self.status(path)
         if status is not Status.FILE:
             raise OutsideWorkspace(f"{path}: {status.value}, not read")
@@ -184,6 +193,6 @@ class Workspace:
                 if not chunk:
                     break
                 chunks.append(chunk)
-            return b"".join(chunks)
+            return b"".join(chunks), info
         finally:
             os.close(fd)

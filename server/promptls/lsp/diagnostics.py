@@ -137,10 +137,13 @@ def publish_affected(
     closed: str | None = None,
 ) -> None:
     """After an analysis: tell the client about every open document whose results changed."""
+    from promptls.lsp.hints import refresh
     from promptls.lsp.status import send_status
 
     affected = set(affected)
     open_uris = [u for u in ls.open_uris() if uri_to_path(u) in affected or u == origin]
+    if affected - ({uri_to_path(origin)} if origin else set()):
+        refresh(ls)  # hints and lenses of other files show what changed
     if pull_supported(ls):
         others = affected - ({uri_to_path(origin)} if origin else set())
         if others and refresh_supported(ls):
@@ -158,6 +161,9 @@ def publish_affected(
 
 def refresh_all(ls: PromptLanguageServer) -> None:
     """The whole index changed (indexing finished, settings changed)."""
+    from promptls.lsp.hints import refresh
+
+    refresh(ls)
     if pull_supported(ls):
         if refresh_supported(ls):
             ls.workspace_diagnostic_refresh(None)

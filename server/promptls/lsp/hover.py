@@ -1,4 +1,5 @@
-"""Hover on a reference: what the target is for, its tokens and its load cost."""
+"""Hover on a reference: what the target is for, its tokens, its load cost, what it loads, and
+how long loading it takes, cold and from the cache."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from lsprotocol import types
 
 from promptls.analysis.outline import describe
 from promptls.lsp.convert import to_range
+from promptls.lsp.hints import format_ms
 from promptls.lsp.links import resolution_at
 from promptls.lsp.server import PromptLanguageServer
 
@@ -26,19 +28,30 @@ async def hover(ls: PromptLanguageServer, params: types.HoverParams) -> types.Ho
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text), range=span
         )
+    rel = index.workspace.relative
+    parts = [f"**{rel(res.path)}** ({res.ref.form})"]
     target = index.get(res.path)
-    rel = index.workspace.relative(res.path)
-    parts = [f"**{rel}** ({res.ref.form})"]
-    if target is None:
+    cost = index.cost(res.path, "hover")
+    if target is None or cost is None:
         parts.append("not loaded (not a prompt file)")
     else:
+        info, from_cache, served_ms = cost
         purpose = describe(target.doc)
         if purpose:
             parts.append(purpose)
-        load = index.load_set(res.path)
         parts.append(
-            f"≈{target.tokens:,} tokens · loads {len(load.files)} files, "
-            f"≈{index.load_tokens(res.path):,} tokens"
+            f"≈{info.tokens:,} tokens · load cost ≈{info.load_tokens:,} tokens "
+            f"({len(info.load_files)} files)"
+        )
+        if info.references:
+            parts.append(
+                "Loads:\n"
+                + "\n".join(f"- `{rel(p)}` ≈{tokens:,} tok" for p, tokens in info.references[:12])
+                + (f"\n- … {len(info.references) - 12} more" if len(info.references) > 12 else "")
+            )
+        parts.append(
+            f"Load time {format_ms(info.cold_ms)} cold, {format_ms(served_ms)} "
+            + ("from the cache" if from_cache else "computed now (cached from here on)")
         )
     return types.Hover(
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n".join(parts)),

@@ -235,6 +235,7 @@ def create_server() -> PromptLanguageServer:
     """A server with every feature registered, in order."""
     from promptls.lsp import (
         diagnostics,
+        hints,
         hover,
         links,
         status,
@@ -244,7 +245,7 @@ def create_server() -> PromptLanguageServer:
     )
 
     server = PromptLanguageServer()
-    for feature in (workspace, sync, diagnostics, symbols, links, hover, status):
+    for feature in (workspace, sync, diagnostics, symbols, links, hover, hints, status):
         feature.register(server)
     return server
 

@@ -59,6 +59,7 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
         },
         "encoding": ls.settings.encoding,
         "positionEncoding": ls.position_encoding.value,
+        "cache": index.costs.stats().as_json() if index is not None else None,
     }
 
 

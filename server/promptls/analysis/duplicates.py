@@ -1,0 +1,121 @@
+"""Duplicate content: paragraphs and XML elements that appear more than once in one load set.
+
+The framework's own rule is "zero redundancy": a block loaded twice is tokens wasted at every run.
+Blocks are compared after collapsing whitespace; only copies at least `min_tokens` long count,
+and a copy inside a larger duplicated block is not reported on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from promptls.analysis.document import Document
+
+_SPACE = re.compile(r"\s+")
+_BLANK_LINE = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?=\r\n|\r|\n|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A paragraph or an XML element of a file, by its normalised text's digest."""
+
+    digest: bytes
+    start: int
+    end: int
+    kind: str
+    """`paragraph` or `element`."""
+    label: str
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(_SPACE.sub(" ", text).strip().encode("utf-8"), digest_size=16).digest()
+
+
+def blocks(doc: Document, min_chars: int) -> list[Block]:
+    """Candidate blocks of a document: XML elements and markdown paragraphs outside fences."""
+    text = doc.text
+    out: list[Block] = []
+    for region in doc.regions:
+        for el in region.check.elements:
+            if not el.closed or el.end - el.start < min_chars:
+                continue
+            start, end = region.start + el.start, region.start + el.end
+            out.append(Block(_digest(text[start:end]), start, end, "element", f"<{el.name}>"))
+    skip = sorted(
+        [(f.start, f.end) for f in doc.fences]
+        + [(r.start, r.end) for r in doc.regions]
+        + [(c.start, c.end) for c in doc.comments]
+        + ([(doc.frontmatter.start, doc.frontmatter.end)] if doc.frontmatter else [])
+    )
+    pos = 0
+    for s, e in [*skip, (len(text), len(text))]:
+        if s > pos:
+            out.extend(_paragraphs(text, pos, s, min_chars))
+        pos = max(pos, e)
+    return out
+
+
+def _paragraphs(text: str, start: int, end: int, min_chars: int) -> Iterable[Block]:
+    pos = start
+    for match in [*_BLANK_LINE.finditer(text, start, end), None]:
+        stop = match.start() if match else end
+        chunk = text[pos:stop]
+        stripped = chunk.strip()
+        if len(stripped) >= min_chars:
+            lead = len(chunk) - len(chunk.lstrip())
+            a = pos + lead
+            out_end = a + len(stripped)
+            first = stripped.splitlines()[0][:40]
+            yield Block(_digest(stripped), a, out_end, "paragraph", first)
+        pos = match.end() if match else end
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """One copy of a block that appears elsewhere in the same load set."""
+
+    path: str
+    start: int
+    end: int
+    label: str
+    tokens: int
+    others: tuple[tuple[str, int, int], ...]
+
+
+def find_duplicates(
+    members: Iterable[str],
+    blocks_of: Mapping[str, list[Block]],
+    text_of: Callable[[str], str],
+    count: Callable[[str], int],
+    min_tokens: int,
+) -> list[Duplicate]:
+    """Every copy of a block that occurs more than once across `members` (one load set)."""
+    groups: dict[bytes, list[tuple[str, Block]]] = {}
+    for path in members:
+        for block in blocks_of.get(path, ()):
+            groups.setdefault(block.digest, []).append((path, block))
+    found: list[Duplicate] = []
+    for copies in groups.values():
+        if len(copies) < 2:
+            continue
+        path0, first = copies[0]
+        tokens = count(text_of(path0)[first.start : first.end])
+        if tokens < min_tokens:
+            continue
+        for path, block in copies:
+            others = tuple((p, b.start, b.end) for p, b in copies if (p, b) != (path, block))
+            found.append(Duplicate(path, block.start, block.end, block.label, tokens, others))
+    # A copy inside a larger duplicated copy in the same file is reported with it, not alone.
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for d in found:
+        spans.setdefault(d.path, []).append((d.start, d.end))
+    return [
+        d
+        for d in found
+        if not any(
+            s <= d.start and d.end <= e and (s, e) != (d.start, d.end) for s, e in spans[d.path]
+        )
+    ]

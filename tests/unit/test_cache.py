@@ -1,0 +1,102 @@
+"""The load-cost cache: bounds, counters, and invalidation of exactly the affected entries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from promptls.analysis.cache import Cost, CostCache, FileKey
+from promptls.analysis.graph import WorkspaceIndex
+from promptls.analysis.workspace import Workspace
+from promptls.config import Settings
+from tests.conftest import WorkspaceMaker
+
+
+def _cost(path: str, loads: tuple[str, ...] = ()) -> Cost:
+    return Cost(path, 10, 12, (path, *loads), 10, (), 1.0)
+
+
+def test_counters_and_hit_rate() -> None:
+    cache = CostCache()
+    key = FileKey("/a", ("disk", 1, 2))
+    assert cache.get(key, "reference") is None
+    cache.put(key, _cost("/a"))
+    assert cache.get(key, "reference") is not None
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
+    assert stats.hit_rate == 0.5
+    assert stats.by_purpose == {"reference": {"hits": 1, "misses": 1}}
+    assert stats.bytes > 0
+
+
+@pytest.mark.parametrize(
+    ("entries", "size"), [(3, 1 << 20), (100, 2000)], ids=["by-entries", "by-bytes"]
+)
+def test_bounded_and_evictions_counted(entries: int, size: int) -> None:
+    cache = CostCache(max_entries=entries, max_bytes=size)
+    for i in range(20):
+        cache.put(FileKey(f"/f{i}", ("disk", i, i)), _cost(f"/f{i}"))
+    stats = cache.stats()
+    assert stats.entries <= entries and stats.bytes <= size
+    assert stats.evictions == 20 - stats.entries
+
+
+def test_invalidate_drops_the_file_and_sets_containing_it() -> None:
+    cache = CostCache()
+    cache.put(FileKey("/cmd", ("disk", 1, 1)), _cost("/cmd", ("/mod",)))
+    cache.put(FileKey("/other", ("disk", 1, 1)), _cost("/other", ("/x",)))
+    cache.put(FileKey("/mod", ("disk", 1, 1)), _cost("/mod"))
+    assert cache.invalidate("/mod") == 2
+    assert [k.path for k in cache] == ["/other"]
+
+
+FILES = {
+    ".claude/commands/a.md": (
+        "```xml\n<command>\n<module>m/shared.md - x</module>\n</command>\n```\n"
+    ),
+    ".claude/commands/b.md": "```xml\n<command>\n<module>m/shared.md - x</module>\n"
+    "<module>m/own.md - y</module>\n</command>\n```\n",
+    ".claude/commands/c.md": "```xml\n<command>\n<module>m/own.md - y</module>\n</command>\n```\n",
+    ".claude/modules/m/shared.md": "shared module\n",
+    ".claude/modules/m/own.md": "own module\n",
+}
+
+
+def test_index_invalidates_only_affected_costs(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace(FILES)
+    s = Settings()
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    index.index()
+    paths = {rel: os.path.join(index.workspace.folders[0], rel) for rel in FILES}
+    for path in paths.values():
+        index.cost(path)
+    assert index.costs.stats().entries == 5
+    shared = paths[".claude/modules/m/shared.md"]
+    index.workspace.overlay[shared] = "shared module, now longer than it was before\n"
+    index.update(shared, version=2)
+    left = {k.path for k in index.costs}
+    assert left == {paths[".claude/commands/c.md"], paths[".claude/modules/m/own.md"]}
+    cost, hit, _ = index.cost(paths[".claude/commands/a.md"]) or (None, None, None)
+    assert (
+        cost is not None
+        and not hit
+        and cost.load_tokens == index.load_tokens(paths[".claude/commands/a.md"])
+    )
+    again = index.cost(paths[".claude/commands/a.md"])
+    assert again is not None and again[1]
+
+
+def test_disk_change_changes_the_key(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace(FILES)
+    s = Settings()
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    index.index()
+    own = os.path.join(index.workspace.folders[0], ".claude/modules/m/own.md")
+    first = index.get(own)
+    assert first is not None and first.stamp[0] == "disk"
+    Path(own).write_text("own module, edited on disk\n")
+    index.update(own)
+    second = index.get(own)
+    assert second is not None and second.stamp != first.stamp

@@ -1,0 +1,48 @@
+// Which documents are prompt files: the language client's document selector, also used to decide
+// whether the status bar item shows.
+import * as vscode from 'vscode';
+
+/** Globs of prompt files in any language the editor gives them (names say what they are). */
+const NAMED_FILES = ['**/CLAUDE.md', '**/CLAUDE.local.md', '**/PROJECT_CONFIG.xml'];
+
+/** Folders whose markdown (and XML) files are prompt files. */
+const PROMPT_FOLDERS = ['**/.claude/**'];
+
+/**
+ * The document selector: markdown and XML files under `.claude/`, `components/**\/*.md`, the
+ * memory files and `PROJECT_CONFIG.xml`, plus the globs of `promptls.kinds` (editor settings).
+ */
+export function promptSelector(extraGlobs: readonly string[] = []): vscode.DocumentFilter[] {
+  const selector: vscode.DocumentFilter[] = [];
+  for (const pattern of PROMPT_FOLDERS) {
+    selector.push({ scheme: 'file', language: 'markdown', pattern });
+    selector.push({ scheme: 'file', language: 'xml', pattern });
+  }
+  selector.push({ scheme: 'file', language: 'markdown', pattern: '**/components/**/*.md' });
+  for (const pattern of [...NAMED_FILES, ...extraGlobs]) {
+    selector.push({ scheme: 'file', pattern });
+  }
+  return selector;
+}
+
+/** The globs of the `promptls.kinds` setting, made to match at any depth like the server's. */
+export function kindGlobs(kinds: unknown): string[] {
+  if (typeof kinds !== 'object' || kinds === null) return [];
+  const globs: string[] = [];
+  for (const value of Object.values(kinds as Record<string, unknown>)) {
+    if (!Array.isArray(value)) continue;
+    for (const glob of value) {
+      if (typeof glob === 'string' && glob.length > 0) {
+        globs.push(glob.startsWith('**/') || glob.startsWith('/') ? glob : `**/${glob}`);
+      }
+    }
+  }
+  return globs;
+}
+
+export function isPromptDocument(
+  selector: vscode.DocumentSelector,
+  document: vscode.TextDocument | undefined,
+): boolean {
+  return document !== undefined && vscode.languages.match(selector, document) > 0;
+}
