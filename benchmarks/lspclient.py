@@ -1,0 +1,196 @@
+"""A small driver for the real promptls server over stdio, shared by the benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+
+def plain(value: Any) -> Any:
+    """pygls hands untyped payloads over as named tuples: make them plain dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Session:
+    """One server process and a client speaking to it."""
+
+    def __init__(self, root: Path, settings: dict[str, Any] | None = None) -> None:
+        self.root = root.resolve()
+        self.client = LanguageClient("promptls-bench", "1")
+        self.settings = settings or {}
+        self.versions: dict[str, int] = {}
+        self.published: dict[str, int | None] = {}
+        self.events: dict[str, asyncio.Event] = {}
+
+        @self.client.feature(types.WORKSPACE_CONFIGURATION)
+        def _configuration(params: types.ConfigurationParams) -> list[Any]:
+            return [self.settings for _ in params.items]
+
+        @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def _published(params: types.PublishDiagnosticsParams) -> None:
+            self.published[params.uri] = params.version
+            event = self.events.get(params.uri)
+            if event is not None:
+                event.set()
+
+        for method in (
+            types.WINDOW_WORK_DONE_PROGRESS_CREATE,
+            types.CLIENT_REGISTER_CAPABILITY,
+            types.WORKSPACE_INLAY_HINT_REFRESH,
+            types.WORKSPACE_CODE_LENS_REFRESH,
+        ):
+            self.client.feature(method)(lambda params: None)
+        for method in (types.PROGRESS, types.WINDOW_LOG_MESSAGE, types.WINDOW_SHOW_MESSAGE, "promptls/status"):
+            self.client.feature(method)(lambda params: None)
+
+    async def start(self, command: list[str] | None = None) -> float:
+        """Start the server and initialise; returns seconds until `initialize` answered."""
+        cmd = command or [sys.executable, "-m", "promptls"]
+        started = time.perf_counter()
+        await self.client.start_io(*cmd)
+        capabilities = types.ClientCapabilities(
+            workspace=types.WorkspaceClientCapabilities(configuration=True),
+            window=types.WindowClientCapabilities(work_done_progress=True),
+            text_document=types.TextDocumentClientCapabilities(
+                inlay_hint=types.InlayHintClientCapabilities(),
+                code_lens=types.CodeLensClientCapabilities(),
+                hover=types.HoverClientCapabilities(),
+            ),
+        )
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=capabilities,
+                root_uri=self.root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=self.root.as_uri(), name="bench")],
+            )
+        )
+        elapsed = time.perf_counter() - started
+        self.client.initialized(types.InitializedParams())
+        return elapsed
+
+    async def stats(self) -> dict[str, Any]:
+        """`promptls/stats`."""
+        result = plain(await self.client.protocol.send_request_async("promptls/stats", None))
+        assert isinstance(result, dict)
+        return result
+
+    async def wait_ready(self, timeout: float = 600) -> None:
+        """Until the background index is complete."""
+        deadline = time.monotonic() + timeout
+        while not (await self.stats()).get("indexReady"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("index not ready")
+            await asyncio.sleep(0.01)
+
+    def open(self, path: Path) -> str:
+        """Open a file (version 1); returns its URI."""
+        uri = path.resolve().as_uri()
+        self.versions[uri] = 1
+        self.events[uri] = asyncio.Event()
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="markdown", version=1, text=path.read_text(encoding="utf-8")
+                )
+            )
+        )
+        return uri
+
+    def insert(self, uri: str, line: int, character: int, text: str) -> int:
+        """An incremental edit; returns the new version."""
+        version = self.versions[uri] + 1
+        self.versions[uri] = version
+        self.events[uri] = asyncio.Event()
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=line, character=character),
+                            end=types.Position(line=line, character=character),
+                        ),
+                        text=text,
+                    )
+                ],
+            )
+        )
+        return version
+
+    async def published_version(self, uri: str, version: int, timeout: float = 30) -> None:
+        """Until diagnostics for `version` of `uri` are pushed."""
+        deadline = time.monotonic() + timeout
+        while self.published.get(uri) != version:
+            event = self.events.setdefault(uri, asyncio.Event())
+            event.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no diagnostics for version {version}")
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def hints(self, uri: str, start: int, end: int) -> list[types.InlayHint]:
+        """Inlay hints for lines [start, end)."""
+        result = await self.client.text_document_inlay_hint_async(
+            types.InlayHintParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(
+                    start=types.Position(line=start, character=0),
+                    end=types.Position(line=end, character=0),
+                ),
+            )
+        )
+        return list(result or [])
+
+    async def lens(self, uri: str) -> list[types.CodeLens]:
+        """Code lenses."""
+        result = await self.client.text_document_code_lens_async(
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        return list(result or [])
+
+    async def hover(self, uri: str, line: int, character: int) -> types.Hover | None:
+        """Hover."""
+        return await self.client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+            )
+        )
+
+    async def stop(self) -> None:
+        """Shut the server down."""
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 10)
+            self.client.exit(None)
+        finally:
+            await self.client.stop()
+
+
+async def timed(coro: Any) -> tuple[Any, float]:
+    """(result, milliseconds)."""
+    started = time.perf_counter()
+    result = await coro
+    return result, (time.perf_counter() - started) * 1000
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median and p95."""
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median": statistics.median(ordered), "p95": p95}
