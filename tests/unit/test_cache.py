@@ -49,7 +49,7 @@ def test_invalidate_drops_the_file_and_sets_containing_it() -> None:
     cache.put(FileKey("/other", ("disk", 1, 1)), _cost("/other", ("/x",)))
     cache.put(FileKey("/mod", ("disk", 1, 1)), _cost("/mod"))
     assert cache.invalidate("/mod") == 2
-    assert [k.path for k in cache] == ["/other"]
+    assert [k.path for k in cache.held()] == ["/other"]
 
 
 FILES = {
@@ -76,7 +76,7 @@ def test_index_invalidates_only_affected_costs(make_workspace: WorkspaceMaker) -
     shared = paths[".claude/modules/m/shared.md"]
     index.workspace.overlay[shared] = "shared module, now longer than it was before\n"
     index.update(shared, version=2)
-    left = {k.path for k in index.costs}
+    left = {k.path for k in index.costs.held()}
     assert left == {paths[".claude/commands/c.md"], paths[".claude/modules/m/own.md"]}
     cost, hit, _ = index.cost(paths[".claude/commands/a.md"]) or (None, None, None)
     assert (

@@ -47,7 +47,7 @@ def test_copies_in_one_load_set_are_reported_with_the_other_copy(
     b = os.path.join(index.workspace.folders[0], ".claude/modules/m/b.md")
     found = [f for f in index.findings(a) if f.code == "duplicate-content"]
     labels = sorted(f.message.split(" ")[0] for f in found)
-    assert labels == ["<rules>", "Always"]  # the element, not its <rule> children; the paragraph
+    assert labels == ["<rules>", "paragraph"]  # the element, not its <rule> children; the paragraph
     for finding in found:
         assert finding.severity.label == "information"
         assert finding.related and finding.related[0].path == b

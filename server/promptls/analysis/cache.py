@@ -156,7 +156,7 @@ class CostCache:
         with self._lock:
             self._cache.clear()
 
-    def keys(self) -> list[FileKey]:
+    def held(self) -> list[FileKey]:
         """The keys held now (for tests and stats)."""
         with self._lock:
             return list(self._cache.keys())

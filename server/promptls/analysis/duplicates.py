@@ -68,8 +68,11 @@ def _paragraphs(text: str, start: int, end: int, min_chars: int) -> Iterable[Blo
             lead = len(chunk) - len(chunk.lstrip())
             a = pos + lead
             out_end = a + len(stripped)
-            first = stripped.splitlines()[0][:40]
-            yield Block(_digest(stripped), a, out_end, "paragraph", first)
+            first = _SPACE.sub(" ", stripped)
+            label = (
+                f'paragraph "{first[:32].rstrip()}…"' if len(first) > 32 else f'paragraph "{first}"'
+            )
+            yield Block(_digest(stripped), a, out_end, "paragraph", label)
         pos = match.end() if match else end
 
 
