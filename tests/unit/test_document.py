@@ -74,6 +74,13 @@ REGIONS = [
         [("raw", "<steps>\n<step>one</step>")],
     ),
     ("inline-code-not-xml", "Write `<tag>` like this\n", []),
+    (
+        "indented-backticks-do-not-close",
+        "```xml\n<a>\n    ```\n</a>\n```\n",
+        [("fence", "<a>\n    ```\n</a>\n")],
+    ),
+    ("info-string-does-not-close", "```xml\n<a/>\n```json\n```\n", [("fence", "<a/>\n```json\n")]),
+    ("four-space-fence-is-not-a-fence", "    ```xml\n    <a>\n", []),
 ]
 
 

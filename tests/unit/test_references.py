@@ -69,6 +69,48 @@ EXTRACT = [
     ("url-link-ignored", "module", "[site](https://x.org/a.md) [a](#anchor)\n", []),
     ("image-ignored", "module", "![img](pic.png)\n", []),
     (
+        "include-element",
+        "command",
+        "```xml\n<include>components/validation/framework.md</include>\n```\n",
+        [("include", "components/validation/framework.md")],
+    ),
+    (
+        "component-element",
+        "command",
+        "```xml\n<component>components/a/b.md</component>\n```\n",
+        [("include", "components/a/b.md")],
+    ),
+    (
+        "include-component-attribute",
+        "command",
+        '```xml\n<include component="components/report.md" />\n```\n',
+        [("attribute", "components/report.md")],
+    ),
+    (
+        "ref-attribute",
+        "component",
+        '```xml\n<context_file ref="../orchestration/plan.md" importance="critical"/>\n```\n',
+        [("attribute", "../orchestration/plan.md")],
+    ),
+    (
+        "anchor-stripped",
+        "module",
+        "```xml\n<checkpoint_template>patterns/check.md#CRITICAL</checkpoint_template>\n```\n",
+        [("include", "patterns/check.md")],
+    ),
+    (
+        "backticked-dependency",
+        "module",
+        "```xml\n<depends_on>\n  - `patterns/critical.md`: for thinking\n</depends_on>\n```\n",
+        [("dependency", "patterns/critical.md")],
+    ),
+    (
+        "output-path-is-not-a-reference",
+        "command",
+        "```xml\n<output_file>reports/summary.md</output_file>\n```\n",
+        [],
+    ),
+    (
         "raw-xml-delegation",
         "command",
         '<delegation target="modules/a.md"/>\n',
@@ -203,6 +245,29 @@ def test_resolve(
     assert res.status == status
     if path is not None:
         assert res.path is not None and ws.relative(res.path) == path
+
+
+SUGGEST = [
+    ("typo-in-name", "modules/development/small-chnge.md", "modules/development/small-change.md"),
+    (
+        "wrong-folder-same-name",
+        "modules/quality/small-change.md",
+        "modules/development/small-change.md",
+    ),
+    ("nothing-close", "modules/development/missing-module.md", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"), [c[1:] for c in SUGGEST], ids=[c[0] for c in SUGGEST]
+)
+def test_suggestions(make_workspace: WorkspaceMaker, target: str, expected: str | None) -> None:
+    root = make_workspace(FRAMEWORK)
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    source = os.path.join(ws.folders[0], ".claude/commands/ship.md")
+    assert resolver.resolve(source, Reference("delegation", target, 0, 1)).suggestion == expected
 
 
 def test_unresolved_suggests_closest_and_lists_roots(make_workspace: WorkspaceMaker) -> None:

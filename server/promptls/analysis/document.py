@@ -17,7 +17,8 @@ from promptls.analysis.xml import XmlCheck, check_region, raw_element_end
 #: Kinds whose frontmatter Claude Code reads and strips: it never reaches the model.
 STRIPPED_FRONTMATTER = frozenset({"command", "agent", "skill", "output-style", "rule"})
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
-_FENCE_OPEN = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*([^\r\n]*)")
+# CommonMark fences: at most three spaces of indentation; a closing fence has no info string.
+_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*([^\r\n]*)")
 _HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
 _RAW_START = re.compile(r"[ \t]*<([A-Za-z_][\w.:-]*)")
 _BLOCK_COMMENT = re.compile(r" {0,3}<!--")
@@ -25,6 +26,9 @@ _CODE_SPAN = re.compile(
     r"(?<!`)(`+)(?!`)((?:[^`\r\n]|`+(?!`)|\r?\n(?![ \t]*\r?\n))*?)(?<!`)\1(?!`)"
 )
 _NUMBER = re.compile(r"(\d[\d,_]*(?:\.\d+)?)\s*([kK]\b)?")
+
+#: libyaml's loader when PyYAML has it (same marks, much faster), else the pure one.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: HTML tags that appear in markdown without being XML; ignored unless properly closed.
 HTML_TAGS = frozenset(
@@ -221,8 +225,10 @@ def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int)
     keys: list[FrontmatterKey] = []
     error: tuple[str, int, int] | None = None
     try:
-        node = yaml.compose(source, Loader=yaml.SafeLoader)
-        values = yaml.safe_load(source) if isinstance(node, yaml.MappingNode) else None
+        node = yaml.compose(source, Loader=_YAML_LOADER)
+        values = (
+            yaml.load(source, Loader=_YAML_LOADER) if isinstance(node, yaml.MappingNode) else None
+        )
         if node is None:
             pass
         elif not isinstance(node, yaml.MappingNode) or not isinstance(values, dict):
@@ -285,7 +291,7 @@ def parse_document(text: str, kind: str, *, reduced: bool = False) -> Document:
         fence = _FENCE_OPEN.fullmatch(line)
         if fence and not (fence.group(1)[0] == "`" and "`" in fence.group(2)):
             marker = fence.group(1)
-            close = re.compile(rf"[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
+            close = re.compile(rf" {{0,3}}{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
             j = i + 1
             while j < n and not close.fullmatch(text[lines[j][0] : lines[j][1]]):
                 j += 1

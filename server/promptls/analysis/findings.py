@@ -65,5 +65,6 @@ CODES: dict[str, str] = {
     "frontmatter-invalid": "YAML frontmatter that does not parse, or misses or misuses a key.",
     "frontmatter-unknown-key": "A frontmatter key Claude Code does not read for this kind of file.",
     "duplicate-content": "A paragraph or XML element loaded more than once by one file.",
+    "xml-compressible": "An XML block that compresses (verified, same meaning) by a few tokens.",
     "file-too-large": "A file over the size limit: counted, not parsed.",
 }

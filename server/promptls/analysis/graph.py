@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from promptls.analysis.cache import Cost, CostCache, FileKey, Stamp
+from promptls.analysis.compress import Level, RegionEdit, compress_document
 from promptls.analysis.document import STRIPPED_FRONTMATTER, Document, parse_document
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
@@ -102,6 +103,7 @@ class WorkspaceIndex:
         """Load costs per content version (hit, miss and eviction counters in its stats)."""
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
+        self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
         self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
@@ -389,6 +391,7 @@ class WorkspaceIndex:
             + graph.cycles.get(path, [])
             + self._set_findings(fa)
             + self._duplicate_findings(path)
+            + self._compression_findings(path)
         )
         found = apply_overrides(found, self.settings.severity)
         return sorted(found, key=lambda f: (f.start, f.end, f.code))
@@ -441,6 +444,48 @@ class WorkspaceIndex:
                             end,
                         )
                     )
+        return out
+
+    def compressions(self, path: str) -> list[RegionEdit]:
+        """Verified compressions of the XML regions of `path` (computed once per version)."""
+        fa = self.files.get(path)
+        if fa is None:
+            return []
+        cached = self._compressions.get(path)
+        if cached is None or cached[0] is not fa:
+            level: Level = (
+                "lossless" if self.settings.compression.level == "lossless" else "whitespace"
+            )
+            edits = compress_document(
+                fa.doc,
+                self.counter,
+                level=level,
+                remove_comments=self.settings.compression.remove_comments,
+            )
+            cached = (fa, edits)
+            self._compressions[path] = cached
+        return cached[1]
+
+    def _compression_findings(self, path: str) -> list[Finding]:
+        minimum = self.settings.compression.min_saving
+        out: list[Finding] = []
+        text = self.files[path].doc.text
+        for edit in self.compressions(path):
+            saved = edit.compressed.saved
+            if saved < max(1, minimum):
+                continue
+            line_end = text.find("\n", edit.start, edit.end)
+            name = f"<{edit.element}>" if edit.element else "XML"
+            out.append(
+                Finding(
+                    "xml-compressible",
+                    Severity.HINT,
+                    f"{name} block can be compressed: -{saved:,} tokens "
+                    f"(-{edit.compressed.percent:.0f}%), same meaning",
+                    edit.start,
+                    line_end if line_end > edit.start else edit.end,
+                )
+            )
         return out
 
     def _duplicate_findings(self, path: str) -> list[Finding]:

@@ -24,6 +24,8 @@ FORM_ROOTS: dict[str, tuple[str, ...]] = {
     "dependency": (".claude/modules",),
     "provides": (".claude/modules",),
     "component": (),
+    "include": (".claude/modules", ".claude/system", ".claude"),
+    "attribute": (".claude/modules", ".claude/system", ".claude"),
     "link": (),
 }
 
@@ -33,7 +35,9 @@ LOADING_FORMS = frozenset(FORM_ROOTS) - {"provides"}
 
 _EXT = r"(?:md|markdown|xml|txt|ya?ml|json|toml)"
 _PATH = rf"(?:\.{{1,2}}/|/)?[\w.@-]+(?:/[\w.@-]+)*\.{_EXT}"
-_LEADING_PATH = re.compile(rf"[ \t]*(?:[-*+][ \t]+)?({_PATH})(?![\w/])")
+_LEADING_PATH = re.compile(rf"[ \t]*(?:[-*+][ \t]+)?`?({_PATH})(?![\w/])")
+# A leading line break is allowed: <module>\n  quality/x.md - why\n</module>
+_SPACED_PATH = re.compile(rf"\s*`?({_PATH})(?![\w/])")
 _IMPORT = re.compile(r"(?<![\w@/`.\\])@((?:~/|\.{1,2}/|/)?[\w.-]+(?:/[\w.~-]+)*)")
 _IMPORT_PATHLIKE = re.compile(rf"(?:.*/.*|.*\.{_EXT})\Z")
 _LINK = re.compile(
@@ -128,6 +132,17 @@ def _unquote(path: str) -> str:
     return unquote(path)
 
 
+#: Elements whose whole text is a path to load: `<include>components/x.md</include>`.
+INCLUDE_ELEMENTS = frozenset(
+    "include component pattern checkpoint_template required requires dependency reference "
+    "import load uses context_file template prerequisite".split()
+)
+#: Attributes whose value is a path to load: `<include component="..."/>`, `ref="..."`.
+PATH_ATTRIBUTES = frozenset("module component ref src include template pattern".split())
+_WHOLE_PATH = re.compile(rf"\s*`?({_PATH})(?:#[\w.-]*)?`?\s*")
+_ATTR_PATH = re.compile(rf"({_PATH})(?:#[\w.-]*)?")
+
+
 def _xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
     for el in check.elements:
         for attr in el.attributes:
@@ -140,25 +155,30 @@ def _xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference
                 yield Reference("delegation", value, start, start + len(value))
             elif el.name == "uses_pattern" and attr.name == "from":
                 yield Reference("pattern", value, start, start + len(value))
-            elif attr.name == "module" and re.fullmatch(_PATH, value):
-                yield Reference("module-attribute", value, start, start + len(value))
-        if el.name == "module" and el.closed and not el.self_closing:
-            m = _LEADING_PATH.match(text, base + el.content_start, base + el.content_end)
-            if m is None:
-                # A leading line break is allowed: <module>\n  quality/x.md - why\n</module>
-                m = re.compile(rf"\s*({_PATH})(?![\w/])").match(
-                    text, base + el.content_start, base + el.content_end
-                )
+            elif attr.name in PATH_ATTRIBUTES and (m := _ATTR_PATH.fullmatch(value)):
+                form = "module-attribute" if attr.name == "module" else "attribute"
+                yield Reference(form, m.group(1), start, start + len(m.group(1)))
+        if not el.closed or el.self_closing:
+            continue
+        c_start, c_end = base + el.content_start, base + el.content_end
+        if el.name == "module":
+            m = _LEADING_PATH.match(text, c_start, c_end) or _SPACED_PATH.match(
+                text, c_start, c_end
+            )
             if m is not None:
                 yield Reference("module", m.group(1), m.start(1), m.end(1))
-        if el.name in ("depends_on", "provides_to") and not el.self_closing:
+        elif el.name in INCLUDE_ELEMENTS:
+            m = _WHOLE_PATH.fullmatch(text, c_start, c_end)
+            if m is not None:
+                yield Reference("include", m.group(1), m.start(1), m.end(1))
+        if el.name in ("depends_on", "provides_to"):
             form = "dependency" if el.name == "depends_on" else "provides"
             children = [
                 (c.start, c.end)
                 for c in check.elements
                 if c.depth == el.depth + 1 and el.content_start <= c.start < el.content_end
             ]
-            for line in _LINE_SPLIT.finditer(text, base + el.content_start, base + el.content_end):
+            for line in _LINE_SPLIT.finditer(text, c_start, c_end):
                 if any(s <= line.start() - base < e for s, e in children):
                     continue
                 m = _LEADING_PATH.match(text, line.start(), line.end())
@@ -225,12 +245,15 @@ class Resolver:
         self.workspace = workspace
         self.search_roots = tuple(search_roots)
         self.loadable = frozenset(e.lower() for e in loadable)
+        self._names_at = -1
+        self._by_name: dict[str, list[str]] = {}
+        self._stems: dict[str, list[str]] = {}
 
-    def bases(self, path: str, form: str) -> list[str]:
+    def bases(self, path: str, form: str, target: str = "") -> list[str]:
         """Folders tried for a reference of `form` in the file at `path`, in order."""
         root = framework_root(path, self.workspace)
         bases = [os.path.dirname(path)]
-        if form == "component":
+        if form == "component" or target.startswith("components/"):
             bases.insert(0, _component_root(path, self.workspace, root))
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in FORM_ROOTS[form])
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in self.search_roots)
@@ -248,7 +271,7 @@ class Resolver:
         if os.path.isabs(target):
             candidate = os.path.normpath(target)
             return self._settle(ref, candidate, (candidate,), path)
-        bases = self.bases(path, ref.form)
+        bases = self.bases(path, ref.form, target)
         first = os.path.normpath(os.path.join(bases[0], target))
         if not ws.contains(first):
             return Resolution(ref, "outside", first, (self._show(bases[0]),))
@@ -281,20 +304,51 @@ class Resolver:
         rel = self.workspace.relative(base)
         return (rel or ".") + "/"
 
+    def _names(self) -> dict[str, list[str]]:
+        """Known files by file name (rebuilt when the workspace's view of the disk changes)."""
+        generation = self.workspace.generation
+        if self._names_at != generation:
+            names: dict[str, list[str]] = {}
+            for known in self.workspace.known_files():
+                names.setdefault(os.path.basename(known), []).append(known)
+            self._by_name = names
+            self._stems = {}
+            for name in names:
+                self._stems.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
+            self._names_at = generation
+        return self._by_name
+
     def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
-        """The existing file closest to what the reference asked for, written as it would be."""
+        """The existing file closest to what the reference asked for, written as it would be:
+        the same file name first (the closest path wins), else a close file name (similarity
+        >= 0.8) in a folder named as asked. None rather than a poor guess."""
         import difflib
 
+        names = self._names()
         name = os.path.basename(target)
-        candidates: dict[str, str] = {}
-        for base in bases or [os.path.dirname(path)]:
-            for known in self.workspace.known_files():
-                if known != path and _inside_or_equal(known, base):
-                    rel = os.path.relpath(known, base).replace(os.sep, "/")
-                    candidates.setdefault(rel, known)
-        if not candidates:
-            return None
-        same_name = [c for c in candidates if os.path.basename(c) == name]
-        pool = same_name or list(candidates)
-        best = difflib.get_close_matches(target, pool, n=1, cutoff=0.0 if same_name else 0.75)
-        return best[0] if best else None
+        stem, ext = os.path.splitext(name)
+        wanted_dir = os.path.dirname(target)
+        exact = [p for p in names.get(name, []) if p != path]
+        close: list[str] = []
+        if not exact:
+            for similar in difflib.get_close_matches(
+                stem.lower(), list(self._stems), n=5, cutoff=0.8
+            ):
+                for candidate in self._stems[similar]:
+                    if os.path.splitext(candidate)[1] == ext:
+                        close.extend(p for p in names[candidate] if p != path)
+        best: tuple[float, str] | None = None
+        for known in exact or close:
+            for base in bases or [os.path.dirname(path)]:
+                if not _inside_or_equal(known, base):
+                    continue
+                rel = os.path.relpath(known, base).replace(os.sep, "/")
+                same_dir = os.path.dirname(rel) == wanted_dir
+                if not exact and wanted_dir and not same_dir:
+                    continue
+                score = difflib.SequenceMatcher(None, target, rel).ratio() + (
+                    0.5 if same_dir else 0
+                )
+                if best is None or score > best[0]:
+                    best = (score, rel)
+        return best[1] if best else None

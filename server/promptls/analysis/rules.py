@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from promptls.analysis.document import Document
 from promptls.analysis.findings import Finding, Severity
 from promptls.analysis.references import Resolution
+from promptls.analysis.xml import XmlProblem
 
 #: Frontmatter keys Claude Code reads, by kind (mid-2025 documentation).
 KNOWN_KEYS: dict[str, frozenset[str]] = {
@@ -64,7 +65,7 @@ def file_range(doc: Document) -> tuple[int, int]:
 def xml_findings(doc: Document) -> Iterator[Finding]:
     """`xml-syntax` for every problem of every XML region, and an unclosed block comment."""
     for region in doc.regions:
-        for p in region.check.problems:
+        for p in _merge_runs(region.check.problems):
             data = (("fix", p.fix), ("kind", p.kind)) if p.fix is not None else (("kind", p.kind),)
             yield Finding(
                 "xml-syntax",
@@ -84,6 +85,27 @@ def xml_findings(doc: Document) -> Iterator[Finding]:
             start + 4,
             data=(("kind", "unclosed-comment"),),
         )
+
+
+def _merge_runs(problems: Iterable[XmlProblem]) -> list[XmlProblem]:
+    """Adjacent lexical problems of one kind (the two `&` of `&&`) become one finding."""
+    out: list[XmlProblem] = []
+    for p in problems:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.kind == p.kind
+            and last.end == p.start
+            and p.severity is Severity.WARNING
+            and last.fix is not None
+            and p.fix is not None
+        ):
+            out[-1] = XmlProblem(
+                last.start, p.end, last.severity, last.message, last.kind, last.fix + p.fix
+            )
+        else:
+            out.append(p)
+    return out
 
 
 def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
@@ -115,7 +137,7 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
             advice = IGNORED_KEY_ADVICE.get((kind, key.name))
             yield Finding(
                 "frontmatter-unknown-key",
-                Severity.INFORMATION,
+                Severity.INFORMATION if advice else Severity.HINT,
                 advice or f"`{key.name}` is not a {kind} frontmatter key Claude Code reads",
                 key.start,
                 key.end,

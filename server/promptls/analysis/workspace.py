@@ -53,6 +53,8 @@ class Workspace:
         self.exclude = tuple(exclude)
         self.overlay: dict[str, str] = {}
         self._status: dict[str, Status] = {}
+        self.generation = 0
+        """Bumped whenever the known set of files may have changed."""
 
     # -- where things are ---------------------------------------------------------------------
     def folder_of(self, path: str) -> str | None:
@@ -87,6 +89,7 @@ class Workspace:
     def scan(self) -> list[str]:
         """Walk every folder (not following symlinked folders); return the files, cache statuses."""
         files: list[str] = []
+        self.generation += 1
         for folder in self.folders:
             self._status[folder] = Status.DIRECTORY
             stack = [folder]
@@ -128,6 +131,8 @@ class Workspace:
         if cached is None:
             cached = self._probe(path)
             self._status[path] = cached
+            if cached is Status.FILE:
+                self.generation += 1
         return cached
 
     def _probe(self, path: str) -> Status:
@@ -146,6 +151,7 @@ class Workspace:
 
     def forget(self, paths: Iterable[str] = ()) -> None:
         """Drop cached statuses (of `paths`, or all): the disk changed."""
+        self.generation += 1
         if paths:
             for path in paths:
                 self._status.pop(path, None)

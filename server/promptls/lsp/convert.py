@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
-from promptls.analysis.findings import Finding, Severity
+from promptls.analysis.findings import Finding
 from promptls.analysis.text import LineIndex, PositionEncoding
 
 SOURCE = "promptls"
@@ -85,5 +85,4 @@ def to_diagnostic(
         source=SOURCE,
         related_information=related or None,
         data=data,
-        tags=[types.DiagnosticTag.Unnecessary] if finding.severity is Severity.HINT else None,
     )

@@ -1,0 +1,974 @@
+"""Verified compression of XML regions: a smaller text that means the same, checked before use.
+
+Given the text of one XML region (a ```xml fence body, raw elements in markdown, a whole
+``.xml`` file), `compress_xml` removes indentation and whitespace-only text between elements,
+collapses whitespace runs inside text, normalises the spacing inside tags (``a = "x"`` becomes
+``a="x"``, one space between attributes), self-closes empty elements (``<x></x>`` becomes
+``<x/>``) and, on request only, removes comments (comments inside a fence reach the model, so by
+default they stay). CDATA sections, attribute values, entity and character references, comments
+and processing instructions are copied byte for byte, and an element with
+``xml:space="preserve"`` is copied whole.
+
+There are two levels, each with a *canonical form* that a result must share with the original:
+
+* ``lossless``: the C14N form of the fragment with whitespace-only text nodes dropped. Every
+  text node holding more than whitespace is byte-identical.
+* ``whitespace`` (the default): also, in every other text node, runs of whitespace become one
+  space, and the whitespace right after the parent's start tag (leading whitespace of the
+  parent's first text) and right before its end tag (trailing whitespace of its last text) is
+  dropped. Whitespace between a word and a child's tag (``foo <b>bar</b> baz``) stays one
+  space, so words are never glued together: the model reads the same words.
+
+Inside an ``xml:space="preserve"`` subtree nothing is normalised at either level. Whitespace
+means the four XML whitespace characters (space, tab, CR, LF), never NBSP or other Unicode
+spaces.
+
+Every result is verified before it is returned: it is re-parsed with lxml as a fragment wrapped
+in a root element (no DTD, no entity resolution, no network) and its canonical form compared
+with the original's; a result that fails is never returned. Among the equivalent forms tried
+(no whitespace between elements; one line break between sibling elements; one element per line;
+each with and without the line breaks of text kept) the one with the fewest tokens wins, the
+shorter on a tie: the tokenizer decides, not the character count.
+
+Some spans are copied verbatim and hidden from lxml behind same-length placeholders: the
+lexical problems that a model reads fine but a strict parser rejects (a bare ``<`` or ``&``, an
+HTML entity), markdown code spans and fences inside a raw region (a fence keeps its own lines),
+an XML declaration and a DOCTYPE. So a region with ``p95 <200ms`` in its text still compresses.
+
+A region that is not well-formed gets only the line-local trim: trailing whitespace and
+indentation of each line removed, lines never joined, checked by the sequence of non-whitespace
+characters and the number of lines (and only at the ``whitespace`` level: nothing about a
+malformed region can be proven lossless).
+
+`compress_document` applies this to every XML region of a parsed document and re-parses the
+edited markdown to check that no region, fence or frontmatter boundary moved.
+
+Pure: imports neither pygls nor lsprotocol.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from lxml import etree
+
+from promptls.analysis.document import Document, XmlRegion, parse_document
+from promptls.analysis.findings import Severity
+from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
+
+__all__ = [
+    "LEVELS",
+    "Compressed",
+    "Level",
+    "RegionEdit",
+    "canonical",
+    "compress_document",
+    "compress_xml",
+    "equivalent",
+    "line_trim",
+]
+
+Level = Literal["lossless", "whitespace"]
+LEVELS: tuple[Level, ...] = ("lossless", "whitespace")
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """A verified, smaller replacement for one region's whole text."""
+
+    text: str
+    tokens_before: int
+    tokens_after: int
+    level: str
+    restructured: bool
+    """False for the line-local trim of a region that could not be parsed."""
+
+    @property
+    def saved(self) -> int:
+        """Tokens saved (`tokens_before - tokens_after`)."""
+        return self.tokens_before - self.tokens_after
+
+    @property
+    def percent(self) -> float:
+        """Tokens saved as a percentage of `tokens_before` (0 for an empty region)."""
+        return self.saved / self.tokens_before * 100 if self.tokens_before else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegionEdit:
+    """A verified compression of one XML region of a document."""
+
+    start: int
+    """Offset into the document text (the region's start)."""
+    end: int
+    """Offset into the document text (the region's end)."""
+    new_text: str
+    compressed: Compressed
+    element: str
+    """Name of the region's first top-level element ("" if none), for titles."""
+
+
+# --------------------------------------------------------------------------------------------
+# Lexical building blocks
+# --------------------------------------------------------------------------------------------
+
+_WS_CHARS = " \t\r\n"
+_WS_ONLY = re.compile("[ \t\r\n]*+")
+# Whitespace runs other than a single space: the only runs worth rewriting in the middle of text.
+_NONTRIVIAL_WS = re.compile("[ \t\r\n]{2,}|[\t\r\n]")
+_NAME = NAME_RE.pattern
+_S = "[ \t\r\n]"
+_START_TAG = re.compile(
+    f"<({_NAME})((?:{_S}++{_NAME}{_S}*+={_S}*+(?:\"[^\"]*+\"|'[^']*+'))*+){_S}*+(/?)>"
+)
+_ATTRIBUTE = re.compile(f"({_NAME}){_S}*+={_S}*+(\"[^\"]*+\"|'[^']*+')")
+_END_TAG = re.compile(f"</({_NAME}){_S}*+>")
+_COMMENT = re.compile(r"<!--[\s\S]*?-->")
+_CDATA = re.compile(r"<!\[CDATA\[[\s\S]*?\]\]>")
+_PI = re.compile(r"<\?[\s\S]*?\?>")
+_XML_DECLARATION = re.compile(r"\A\ufeff?[ \t\r\n]*+(<\?xml)(?=[ \t\r\n?])[\s\S]*?\?>")
+# Tags, for the namespace prefixes to declare on the wrapper.
+_TAG_NAMES = re.compile(f"<(/?)({_NAME})((?:[^<>\"']|\"[^\"]*+\"|'[^']*+')*+)>")
+_ATTRIBUTE_NAME = re.compile(f"({_NAME}){_S}*+=")
+_LINE = re.compile(r"([^\r\n]*+)(\r\n|\r|\n|\Z)")
+_FINAL_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
+
+_WRAPPER = "_promptls_compress_root"
+_XML_NS_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
+# The placeholder for a span of text hidden from lxml: a private-use character, valid in XML
+# text, never whitespace, never markup.
+_PLACEHOLDER = "\ue000"
+
+# Kinds of verbatim spans.
+_TEXT = 0  # opaque text (a lexical problem, a markdown code span): copied as is
+_BLOCK = 1  # a markdown fence inside a raw region: copied as is, and must start a line
+_NODE = 2  # an XML declaration or DOCTYPE: copied as is, seen by lxml as a processing instruction
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        recover=False,
+        remove_comments=False,
+        remove_blank_text=False,
+    )
+
+
+def _has_newline(s: str) -> bool:
+    return "\n" in s or "\r" in s
+
+
+def _is_ws(s: str) -> bool:
+    return _WS_ONLY.fullmatch(s) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical forms
+# --------------------------------------------------------------------------------------------
+
+
+def _prefixes(*texts: str) -> list[str]:
+    """Namespace prefixes used by element and attribute names, to declare on the wrapper.
+
+    A prompt fragment may write `<p:x>` without declaring `p`. Declaring a prefix more than is
+    used changes nothing, as long as both sides of a comparison get the same declarations.
+    """
+    found: set[str] = set()
+    for text in texts:
+        if ":" not in text:
+            continue
+        for m in _TAG_NAMES.finditer(text):
+            names = [m.group(2)]
+            if not m.group(1):
+                names.extend(a.group(1) for a in _ATTRIBUTE_NAME.finditer(m.group(3)))
+            for name in names:
+                prefix, colon, _ = name.partition(":")
+                if colon and prefix:
+                    found.add(prefix)
+    found.discard("xml")
+    found.discard("xmlns")
+    return sorted(found)
+
+
+def _parse_fragment(work: str, prefixes: Sequence[str]) -> etree._Element | None:
+    declarations = "".join(f' xmlns:{p}="urn:promptls:prefix:{k}"' for k, p in enumerate(prefixes))
+    wrapped = f"<{_WRAPPER}{declarations}>{work}</{_WRAPPER}>"
+    try:
+        return etree.fromstring(wrapped.encode("utf-8"), _parser())
+    except (etree.XMLSyntaxError, UnicodeEncodeError, ValueError):
+        return None
+
+
+def _normalise(element: etree._Element, level: Level) -> None:
+    """Bring a parsed tree to the level's canonical form, in place (iteratively: no recursion)."""
+    todo = [element]
+    while todo:
+        el = todo.pop()
+        if el.get(_XML_NS_SPACE) == "preserve":
+            continue
+        children = list(el)
+        if el.text is not None and _is_ws(el.text):
+            el.text = None
+        for child in children:
+            if child.tail is not None and _is_ws(child.tail):
+                child.tail = None
+        if level == "whitespace":
+            if el.text is not None:
+                el.text = _NONTRIVIAL_WS.sub(" ", el.text).lstrip(" ")
+            for child in children:
+                if child.tail is not None:
+                    child.tail = _NONTRIVIAL_WS.sub(" ", child.tail)
+            if children:
+                last = children[-1]
+                if last.tail is not None:
+                    last.tail = last.tail.rstrip(" ")
+            elif el.text is not None:
+                el.text = el.text.rstrip(" ")
+        todo.extend(child for child in children if isinstance(child.tag, str))
+
+
+def _canonical_work(
+    work: str, level: Level, drop_comments: bool, prefixes: Sequence[str]
+) -> bytes | None:
+    root = _parse_fragment(work, prefixes)
+    if root is None:
+        return None
+    if drop_comments:
+        etree.strip_tags(root, etree.Comment)
+    _normalise(root, level)
+    # C14N compares names, namespaces, attribute values (exactly, as parsed), text, comments and
+    # processing instructions; CDATA sections were already merged into text by the parser.
+    return etree.tostring(root, method="c14n", with_comments=True)
+
+
+def _declaration_as_pi(text: str) -> str:
+    """`text` with a leading XML declaration renamed to a processing instruction lxml accepts
+    inside the wrapper (same length: offsets stay aligned)."""
+    m = _XML_DECLARATION.match(text)
+    if m is None:
+        return text
+    return f"{text[: m.start(1)]}<?_ml{text[m.end(1) :]}"
+
+
+def canonical(text: str, level: Level, *, drop_comments: bool = False) -> bytes | None:
+    """The level's canonical form of a fragment (None if it does not parse).
+
+    The fragment is wrapped in a root element that declares every namespace prefix its names
+    use; a leading XML declaration is allowed. Comments are removed first when `drop_comments`.
+    """
+    work = _declaration_as_pi(text)
+    return _canonical_work(work, level, drop_comments, _prefixes(work))
+
+
+def equivalent(before: str, after: str, level: Level, *, drop_comments: bool = False) -> bool:
+    """Whether two fragments parse and have the same canonical form at `level`."""
+    work_before, work_after = _declaration_as_pi(before), _declaration_as_pi(after)
+    prefixes = _prefixes(work_before, work_after)
+    a = _canonical_work(work_before, level, drop_comments, prefixes)
+    return a is not None and a == _canonical_work(work_after, level, drop_comments, prefixes)
+
+
+# --------------------------------------------------------------------------------------------
+# A small tree of the source, with offsets
+# --------------------------------------------------------------------------------------------
+
+
+class _Text:
+    """A text node: raw character data, CDATA sections and verbatim spans, in order."""
+
+    __slots__ = ("segments",)
+
+    def __init__(self) -> None:
+        # (kind, start, end): kind -1 is raw character data, else a verbatim span kind (CDATA
+        # sections are verbatim text).
+        self.segments: list[tuple[int, int, int]] = []
+
+
+class _Node:
+    """A comment or processing instruction (or a verbatim node span): copied as is."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+
+
+class _Element:
+    __slots__ = ("attributes", "end", "items", "name", "preserve", "start")
+
+    def __init__(
+        self, name: str, start: int, attributes: list[tuple[str, int, int]], preserve: bool
+    ) -> None:
+        self.name = name
+        self.start = start
+        self.end = start
+        self.attributes = attributes  # (name, value start, value end incl. quotes)
+        self.preserve = preserve
+        self.items: list[_Text | _Node | _Element] = []
+
+
+_RAW = -1
+
+
+class _Source:
+    """The region text, its work copy (verbatim spans replaced by placeholders) and its tree."""
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int, int]]) -> None:
+        self.text = text
+        self.spans = spans  # merged (start, end, kind), sorted
+        self.span_starts = [s for s, _, _ in spans]
+        self.work = _declaration_as_pi(_work_copy(text, spans))
+        self.prefixes: set[str] = set()
+
+    def parse(self, remove_comments: bool) -> _Element | None:
+        """The tree of the work copy, or None when the scanner cannot follow it."""
+        work = self.work
+        root = _Element("", 0, [], preserve=False)
+        stack = [root]
+        n = len(work)
+        pos = 0
+        while pos < n:
+            lt = work.find("<", pos)
+            if lt < 0:
+                lt = n
+            if lt > pos:
+                self._add_text(stack[-1], pos, lt)
+            if lt >= n:
+                break
+            parent = stack[-1]
+            m: re.Match[str] | None
+            if work.startswith("<!--", lt):
+                m = _COMMENT.match(work, lt)
+                if m is None:
+                    return None
+                if not remove_comments:
+                    parent.items.append(_Node(lt, m.end()))
+            elif work.startswith("<![CDATA[", lt):
+                m = _CDATA.match(work, lt)
+                if m is None:
+                    return None
+                self._add_segment(parent, _TEXT, lt, m.end())
+            elif work.startswith("<?", lt):
+                m = _PI.match(work, lt)
+                if m is None:
+                    return None
+                parent.items.append(_Node(lt, m.end()))
+            elif work.startswith("</", lt):
+                m = _END_TAG.match(work, lt)
+                if m is None or len(stack) == 1 or m.group(1) != parent.name:
+                    return None
+                parent.end = m.end()
+                stack.pop()
+            else:
+                m = _START_TAG.match(work, lt)
+                if m is None:
+                    return None
+                attributes: list[tuple[str, int, int]] = []
+                preserve = False
+                for a in _ATTRIBUTE.finditer(work, m.start(2), m.end(2)):
+                    attributes.append((a.group(1), a.start(2), a.end(2)))
+                    if a.group(1) == "xml:space" and a.group(2)[1:-1] == "preserve":
+                        preserve = True
+                name = m.group(1)
+                if ":" in m.group(0):
+                    self._note_prefixes(name, attributes)
+                element = _Element(name, lt, attributes, preserve)
+                parent.items.append(element)
+                if m.group(3):
+                    element.end = m.end()
+                else:
+                    stack.append(element)
+            pos = m.end()
+        return root if len(stack) == 1 else None
+
+    def _note_prefixes(self, name: str, attributes: Sequence[tuple[str, int, int]]) -> None:
+        for qname in (name, *(a[0] for a in attributes)):
+            prefix, colon, _ = qname.partition(":")
+            if colon and prefix and prefix not in ("xml", "xmlns"):
+                self.prefixes.add(prefix)
+
+    def _add_segment(self, parent: _Element, kind: int, start: int, end: int) -> None:
+        items = parent.items
+        if items and isinstance(items[-1], _Text):
+            items[-1].segments.append((kind, start, end))
+        else:
+            node = _Text()
+            node.segments.append((kind, start, end))
+            items.append(node)
+
+    def _add_text(self, parent: _Element, start: int, end: int) -> None:
+        """Character data [start, end), cut at the verbatim spans inside it."""
+        k = bisect.bisect_right(self.span_starts, start) - 1
+        k = max(k, 0)
+        pos = start
+        while k < len(self.spans) and self.spans[k][0] < end:
+            s, e, kind = self.spans[k]
+            k += 1
+            if e <= pos:
+                continue
+            s, e = max(s, pos), min(e, end)
+            if s > pos:
+                self._add_segment(parent, _RAW, pos, s)
+            self._add_segment(parent, kind if kind != _NODE else _TEXT, s, e)
+            pos = e
+        if pos < end:
+            self._add_segment(parent, _RAW, pos, end)
+
+
+def _work_copy(text: str, spans: Sequence[tuple[int, int, int]]) -> str:
+    if not spans:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for s, e, kind in spans:
+        parts.append(text[pos:s])
+        length = e - s
+        if kind == _NODE:
+            parts.append("<?_ " + "x" * (length - 6) + "?>" if length >= 6 else "x" * length)
+        else:
+            parts.append(_PLACEHOLDER * length)
+        pos = e
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _merge_spans(spans: Sequence[tuple[int, int, int]], n: int) -> list[tuple[int, int, int]]:
+    """Clamp, drop empty, and merge overlapping spans (a fence wins over other kinds)."""
+    out: list[tuple[int, int, int]] = []
+    for s, e, kind in sorted((max(0, s), min(n, e), k) for s, e, k in spans):
+        if e <= s:
+            continue
+        if out and s < out[-1][1]:
+            ps, pe, pk = out[-1]
+            merged = _BLOCK if _BLOCK in (pk, kind) else _TEXT
+            out[-1] = (ps, max(pe, e), merged)
+        else:
+            out.append((s, e, kind))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Emitting one candidate
+# --------------------------------------------------------------------------------------------
+
+# A piece of the result: a literal string (the same in the text and its work copy), a span of
+# the source (taken from the text for the result, from the work copy for verification), or one
+# of the choices below, which each layout style fills in its own way.
+_Piece = str | tuple[int, int] | int
+
+_EDGE_NL = 0  # whitespace with a line break right after a start tag or before an end tag
+_INNER_NL = 1  # whitespace-only text with a line break between two sibling elements
+_TEXT_NL = 2  # a whitespace run with a line break inside text (one space, or a line break)
+
+
+@dataclass(frozen=True, slots=True)
+class _Style:
+    """One way to lay out the same content: what each choice becomes."""
+
+    edge_newline: bool  # a line break after a start tag / before an end tag, where one was
+    inner_newline: bool  # a line break between sibling elements, where one was
+    text_newline: bool  # a whitespace run in text holding a line break becomes a line break
+
+    def choices(self, newline: str) -> tuple[str, str, str]:
+        return (
+            newline if self.edge_newline else "",
+            newline if self.inner_newline else "",
+            newline if self.text_newline else " ",
+        )
+
+
+_STYLES = (
+    _Style(False, False, False),
+    _Style(False, True, False),
+    _Style(True, True, False),
+    _Style(False, False, True),
+    _Style(False, True, True),
+    _Style(True, True, True),
+)
+
+# In text: runs of spaces and tabs to collapse, and whitespace runs that hold a line break.
+_SPACE_RUN = re.compile("[ \t]{2,}|\t")
+_NEWLINE_RUN = re.compile("[ \t]*+[\r\n][ \t\r\n]*+")
+
+
+class _Template:
+    """The result of one level with the layout choices left open: built once, rendered per style."""
+
+    def __init__(self, source: _Source, level: Level) -> None:
+        self.text = source.text
+        self.level = level
+        self.out: list[_Piece] = []
+
+    def run(self, ws: str, *, edge: bool) -> None:
+        """A whitespace run that stays (inside text) or may go (at an edge)."""
+        if edge:
+            if _has_newline(ws):
+                self.out.append(_EDGE_NL)
+        else:
+            self.out.append(_TEXT_NL if _has_newline(ws) else " ")
+
+    def content(self, items: Sequence[_Text | _Node | _Element], *, root: bool) -> None:
+        text, out = self.text, self.out
+        ws_only = [isinstance(it, _Text) and self.ws_only(it) for it in items]
+        has_node = any(not isinstance(it, _Text) for it in items)
+        mixed = any(isinstance(it, _Text) and not w for it, w in zip(items, ws_only, strict=True))
+        last = len(items) - 1
+        for i, item in enumerate(items):
+            if isinstance(item, _Element):
+                self.element(item)
+            elif isinstance(item, _Node):
+                out.append((item.start, item.end))
+            elif ws_only[i]:
+                if not has_node:
+                    continue
+                run = "".join(text[s:e] for _, s, e in item.segments)
+                if i in (0, last):
+                    if not root:
+                        self.run(run, edge=True)
+                elif mixed:
+                    self.run(run, edge=False)  # a word boundary between two elements: kept
+                elif _has_newline(run):
+                    out.append(_INNER_NL)
+            else:
+                self.text_node(item, first=i == 0, last=i == last, root=root)
+
+    def ws_only(self, node: _Text) -> bool:
+        text = self.text
+        return all(
+            kind == _RAW and _WS_ONLY.fullmatch(text, s, e) is not None
+            for kind, s, e in node.segments
+        )
+
+    def text_node(self, node: _Text, *, first: bool, last: bool, root: bool) -> None:
+        text, out = self.text, self.out
+        # Consecutive raw segments (split by a removed comment) are one piece of text.
+        parts: list[str | tuple[int, int, int]] = []
+        for kind, s, e in node.segments:
+            if kind == _RAW:
+                if parts and isinstance(parts[-1], str):
+                    parts[-1] += text[s:e]
+                else:
+                    parts.append(text[s:e])
+            else:
+                parts.append((kind, s, e))
+        if self.level == "lossless":
+            for part in parts:
+                out.append(part if isinstance(part, str) else (part[1], part[2]))
+            return
+        count = len(parts)
+        for k, part in enumerate(parts):
+            if not isinstance(part, str):
+                out.append((part[1], part[2]))
+                continue
+            at_start = first and k == 0
+            at_end = last and k == count - 1
+            nxt = parts[k + 1] if k + 1 < count else None
+            before_block = nxt is not None and not isinstance(nxt, str) and nxt[0] == _BLOCK
+            body = part.strip(_WS_CHARS)
+            if not body:  # one run, between two verbatim spans or at an edge
+                if before_block:
+                    out.append("\n" if "\r\n" not in part else "\r\n")
+                elif at_start or at_end:
+                    if not root:
+                        self.run(part, edge=True)
+                else:
+                    self.run(part, edge=False)
+                continue
+            lead = part[: len(part) - len(part.lstrip(_WS_CHARS))]
+            trail = part[len(part.rstrip(_WS_CHARS)) :]
+            if lead and not (at_start and root):
+                self.run(lead, edge=at_start)
+            self.body(body)
+            if trail:
+                if before_block:
+                    out.append("\n" if "\r\n" not in trail else "\r\n")
+                elif not (at_end and root):
+                    self.run(trail, edge=at_end)
+
+    def body(self, body: str) -> None:
+        """Text between its first and last non-whitespace character, runs collapsed."""
+        out = self.out
+        pos = 0
+        for m in _NEWLINE_RUN.finditer(body):
+            out.append(_SPACE_RUN.sub(" ", body[pos : m.start()]))
+            out.append(_TEXT_NL)
+            pos = m.end()
+        out.append(_SPACE_RUN.sub(" ", body[pos:]) if pos else _SPACE_RUN.sub(" ", body))
+
+    def element(self, el: _Element) -> None:
+        out = self.out
+        if el.preserve:
+            out.append((el.start, el.end))
+            return
+        out.append("<" + el.name)
+        for name, vs, ve in el.attributes:
+            out.append(f" {name}=")
+            out.append((vs, ve))
+        mark = len(out)
+        out.append(">")
+        self.content(el.items, root=False)
+        if len(out) == mark + 1:
+            out[mark] = "/>"
+        else:
+            out.append(f"</{el.name}>")
+
+
+class _Layout:
+    """The pieces resolved against one source string; `fill` renders one style quickly."""
+
+    __slots__ = ("blocks", "parts", "slots")
+
+    def __init__(self, pieces: Sequence[_Piece], source: str, blocks: set[tuple[int, int]]) -> None:
+        parts: list[str] = []
+        slots: list[tuple[int, int]] = []
+        block_at: list[int] = []
+        for p in pieces:
+            if isinstance(p, str):
+                parts.append(p)
+            elif isinstance(p, int):
+                slots.append((len(parts), p))
+                parts.append("")
+            else:
+                if p in blocks:
+                    block_at.append(len(parts))
+                parts.append(source[p[0] : p[1]])
+        self.parts = parts
+        self.slots = slots
+        self.blocks = block_at
+
+    def fill(self, choices: tuple[str, str, str]) -> list[str]:
+        parts = self.parts.copy()
+        for at, code in self.slots:
+            parts[at] = choices[code]
+        return parts
+
+    def blocks_start_lines(self, parts: Sequence[str]) -> bool:
+        """Every markdown fence copied into the result starts a line (or the text)."""
+        for at in self.blocks:
+            k = at - 1
+            while k >= 0 and not parts[k]:
+                k -= 1
+            if k >= 0 and not parts[k].endswith(("\n", "\r")):
+                return False
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# The line-local trim
+# --------------------------------------------------------------------------------------------
+
+
+def line_trim(text: str, protect: Sequence[tuple[int, int]] = ()) -> str:
+    """Remove each line's indentation and trailing spaces and tabs; never join lines.
+
+    A run of whitespace that overlaps a `protect` span (a CDATA section, a preserved element, a
+    markdown fence) is kept.
+    """
+    spans: list[tuple[int, int]] = []
+    for s, e in sorted(protect):
+        if e <= s:
+            continue
+        if spans and s <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], e))
+        else:
+            spans.append((s, e))
+    starts = [s for s, _ in spans]
+
+    def protected(a: int, b: int) -> bool:
+        """Whether [a, b) overlaps a span (they are disjoint: only the last one before b can)."""
+        k = bisect.bisect_left(starts, b) - 1
+        return k >= 0 and spans[k][1] > a
+
+    parts: list[str] = []
+    pos = 0
+    n = len(text)
+    while pos <= n:
+        m = _LINE.match(text, pos)
+        if m is None:  # pragma: no cover - the pattern always matches
+            break
+        body_start, body_end = m.start(1), m.end(1)
+        line = m.group(1)
+        stripped_left = line.lstrip(" \t")
+        a = body_start + len(line) - len(stripped_left)
+        if a > body_start and protected(body_start, a):
+            a = body_start
+        stripped = line.rstrip(" \t")
+        b = body_start + len(stripped)
+        if b < body_end and protected(b, body_end):
+            b = body_end
+        parts.append(text[a:b] if b > a else "")
+        parts.append(m.group(2))
+        if m.end() == pos or m.end() >= n:
+            break
+        pos = m.end()
+    return "".join(parts)
+
+
+def _line_trim_ok(before: str, after: str) -> bool:
+    return "".join(before.split()) == "".join(after.split()) and len(before.splitlines()) == len(
+        after.splitlines()
+    )
+
+
+def _trim_protection(
+    check: XmlCheck, spans: Sequence[tuple[int, int, int]]
+) -> list[tuple[int, int]]:
+    protect = [(s, e) for s, e, _ in spans]
+    protect.extend(check.cdata)
+    protect.extend(
+        (el.start, el.end)
+        for el in check.elements
+        if any(a.name == "xml:space" and a.value == "preserve" for a in el.attributes)
+    )
+    return protect
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _verbatim_spans(
+    text: str,
+    check: XmlCheck,
+    masks: Sequence[tuple[int, int]],
+    blocks: Sequence[tuple[int, int]],
+) -> list[tuple[int, int, int]]:
+    spans: list[tuple[int, int, int]] = [(s, e, _TEXT) for s, e in masks]
+    spans.extend((s, e, _BLOCK) for s, e in blocks)
+    for problem in check.problems:
+        if problem.severity == Severity.ERROR or problem.kind == "processing-instruction":
+            continue
+        kind = _NODE if problem.kind == "doctype" else _TEXT
+        spans.append((problem.start, problem.end, kind))
+    merged = _merge_spans(spans, len(text))
+    return merged
+
+
+def _level(level: str) -> Level:
+    if level == "lossless":
+        return "lossless"
+    if level == "whitespace":
+        return "whitespace"
+    raise ValueError(f"unknown compression level {level!r}: use one of {', '.join(LEVELS)}")
+
+
+def compress_xml(
+    text: str,
+    counter: TokenCounter,
+    *,
+    level: Level | str = "whitespace",
+    remove_comments: bool = False,
+    well_formed: bool | None = None,
+    check: XmlCheck | None = None,
+    masks: Sequence[tuple[int, int]] = (),
+    blocks: Sequence[tuple[int, int]] = (),
+    keep_final_newline: bool = False,
+) -> Compressed | None:
+    """A verified, smaller text for one region; None when nothing can be saved (or verified).
+
+    `check` is the region's `check_region` result (computed when not given); `well_formed`
+    overrides its verdict. `masks` are spans of the text to copy verbatim (markdown code spans
+    inside a raw region) and `blocks` spans that must also keep their own lines (markdown
+    fences inside a raw region); both are offsets into `text`, as given to `check_region`. With
+    `keep_final_newline` (fence bodies, whole files), a final line break stays.
+    """
+    mode = _level(level)
+    if not text:
+        return None
+    if check is None:
+        check = check_region(text, [*masks, *blocks])
+    if well_formed is None:
+        well_formed = check.well_formed
+    spans = _verbatim_spans(text, check, masks, blocks)
+    tokens_before = counter.count(text)
+
+    def trimmed() -> Compressed | None:
+        if mode != "whitespace":
+            return None
+        result = line_trim(text, _trim_protection(check, spans))
+        if result == text or not _line_trim_ok(text, result):
+            return None
+        after = counter.count(result)
+        if after >= tokens_before:
+            return None
+        return Compressed(result, tokens_before, after, mode, restructured=False)
+
+    if not well_formed:
+        return trimmed()
+
+    ending = ""
+    body = text
+    if keep_final_newline:
+        m = _FINAL_NEWLINE.search(text)
+        if m is not None:
+            ending = m.group(0)
+            body = text[: m.start()]
+    if any(e > len(body) for _, e, _ in spans):
+        spans = _merge_spans(spans, len(body))
+    source = _Source(body, spans)
+    tree = source.parse(remove_comments)
+    if tree is None:
+        return trimmed()
+    prefixes = sorted(source.prefixes)
+    reference = _canonical_work(source.work, mode, remove_comments, prefixes)
+    if reference is None:
+        return trimmed()
+
+    newline = "\r\n" if "\r\n" in body else "\n"
+    template = _Template(source, mode)
+    template.content(tree.items, root=True)
+    block_spans = {(s, e) for s, e, kind in source.spans if kind == _BLOCK}
+    layout = _Layout(template.out, body, block_spans)
+    candidates: dict[str, tuple[str, str, str]] = {}
+    for style in _STYLES:
+        choices = style.choices(newline)
+        candidates.setdefault("".join(layout.fill(choices)) + ending, choices)
+    texts = list(candidates)
+    counts = counter.count_many(texts)
+    ranked = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i]), i))
+    work_layout = _Layout(template.out, source.work, block_spans) if source.work != body else layout
+    for i in ranked:
+        if counts[i] >= tokens_before or texts[i] == text:
+            return None
+        choices = candidates[texts[i]]
+        if not layout.blocks_start_lines(layout.fill(choices)):
+            continue
+        work = "".join(work_layout.fill(choices))
+        if _canonical_work(work, mode, remove_comments, prefixes) == reference:
+            return Compressed(texts[i], tokens_before, counts[i], mode, restructured=True)
+    return None
+
+
+def _first_element(region: XmlRegion) -> str:
+    elements = region.check.elements
+    return min(elements, key=lambda el: el.start).name if elements else ""
+
+
+def compress_document(
+    doc: Document,
+    counter: TokenCounter,
+    *,
+    level: Level | str = "whitespace",
+    remove_comments: bool = False,
+) -> list[RegionEdit]:
+    """One verified edit per compressible XML region of the document, in document order.
+
+    Fence bodies, raw regions and whole .xml documents are compressed; markdown outside the
+    regions is untouched. A fence body keeps its final line break so the closing fence stays on
+    its own line; code spans and fences inside a raw region are copied verbatim. The edited
+    document is parsed again: an edit that would move a region, fence or frontmatter boundary
+    (or change a region's verdict) is dropped.
+    """
+    if doc.reduced or not doc.regions:
+        return []
+    skip = [(f.start, f.end, True) for f in doc.fences]
+    skip.extend((s.start, s.end, False) for s in doc.code_spans)
+    edits: list[RegionEdit] = []
+    all_fenced = True  # only fence bodies and whole files edited: no need to parse again
+    for region in doc.regions:
+        text = doc.text[region.start : region.end]
+        masks: list[tuple[int, int]] = []
+        blocks: list[tuple[int, int]] = []
+        if region.form == "raw":
+            for s, e, is_fence in skip:
+                if s < region.end and e > region.start:
+                    span = (max(s, region.start) - region.start, min(e, region.end) - region.start)
+                    (blocks if is_fence else masks).append(span)
+        result = compress_xml(
+            text,
+            counter,
+            level=level,
+            remove_comments=remove_comments,
+            check=region.check,
+            masks=masks,
+            blocks=blocks,
+            keep_final_newline=region.form != "raw",
+        )
+        if result is not None:
+            edits.append(
+                RegionEdit(region.start, region.end, result.text, result, _first_element(region))
+            )
+            all_fenced = all_fenced and region.form != "raw" and _keeps_fence(text, result.text)
+    if not edits or all_fenced or _same_structure(doc, edits):
+        return edits
+    kept: list[RegionEdit] = []
+    for edit in edits:
+        if _same_structure(doc, [*kept, edit]):
+            kept.append(edit)
+    return kept
+
+
+_FENCE_LIKE_LINE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})", re.MULTILINE)
+
+
+def _keeps_fence(before: str, after: str) -> bool:
+    """Whether a new fence body certainly leaves the markdown around it as it was: no line
+    of it could open or close a fence, and it ends with a line break when the old one did."""
+    ends = ("\n", "\r")
+    return _FENCE_LIKE_LINE.search(after) is None and (
+        after.endswith(ends) or not before.endswith(ends)
+    )
+
+
+def apply_edits(text: str, edits: Sequence[RegionEdit]) -> str:
+    """`text` with the (non-overlapping) edits applied."""
+    parts: list[str] = []
+    pos = 0
+    for edit in sorted(edits, key=lambda e: e.start):
+        parts.append(text[pos : edit.start])
+        parts.append(edit.new_text)
+        pos = edit.end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _same_structure(doc: Document, edits: Sequence[RegionEdit]) -> bool:
+    """Whether the edited document parses into the same fences, frontmatter and regions."""
+    new = parse_document(apply_edits(doc.text, edits), doc.kind)
+    ordered = sorted(edits, key=lambda e: e.start)
+    ends = [e.end for e in ordered]
+    deltas = [0]
+    for e in ordered:
+        deltas.append(deltas[-1] + len(e.new_text) - (e.end - e.start))
+
+    def shift(pos: int) -> int:
+        return pos + deltas[bisect.bisect_right(ends, pos)]
+
+    by_start = {e.start: e for e in ordered}
+    if (doc.frontmatter is None) != (new.frontmatter is None):
+        return False
+    if (
+        doc.frontmatter is not None
+        and new.frontmatter is not None
+        and shift(doc.frontmatter.end) != new.frontmatter.end
+    ):
+        return False
+    if [(f.info, f.closed) for f in doc.fences] != [(f.info, f.closed) for f in new.fences]:
+        return False
+    if len(doc.regions) != len(new.regions):
+        return False
+    for old, fresh in zip(doc.regions, new.regions, strict=True):
+        edit = by_start.get(old.start)
+        start = shift(old.start)
+        end = start + len(edit.new_text) if edit is not None else shift(old.end)
+        if (old.form, start, end) != (fresh.form, fresh.start, fresh.end):
+            return False
+        if old.check.well_formed != fresh.check.well_formed:
+            return False
+    return True
