@@ -60,6 +60,32 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_argument("files", nargs="+", metavar="FILE")
     _common(tokens)
 
+    compress = sub.add_parser(
+        "compress", help="compress the XML blocks of prompt files (verified, same meaning)"
+    )
+    compress.add_argument("paths", nargs="*", metavar="PATH", help="folders or files (default: .)")
+    compress.add_argument(
+        "--level",
+        choices=("lossless", "whitespace"),
+        default=None,
+        help="lossless: same canonical XML; whitespace (default): same words",
+    )
+    compress.add_argument(
+        "--remove-comments",
+        action="store_true",
+        help="also remove XML comments (they reach the model inside fences)",
+    )
+    mode = compress.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="report savings per file; exit 1 when anything is compressible (default)",
+    )
+    mode.add_argument("--write", action="store_true", help="write the files (atomically)")
+    mode.add_argument("--diff", action="store_true", help="print a unified diff")
+    compress.add_argument("--format", choices=("text", "json"), default="text")
+    _common(compress)
+
     stats = sub.add_parser("stats", help="index a workspace and print its figures and the cache's")
     stats.add_argument("paths", nargs="*", metavar="PATH", help="workspace folders (default: .)")
     stats.add_argument("--format", choices=("text", "json"), default="text")
@@ -211,6 +237,119 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    """`promptls compress`: verified XML compression, reported, diffed or written."""
+    import difflib
+    import json
+
+    from promptls.analysis.compress import Level, apply_edits, compress_document
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.text import LineIndex
+    from promptls.fileio import ChangedOnDisk, atomic_write, read_snapshot
+
+    index, only, settings = _open_index(args.paths, args.root, args.jobs)
+    level: Level = args.level or (
+        "lossless" if settings.compression.level == "lossless" else "whitespace"
+    )
+    remove_comments = args.remove_comments or settings.compression.remove_comments
+    show = _display(index)
+    assert callable(show)
+    regions: list[dict[str, object]] = []
+    totals = [0, 0]
+    changed_files = 0
+    problems: list[str] = []
+    out: list[str] = []
+    for path in sorted(index.files):
+        if only is not None and path not in only:
+            continue
+        fa = index.files[path]
+        if fa.doc.reduced or not fa.doc.regions:
+            continue
+        try:
+            data, snapshot = read_snapshot(path)
+        except OSError as exc:
+            problems.append(f"{show(path)}: {exc}")
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{show(path)}: not valid UTF-8; left untouched")
+            continue
+        doc = parse_document(text, fa.kind)
+        edits = compress_document(doc, index.counter, level=level, remove_comments=remove_comments)
+        if not edits:
+            continue
+        changed_files += 1
+        lines = LineIndex(text)
+        before = sum(e.compressed.tokens_before for e in edits)
+        after = sum(e.compressed.tokens_after for e in edits)
+        totals[0] += before
+        totals[1] += after
+        for e in edits:
+            r = lines.range(e.start, e.end)
+            regions.append(
+                {
+                    "path": show(path),
+                    "element": e.element,
+                    "range": {
+                        "start": {"line": r.start.line, "character": r.start.character},
+                        "end": {"line": r.end.line, "character": r.end.character},
+                    },
+                    "tokensBefore": e.compressed.tokens_before,
+                    "tokensAfter": e.compressed.tokens_after,
+                    "level": e.compressed.level,
+                    "restructured": e.compressed.restructured,
+                }
+            )
+        new_text = apply_edits(text, edits)
+        if args.diff:
+            out.extend(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    new_text.splitlines(keepends=True),
+                    fromfile=f"a/{show(path)}",
+                    tofile=f"b/{show(path)}",
+                )
+            )
+        elif args.write:
+            try:
+                atomic_write(snapshot, new_text.encode("utf-8"))
+            except (ChangedOnDisk, OSError) as exc:
+                problems.append(str(exc))
+                continue
+        if args.format == "text" and not args.diff:
+            verb = "compressed" if args.write else "compressible"
+            out.append(
+                f"{show(path)}: {verb}: {len(edits)} block(s), -{before - after:,} tokens "
+                f"({before:,} -> {after:,}, -{(before - after) * 100 / max(1, before):.0f}%)\n"
+            )
+    for problem in problems:
+        print(f"promptls: {problem}", file=sys.stderr)
+    saved = totals[0] - totals[1]
+    if args.format == "json":
+        payload = {
+            "level": level,
+            "removeComments": remove_comments,
+            "regions": regions,
+            "summary": {
+                "files": changed_files,
+                "tokensBefore": totals[0],
+                "tokensAfter": totals[1],
+            },
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(out))
+        if not args.diff:
+            print(
+                f"{changed_files} file(s), {len(regions)} block(s): -{saved:,} tokens "
+                f"({level} level{', comments removed' if remove_comments else ''})"
+            )
+    if problems and args.write:
+        return 2
+    return 1 if regions and not args.write else 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """`promptls stats`: index, compute every file's load cost through the cache, print figures."""
     import json
@@ -263,6 +402,7 @@ COMMANDS = {
     "tokens": cmd_tokens,
     "graph": cmd_graph,
     "stats": cmd_stats,
+    "compress": cmd_compress,
     "serve": cmd_serve,
 }
 

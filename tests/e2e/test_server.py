@@ -502,3 +502,115 @@ async def test_duplicate_content_diagnostic(client: LanguageClient) -> None:
     assert dup.related_information and dup.related_information[0].location.uri.endswith(
         "dev/small-change.md"
     )
+
+
+def _apply(text: str, edits: list[types.TextEdit], encoding: str) -> str:
+    from promptls.analysis.text import LineIndex, Position, PositionEncoding
+
+    index = LineIndex(text)
+    enc = PositionEncoding(encoding)
+    spans = sorted(
+        (
+            index.offset(Position(e.range.start.line, e.range.start.character), enc),
+            index.offset(Position(e.range.end.line, e.range.end.character), enc),
+            e.new_text,
+        )
+        for e in edits
+    )
+    for start, end, new in reversed(spans):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _edits_of(action: types.CodeAction, uri: str) -> list[types.TextEdit]:
+    edit = action.edit
+    assert edit is not None
+    if edit.document_changes:
+        (change,) = edit.document_changes
+        assert isinstance(change, types.TextDocumentEdit)
+        return [e for e in change.edits if isinstance(e, types.TextEdit)]
+    assert edit.changes is not None
+    return list(edit.changes[uri])
+
+
+async def _actions(
+    client: LanguageClient, uri: str, only: list[str] | None = None
+) -> list[types.CodeAction]:
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(
+                start=types.Position(line=0, character=0), end=types.Position(line=400, character=0)
+            ),
+            context=types.CodeActionContext(diagnostics=[], only=only),
+        )
+    )
+    return [a for a in result or [] if isinstance(a, types.CodeAction)]
+
+
+async def _resolved(client: LanguageClient, action: types.CodeAction) -> types.CodeAction:
+    if action.edit is None:
+        return await client.code_action_resolve_async(action)
+    return action
+
+
+async def test_compression_quick_fix_matches_the_cli(client: LanguageClient) -> None:
+    import re
+    import shutil
+
+    root = root_of(client)
+    rel = ".claude/modules/dev/small-change.md"
+    uri = open_doc(client, root / rel)
+    await diagnostics(client, uri, version=1)
+    actions = [a for a in await _actions(client, uri) if a.kind == types.CodeActionKind.QuickFix]
+    (action,) = [a for a in actions if a.title.startswith("Compress <module> block")]
+    assert re.fullmatch(r"Compress <module> block: -\d+ tokens \(-\d+%\)", action.title)
+    resolved = await _resolved(client, action)
+    applied = _apply((root / rel).read_text(), _edits_of(resolved, uri), negotiated(client))
+    copy = root.parent / "cli-copy"
+    shutil.copytree(root, copy)
+    subprocess.run(
+        [sys.executable, "-m", "promptls", "compress", str(copy), "--write"],
+        check=False,
+        capture_output=True,
+    )
+    assert applied == (copy / rel).read_text()
+    saved = int(re.search(r"-(\d+) tokens", action.title).group(1))  # type: ignore[union-attr]
+    from promptls.analysis.tokens import TokenCounter
+
+    counter = TokenCounter()
+    assert counter.count_exact((root / rel).read_text()) - counter.count_exact(applied) == saved
+
+
+async def test_malformed_block_is_never_restructured(client: LanguageClient) -> None:
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    for action in await _actions(client, uri, [types.CodeActionKind.Source]):
+        text = (root / SHIP).read_text()
+        applied = _apply(text, _edits_of(await _resolved(client, action), uri), negotiated(client))
+        assert applied.count("\n") == text.count("\n")
+        assert applied.split() == text.split()
+
+
+async def test_source_actions_offered(client: LanguageClient) -> None:
+    uri = open_doc(client, root_of(client) / ".claude/modules/dev/small-change.md")
+    await diagnostics(client, uri, version=1)
+    kinds = {
+        a.kind
+        for a in await _actions(client, uri, ["source.compressXml.promptls", "source.fixAll"])
+    }
+    assert kinds == {"source.compressXml.promptls", "source.fixAll.promptls"}
+    assert "xml-compressible" not in {d.code for d in await diagnostics(client, uri)}  # < 20 tokens
+    client.set_configuration(
+        {"promptls": {"diagnosticsDelay": 50, "compression": {"minSaving": 1}}}
+    )
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    codes: set[str] = set()
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if (await stats(client))["indexReady"]:
+            codes = {str(d.code) for d in await diagnostics(client, uri)}
+            if "xml-compressible" in codes:
+                break
+    assert "xml-compressible" in codes

@@ -234,6 +234,7 @@ def _implicit_folder(path: str) -> str:
 def create_server() -> PromptLanguageServer:
     """A server with every feature registered, in order."""
     from promptls.lsp import (
+        code_actions,
         diagnostics,
         hints,
         hover,
@@ -245,7 +246,17 @@ def create_server() -> PromptLanguageServer:
     )
 
     server = PromptLanguageServer()
-    for feature in (workspace, sync, diagnostics, symbols, links, hover, hints, status):
+    for feature in (
+        workspace,
+        sync,
+        diagnostics,
+        symbols,
+        links,
+        hover,
+        hints,
+        code_actions,
+        status,
+    ):
         feature.register(server)
     return server
 

@@ -1,0 +1,193 @@
+"""Code actions: XML compression (quick fix per block with the exact saving in its title, a whole-
+file source action, fix-all) and the escape fixes of lexical XML problems. Edits are computed when
+an action is chosen (`codeAction/resolve`), as minimal edits over the XML region, versioned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types
+
+from promptls.analysis.compress import RegionEdit
+from promptls.analysis.graph import FileAnalysis
+from promptls.lsp.convert import to_offset, to_range
+from promptls.lsp.server import PromptLanguageServer
+
+COMPRESS_FILE = "source.compressXml.promptls"
+FIX_ALL = "source.fixAll.promptls"
+KINDS = [types.CodeActionKind.QuickFix, COMPRESS_FILE, FIX_ALL]
+
+
+def title_for(edit: RegionEdit) -> str:
+    """`Compress <module> block: -312 tokens (-18%)`."""
+    name = f"<{edit.element}>" if edit.element else "XML"
+    c = edit.compressed
+    return f"Compress {name} block: -{c.saved:,} tokens (-{c.percent:.0f}%)"
+
+
+def _wanted(only: list[str] | None, kind: str) -> bool:
+    return not only or any(kind == k or kind.startswith(k + ".") for k in only)
+
+
+def _resolve_supported(ls: PromptLanguageServer) -> bool:
+    td = ls.client_capabilities.text_document
+    ca = td.code_action if td else None
+    props = ca.resolve_support.properties if ca and ca.resolve_support else []
+    return "edit" in props
+
+
+def _workspace_edit(
+    ls: PromptLanguageServer, uri: str, fa: FileAnalysis, spans: list[tuple[int, int, str]]
+) -> types.WorkspaceEdit:
+    lines = ls.line_index(fa)
+    enc = ls.position_encoding
+    edits = [
+        types.TextEdit(range=to_range(lines, start, end, enc), new_text=text)
+        for start, end, text in sorted(spans)
+    ]
+    ws = ls.client_capabilities.workspace
+    doc = ls.workspace.text_documents.get(uri)
+    if ws and ws.workspace_edit and ws.workspace_edit.document_changes and doc is not None:
+        return types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=uri, version=doc.version
+                    ),
+                    edits=list(edits),
+                )
+            ]
+        )
+    return types.WorkspaceEdit(changes={uri: edits})
+
+
+def _escape_fixes(fa: FileAnalysis) -> list[tuple[int, int, str]]:
+    """Every lexical XML problem with an obvious fix (a bare `<` or `&`, an entity)."""
+    index_fixes: list[tuple[int, int, str]] = []
+    for f in fa.findings:
+        data = dict(f.data)
+        if f.code == "xml-syntax" and f.severity.label == "warning" and data.get("fix") is not None:
+            index_fixes.append((f.start, f.end, data["fix"]))
+    return index_fixes
+
+
+def _spans(
+    ls: PromptLanguageServer, fa: FileAnalysis, what: str, start: int = -1
+) -> list[tuple[int, int, str]]:
+    index = ls.index
+    if index is None:
+        return []
+    edits = index.compressions(fa.path)
+    if what == "region":
+        return [(e.start, e.end, e.new_text) for e in edits if e.start == start]
+    if what == "file":
+        return [(e.start, e.end, e.new_text) for e in edits]
+    # fix all: escapes first; a region that has one is compressed on the next run
+    escapes = _escape_fixes(fa)
+    spans = list(escapes)
+    for e in edits:
+        if not any(e.start <= s < e.end for s, _, _ in escapes):
+            spans.append((e.start, e.end, e.new_text))
+    return spans
+
+
+async def code_action(
+    ls: PromptLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction] | None:
+    """`textDocument/codeAction`."""
+    uri = params.text_document.uri
+    fa = ls.analysis(uri)
+    index = ls.index
+    if fa is None or index is None:
+        return None
+    only = [str(k.value if hasattr(k, "value") else k) for k in params.context.only or []]
+    lines = ls.line_index(fa)
+    enc = ls.position_encoding
+    first = to_offset(lines, params.range.start, enc)
+    last = to_offset(lines, params.range.end, enc)
+    doc = ls.workspace.text_documents.get(uri)
+    version = doc.version if doc is not None else None
+    lazy = _resolve_supported(ls)
+    actions: list[types.CodeAction] = []
+
+    def action(title: str, kind: str, data: dict[str, Any], diags: list[types.Diagnostic]) -> None:
+        payload = {"uri": uri, "version": version, **data}
+        act = types.CodeAction(title=title, kind=kind, diagnostics=diags or None, data=payload)
+        if not lazy:
+            act.edit = _workspace_edit(
+                ls, uri, fa, _spans(ls, fa, data["what"], data.get("start", -1))
+            )
+        actions.append(act)
+
+    if _wanted(only, types.CodeActionKind.QuickFix):
+        for diag in params.context.diagnostics:
+            data = diag.data if isinstance(diag.data, dict) else {}
+            if diag.code == "xml-syntax" and data.get("fix") is not None:
+                start = to_offset(lines, diag.range.start, enc)
+                end = to_offset(lines, diag.range.end, enc)
+                fix = str(data["fix"])
+                act = types.CodeAction(
+                    title=f"Replace `{fa.doc.text[start:end]}` with `{fix}`",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diag],
+                    is_preferred=True,
+                    edit=_workspace_edit(ls, uri, fa, [(start, end, fix)]),
+                )
+                actions.append(act)
+        for edit in index.compressions(fa.path):
+            if edit.end < first or edit.start > last:
+                continue
+            diags = [
+                d
+                for d in params.context.diagnostics
+                if d.code == "xml-compressible"
+                and to_offset(lines, d.range.start, enc) == edit.start
+            ]
+            action(
+                title_for(edit),
+                types.CodeActionKind.QuickFix,
+                {"what": "region", "start": edit.start},
+                diags,
+            )
+    edits = index.compressions(fa.path)
+    if edits and _wanted(only, COMPRESS_FILE):
+        saved = sum(e.compressed.saved for e in edits)
+        before = sum(e.compressed.tokens_before for e in edits)
+        action(
+            f"Compress all XML blocks: -{saved:,} tokens (-{saved * 100 / max(1, before):.0f}%)",
+            COMPRESS_FILE,
+            {"what": "file"},
+            [],
+        )
+    if (edits or _escape_fixes(fa)) and _wanted(only, FIX_ALL) and only:
+        action(
+            "Fix all promptls issues (compress XML, escape < and &)", FIX_ALL, {"what": "all"}, []
+        )
+    return actions
+
+
+async def resolve_code_action(
+    ls: PromptLanguageServer, action: types.CodeAction
+) -> types.CodeAction:
+    """`codeAction/resolve`: compute the edit now, on the document's current version."""
+    data = action.data if isinstance(action.data, dict) else {}
+    uri = data.get("uri")
+    if not isinstance(uri, str):
+        return action
+    fa = ls.analysis(uri)
+    if fa is None:
+        return action
+    spans = _spans(ls, fa, str(data.get("what", "")), int(data.get("start", -1)))
+    if data.get("what") == "region" and not spans:
+        return action  # the block changed since the action was offered: nothing verified to apply
+    action.edit = _workspace_edit(ls, uri, fa, spans)
+    return action
+
+
+def register(server: PromptLanguageServer) -> None:
+    """Register code actions and their resolution."""
+    server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True),
+    )(code_action)
+    server.feature(types.CODE_ACTION_RESOLVE)(resolve_code_action)
