@@ -17,7 +17,7 @@ from promptls.analysis.tokens import (
     split_chunks,
 )
 
-ALPHABET = list("ab Z<>/\n\n\n \t\r.,'sdl&;é中😀123\u00a0\u2028\x0b\x0c\x1c\x85-=\"`#")
+ALPHABET = list("ab Z<>/\n\n\n   \t\t\r.,'sdl&;é中😀123\u00a0\u2028\x0b\x0c\x1c\x85-=\"`#")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ SAFE = [
     ("start", "abc", 0, True),
     ("end", "abc", 3, True),
     ("after-newline-before-letter", "a\nb", 2, True),
-    ("after-newline-before-space", "a\n b", 2, False),
+    ("after-newline-before-indented-text", "a\n b", 2, True),
+    ("after-newline-before-blank-line", "a\n \nb", 2, False),
     ("after-newline-before-newline", "a\n\nb", 2, False),
     ("mid-line", "ab", 1, False),
 ]

@@ -175,3 +175,23 @@ class CostCache:
                 invalidations=self.invalidations,
                 by_purpose={k: dict(v) for k, v in self._purposes.items()},
             )
+
+
+class SyncLRU(LRUCache[Any, Any]):
+    """An LRU cache safe to share between the indexing thread and the editor's."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self._lock = threading.RLock()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        with self._lock:
+            return super().__getitem__(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            super().__setitem__(key, value)

@@ -7,6 +7,7 @@ model (and becomes a finding later), never raised. Offsets are code-point indice
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,14 +262,34 @@ def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int)
     return Frontmatter(start, end, c_start, c_end, tuple(keys), error)
 
 
-def parse_document(text: str, kind: str, *, reduced: bool = False) -> Document:
-    """Parse `text` (a file of `kind`) into a `Document`; never raises on malformed input."""
+RegionCache = MutableMapping[tuple[str, tuple[tuple[int, int], ...]], XmlCheck]
+"""Checks of XML regions by their text (and masks): an edit re-checks only the region it touched."""
+
+
+def _checked(
+    text: str, masks: Sequence[tuple[int, int]] = (), cache: RegionCache | None = None
+) -> XmlCheck:
+    if cache is None:
+        return check_region(text, masks)
+    key = (text, tuple(masks))
+    found = cache.get(key)
+    if found is None:
+        found = check_region(text, masks)
+        cache[key] = found
+    return found
+
+
+def parse_document(
+    text: str, kind: str, *, reduced: bool = False, regions: RegionCache | None = None
+) -> Document:
+    """Parse `text` (a file of `kind`) into a `Document`; never raises on malformed input.
+    `regions` remembers XML checks by region text across versions of the file."""
     if reduced:
         return Document(text=text, kind=kind, reduced=True)
     if kind == "project-config" or (
         kind == "other" and text.lstrip("\ufeff \t\r\n").startswith("<?xml")
     ):
-        region = XmlRegion("document", 0, len(text), check_region(text))
+        region = XmlRegion("document", 0, len(text), _checked(text, (), regions))
         return Document(text=text, kind=kind, regions=(region,))
 
     lines = _lines(text)
@@ -330,13 +351,15 @@ def parse_document(text: str, kind: str, *, reduced: bool = False) -> Document:
 
     fence_spans = [(f.start, f.end) for f in fences]
     code_spans = _code_spans(text, body_from, fence_spans, comments)
-    regions: list[XmlRegion] = []
+    found: list[XmlRegion] = []
     for f in fences:
         if f.language == "xml":
             body = text[f.content_start : f.content_end]
-            regions.append(XmlRegion("fence", f.content_start, f.content_end, check_region(body)))
-    regions.extend(_raw_regions(text, raw_starts, lines, fence_spans, code_spans))
-    regions.sort(key=lambda r: r.start)
+            found.append(
+                XmlRegion("fence", f.content_start, f.content_end, _checked(body, (), regions))
+            )
+    found.extend(_raw_regions(text, raw_starts, lines, fence_spans, code_spans, regions))
+    found.sort(key=lambda r: r.start)
 
     opaque = sorted(
         [Span(s, e) for s, e in fence_spans]
@@ -354,7 +377,7 @@ def parse_document(text: str, kind: str, *, reduced: bool = False) -> Document:
         code_spans=tuple(code_spans),
         comments=tuple(comments),
         unclosed_comment=unclosed_comment,
-        regions=tuple(regions),
+        regions=tuple(found),
         opaque=tuple(opaque),
     )
 
@@ -378,6 +401,7 @@ def _raw_regions(
     lines: list[tuple[int, int, int]],
     fences: list[tuple[int, int]],
     code_spans: list[Span],
+    cache: RegionCache | None = None,
 ) -> list[XmlRegion]:
     skip = sorted(fences + [(s.start, s.end) for s in code_spans])
     regions: list[XmlRegion] = []
@@ -391,7 +415,7 @@ def _raw_regions(
                 continue
             end = _paragraph_end(text, at)
         masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip if s < end and e > at]
-        regions.append(XmlRegion("raw", at, end, check_region(text[at:end], masks)))
+        regions.append(XmlRegion("raw", at, end, _checked(text[at:end], masks, cache)))
         covered = end
     return regions
 

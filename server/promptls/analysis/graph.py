@@ -15,9 +15,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from promptls.analysis.cache import Cost, CostCache, FileKey, Stamp
+from promptls.analysis.cache import Cost, CostCache, FileKey, Stamp, SyncLRU
 from promptls.analysis.compress import Level, RegionEdit, compress_document
-from promptls.analysis.document import STRIPPED_FRONTMATTER, Document, parse_document
+from promptls.analysis.document import (
+    STRIPPED_FRONTMATTER,
+    Document,
+    RegionCache,
+    parse_document,
+)
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
 from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
@@ -104,6 +109,8 @@ class WorkspaceIndex:
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
+        self._region_checks: RegionCache = SyncLRU(maxsize=4096)
+        """XML checks by region text: an edit re-checks only the region it touched."""
         self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
@@ -243,7 +250,7 @@ class WorkspaceIndex:
         started = time.perf_counter()
         kind = self.workspace.kind(path)
         reduced = len(text) > self.settings.max_file_bytes
-        doc = parse_document(text, kind, reduced=reduced)
+        doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
         refs = extract_references(doc)
         resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
         raw, tokens = _tokens_from(counts.result(), doc, self.counter, self.settings)

