@@ -123,6 +123,10 @@ async def test_unsaved_module_edit_updates_the_command(client: LanguageClient) -
     root = root_of(client)
     ship = open_doc(client, root / SHIP)
     await diagnostics(client, ship, version=1)
+    for _ in range(200):
+        if any(s["uri"] == ship for s in statuses(client)):
+            break
+        await asyncio.sleep(0.05)
     before = [s for s in statuses(client) if s["uri"] == ship][-1]["loadTokens"]
     gates = root / ".claude/modules/quality/gates.md"
     text = (

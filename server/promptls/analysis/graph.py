@@ -387,19 +387,17 @@ class WorkspaceIndex:
         """The load cost of `path`: the sum of `tokens` over its load set."""
         return sum(fa.tokens for p in self.load_set(path).files if (fa := self.files.get(p)))
 
-    def findings(self, path: str) -> list[Finding]:
-        """Every finding of `path`: its own, and those that depend on other files."""
+    def findings(self, path: str, *, slow: bool = True) -> list[Finding]:
+        """Every finding of `path`: its own, and those that depend on other files. With
+        `slow=False`, without the two that take longest after an edit (`duplicate-content` and
+        `xml-compressible`): the editor shows the rest first and adds these a moment later."""
         fa = self.files.get(path)
         if fa is None:
             return []
         graph = self._graph_findings()
-        found = (
-            list(fa.findings)
-            + graph.cycles.get(path, [])
-            + self._set_findings(fa)
-            + self._duplicate_findings(path)
-            + self._compression_findings(path)
-        )
+        found = list(fa.findings) + graph.cycles.get(path, []) + self._set_findings(fa)
+        if slow:
+            found += self._duplicate_findings(path) + self._compression_findings(path)
         found = apply_overrides(found, self.settings.severity)
         return sorted(found, key=lambda f: (f.start, f.end, f.code))
 

@@ -28,12 +28,14 @@ def refresh_supported(ls: PromptLanguageServer) -> bool:
     return bool(ws and ws.diagnostics and ws.diagnostics.refresh_support)
 
 
-def diagnostics_for(ls: PromptLanguageServer, fa: FileAnalysis) -> list[types.Diagnostic]:
-    """The LSP diagnostics of an analysed file."""
+def diagnostics_for(
+    ls: PromptLanguageServer, fa: FileAnalysis, *, slow: bool = True
+) -> list[types.Diagnostic]:
+    """The LSP diagnostics of an analysed file (without the slow ones when `slow` is False)."""
     index = ls.index
     if index is None:
         return []
-    findings = index.findings(fa.path)
+    findings = index.findings(fa.path, slow=slow)
     related: dict[str, LineIndex] = {}
     for f in findings:
         for rel in f.related:
@@ -116,18 +118,34 @@ async def workspace_diagnostic(
     return types.WorkspaceDiagnosticReport(items=reports)
 
 
-def publish(ls: PromptLanguageServer, uri: str) -> None:
-    """Push the diagnostics of an open document's current version."""
+def publish(ls: PromptLanguageServer, uri: str, *, slow: bool = True) -> None:
+    """Push the diagnostics of an open document's current version. After an edit the fast
+    findings go out first (`slow=False`) and the complete set follows unless the user types on."""
     doc = ls.workspace.text_documents.get(uri)
     fa = ls.analysis(uri)
     if doc is None:
         return
-    items = diagnostics_for(ls, fa) if fa is not None and fa.version == doc.version else None
-    if items is None:
+    if fa is None or fa.version != doc.version:
         return  # never publish a result for another version
+    items = diagnostics_for(ls, fa, slow=slow)
     ls.text_document_publish_diagnostics(
         types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
     )
+    if not slow:
+        _complete_later(ls, uri, doc.version)
+
+
+def _complete_later(ls: PromptLanguageServer, uri: str, version: int) -> None:
+    def complete() -> None:
+        ls.timers.pop("complete:" + uri, None)
+        doc = ls.workspace.text_documents.get(uri)
+        if doc is not None and doc.version == version:
+            publish(ls, uri)
+
+    pending = ls.timers.pop("complete:" + uri, None)
+    if pending is not None:
+        pending.cancel()
+    ls.timers["complete:" + uri] = asyncio.get_running_loop().call_later(0.05, complete)
 
 
 def publish_affected(
@@ -135,8 +153,10 @@ def publish_affected(
     affected: Iterable[str],
     origin: str | None = None,
     closed: str | None = None,
+    staged: bool = False,
 ) -> None:
-    """After an analysis: tell the client about every open document whose results changed."""
+    """After an analysis: tell the client about every open document whose results changed.
+    `staged` (while typing): the edited document's fast findings first, the rest just after."""
     from promptls.lsp.hints import refresh
     from promptls.lsp.status import send_status
 
@@ -150,7 +170,7 @@ def publish_affected(
             ls.workspace_diagnostic_refresh(None)
     else:
         for uri in open_uris:
-            publish(ls, uri)
+            publish(ls, uri, slow=not (staged and uri == origin))
         if closed is not None:
             ls.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=closed, diagnostics=[])

@@ -14,7 +14,7 @@ from promptls.lsp.diagnostics import publish_affected
 from promptls.lsp.server import PromptLanguageServer
 
 
-def _analyse_now(ls: PromptLanguageServer, uri: str) -> None:
+def _analyse_now(ls: PromptLanguageServer, uri: str, *, typing: bool = False) -> None:
     ls.timers.pop(uri, None)
     doc = ls.workspace.text_documents.get(uri)
     if doc is None or ls.index is None:
@@ -22,7 +22,7 @@ def _analyse_now(ls: PromptLanguageServer, uri: str) -> None:
     if ls.analysed_versions.get(uri) == doc.version:
         return
     affected = ls.reanalyse(uri)
-    publish_affected(ls, affected, origin=uri)
+    publish_affected(ls, affected, origin=uri, staged=typing)
 
 
 def schedule(ls: PromptLanguageServer, uri: str, delay: float | None = None) -> None:
@@ -32,7 +32,7 @@ def schedule(ls: PromptLanguageServer, uri: str, delay: float | None = None) -> 
         pending.cancel()
     loop = asyncio.get_running_loop()
     wait = ls.settings.diagnostics_delay / 1000 if delay is None else delay
-    ls.timers[uri] = loop.call_later(wait, _analyse_now, ls, uri)
+    ls.timers[uri] = loop.call_later(wait, lambda: _analyse_now(ls, uri, typing=True))
 
 
 async def did_open(ls: PromptLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
