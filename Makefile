@@ -30,7 +30,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: lint
+test: lint browser-deps
 	$(BIN)/pytest -q
 
 format: $(STAMP)
@@ -39,3 +39,17 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Headless Chromium for the browser tests (the dashboard screenshot; the VS Code test drives it
+# too), installed from Debian only when missing. `make dashboard` refreshes docs/dashboard.png.
+.PHONY: browser-deps dashboard
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+browser-deps:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) env \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
+dashboard: $(STAMP) browser-deps
+	$(BIN)/pytest -q tests/e2e/test_dashboard.py
+	mkdir -p docs
+	cp tests/output/dashboard.png docs/dashboard.png

@@ -1,4 +1,4 @@
-"""The `promptls` command line: check, tokens, graph (and, later, serve, compress, report).
+"""The `promptls` command line: check, tokens, graph, stats, compress, report, baseline, serve.
 
 Exit codes: 0 nothing at or above the fail level, 1 findings at or above it, 2 usage or I/O error
 (one line on stderr, no traceback).
@@ -7,10 +7,12 @@ Exit codes: 0 nothing at or above the fail level, 1 findings at or above it, 2 u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promptls import __version__
 from promptls.analysis.findings import Severity
@@ -20,6 +22,9 @@ from promptls.analysis.tokens import EncodingUnavailable
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings, load_settings
 from promptls.output import build_reports, render_json, render_sarif, render_text, severity_counts
+
+if TYPE_CHECKING:
+    from promptls.report import Baseline
 
 
 class UsageError(Exception):
@@ -54,7 +59,46 @@ def _parser() -> argparse.ArgumentParser:
         default="utf-16",
         help="how columns are counted (default utf-16, as LSP)",
     )
+    check.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="compare load costs with a baseline (promptls baseline): load-regression warnings",
+    )
+    check.add_argument(
+        "--max-growth",
+        metavar="GROWTH",
+        help="load growth allowed since the baseline: 10%%, 10 or 0.1 (default 10%%)",
+    )
     _common(check)
+
+    report = sub.add_parser(
+        "report", help="the budget dashboard: load costs, largest files, savings, findings"
+    )
+    report.add_argument("paths", nargs="*", metavar="PATH", help="workspace folders (default: .)")
+    report.add_argument("--html", metavar="OUT", help="write the HTML dashboard to OUT")
+    report.add_argument(
+        "--format",
+        choices=("markdown", "json", "html"),
+        default=None,
+        help="print the report to stdout (default: markdown, unless --html is given)",
+    )
+    report.add_argument("--baseline", metavar="FILE", help="show the change since a baseline")
+    report.add_argument(
+        "--top", type=int, default=15, help="rows of the largest and most-loaded tables"
+    )
+    _common(report)
+
+    baseline = sub.add_parser(
+        "baseline", help="record every file's tokens and every command's load cost"
+    )
+    baseline.add_argument("paths", nargs="*", metavar="PATH", help="workspace folders (default: .)")
+    baseline.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write it (default: <workspace>/.promptls/baseline.json)",
+    )
+    _common(baseline)
 
     tokens = sub.add_parser("tokens", help="count the tokens of files")
     tokens.add_argument("files", nargs="+", metavar="FILE")
@@ -175,13 +219,57 @@ def _display(index: WorkspaceIndex) -> object:
     return show
 
 
+def _read_baseline(name: str) -> Baseline:
+    from promptls.report import BaselineError, loads_baseline
+
+    try:
+        with open(name, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"--baseline {name}: {exc.strerror or exc}") from None
+    try:
+        return loads_baseline(text, name)
+    except BaselineError as exc:
+        raise UsageError(f"--baseline {name}: {exc}") from None
+
+
+def _check_encoding(baseline: Baseline, settings: Settings) -> None:
+    if baseline.encoding != settings.encoding:
+        print(
+            f"promptls: baseline {baseline.source}: counted with {baseline.encoding}, now "
+            f"{settings.encoding}: the changes compare different tokenizers",
+            file=sys.stderr,
+        )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """`promptls check`."""
+    from promptls.report import DEFAULT_MAX_GROWTH, parse_growth
+
+    baseline: Baseline | None = None
+    max_growth = DEFAULT_MAX_GROWTH
+    if args.max_growth is not None:
+        if args.baseline is None:
+            raise UsageError("--max-growth needs --baseline FILE")
+        try:
+            max_growth = parse_growth(args.max_growth)
+        except ValueError as exc:
+            raise UsageError(f"--max-growth: {exc}") from None
+    if args.baseline is not None:
+        baseline = _read_baseline(args.baseline)
     index, only, settings = _open_index(args.paths, args.root, args.jobs)
     encoding = PositionEncoding(args.position_encoding)
     if args.format == "sarif" and encoding is PositionEncoding.UTF8:
         encoding = PositionEncoding.UTF16
-    reports = build_reports(index, encoding, only, _display(index))
+    display = _display(index)
+    reports = build_reports(index, encoding, only, display)
+    if baseline is not None:
+        from promptls.report import regression_findings, with_findings
+
+        _check_encoding(baseline, settings)
+        assert callable(display)
+        extra = regression_findings(index, reports, baseline, max_growth, display)
+        reports = with_findings(reports, extra, index, encoding)
     errors = {index.workspace.relative(p): m for p, m in index.errors.items()}
     if args.format == "json":
         out = render_json(reports, settings.encoding, encoding, errors)
@@ -389,6 +477,74 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """`promptls report`: the budget dashboard (HTML), or its model (JSON), or a markdown table."""
+    from promptls.dashboard import render_html
+    from promptls.report import build_report, render_json, render_markdown
+
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+    baseline = _read_baseline(args.baseline) if args.baseline is not None else None
+    index, _, settings = _open_index(args.paths, args.root, args.jobs)
+    if baseline is not None:
+        _check_encoding(baseline, settings)
+    display = _display(index)
+    assert callable(display)
+    report = build_report(index, baseline=baseline, display=display, top=args.top)
+    if args.html is not None:
+        out = Path(args.html)
+        base = out.resolve().parent
+        base.mkdir(parents=True, exist_ok=True)
+        _write_text(out, render_html(report, link_base=str(base)))
+        print(f"promptls: wrote {out}", file=sys.stderr)
+    fmt = args.format or (None if args.html is not None else "markdown")
+    if fmt == "json":
+        sys.stdout.write(render_json(report))
+    elif fmt == "html":
+        sys.stdout.write(render_html(report, link_base=os.getcwd()))
+    elif fmt == "markdown":
+        sys.stdout.write(render_markdown(report))
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """`promptls baseline`: record tokens and load costs for `check --baseline`."""
+    from promptls.report import DEFAULT_BASELINE, baseline_of, build_report
+
+    index, _, _settings = _open_index(args.paths, args.root, args.jobs)
+    display = _display(index)
+    assert callable(display)
+    report = build_report(index, display=display)
+    baseline = baseline_of(report)
+    out = Path(args.output) if args.output else Path(index.workspace.folders[0]) / DEFAULT_BASELINE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_text(out, baseline.dumps())
+    print(
+        f"promptls: wrote {out}: {len(baseline.files)} files, {len(baseline.entries)} entry "
+        f"files ({baseline.encoding})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename (never half a file)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # as open() would create it (mkstemp makes it 0600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`promptls serve`: the language server."""
     from promptls.lsp.server import serve
@@ -403,6 +559,8 @@ COMMANDS = {
     "graph": cmd_graph,
     "stats": cmd_stats,
     "compress": cmd_compress,
+    "report": cmd_report,
+    "baseline": cmd_baseline,
     "serve": cmd_serve,
 }
 

@@ -59,6 +59,8 @@ CODES: dict[str, str] = {
     "import-depth": "An @import chain deeper than the import depth limit; the rest is not loaded.",
     "token-budget": "A file's own tokens over (or near) the budget of its kind.",
     "load-budget": "A file's load cost over (or near) the load budget.",
+    "load-regression": "A load cost that grew more than --max-growth since the baseline.",
+    "load-improvement": "A load cost that shrank since the baseline.",
     "context-budget-mismatch": (
         "A declared <context_budget> estimate off by more than 25 % from the load cost."
     ),

@@ -239,6 +239,7 @@ def create_server() -> PromptLanguageServer:
         hints,
         hover,
         links,
+        report,
         status,
         symbols,
         sync,
@@ -256,6 +257,7 @@ def create_server() -> PromptLanguageServer:
         hints,
         code_actions,
         status,
+        report,
     ):
         feature.register(server)
     return server
