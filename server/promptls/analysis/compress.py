@@ -32,16 +32,23 @@ shorter on a tie: the tokenizer decides, not the character count.
 
 Some spans are copied verbatim and hidden from lxml behind same-length placeholders: the
 lexical problems that a model reads fine but a strict parser rejects (a bare ``<`` or ``&``, an
-HTML entity), markdown code spans and fences inside a raw region (a fence keeps its own lines),
-an XML declaration and a DOCTYPE. So a region with ``p95 <200ms`` in its text still compresses.
+HTML entity), markdown code spans, fences and block comments inside a raw region (a fence or
+block comment keeps its own lines), an XML declaration and a DOCTYPE. So a region with
+``p95 <200ms`` in its text still compresses.
+
+What promptls itself reads line by line is kept too: a line that is only a ``components/...``
+path stays a line, and so does each line of a ``<depends_on>`` or ``<provides_to>`` list. In a
+raw region no comment is moved to the start of a line (it would become a markdown block
+comment, which Claude Code strips from memory files).
 
 A region that is not well-formed gets only the line-local trim: trailing whitespace and
 indentation of each line removed, lines never joined, checked by the sequence of non-whitespace
 characters and the number of lines (and only at the ``whitespace`` level: nothing about a
 malformed region can be proven lossless).
 
-`compress_document` applies this to every XML region of a parsed document and re-parses the
-edited markdown to check that no region, fence or frontmatter boundary moved.
+`compress_document` applies this to every XML region of a parsed document and parses the
+edited document again: its frontmatter, fences, block comments, code spans, regions and
+references must be as they were, or the region falls back to its smallest form that keeps them.
 
 Pure: imports neither pygls nor lsprotocol.
 """
@@ -50,7 +57,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +65,7 @@ from lxml import etree
 
 from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
+from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
 
@@ -66,6 +74,7 @@ __all__ = [
     "Compressed",
     "Level",
     "RegionEdit",
+    "apply_edits",
     "canonical",
     "compress_document",
     "compress_xml",
@@ -151,7 +160,7 @@ _PLACEHOLDER = "\ue000"
 
 # Kinds of verbatim spans.
 _TEXT = 0  # opaque text (a lexical problem, a markdown code span): copied as is
-_BLOCK = 1  # a markdown fence inside a raw region: copied as is, and must start a line
+_BLOCK = 1  # a fence or block comment in a raw region: copied as is, and must start a line
 _NODE = 2  # an XML declaration or DOCTYPE: copied as is, seen by lxml as a processing instruction
 
 
@@ -290,22 +299,24 @@ def equivalent(before: str, after: str, level: Level, *, drop_comments: bool = F
 class _Text:
     """A text node: raw character data, CDATA sections and verbatim spans, in order."""
 
-    __slots__ = ("segments",)
+    __slots__ = ("segments", "ws_only")
 
     def __init__(self) -> None:
         # (kind, start, end): kind -1 is raw character data, else a verbatim span kind (CDATA
         # sections are verbatim text).
         self.segments: list[tuple[int, int, int]] = []
+        self.ws_only = True  # nothing but raw whitespace
 
 
 class _Node:
     """A comment or processing instruction (or a verbatim node span): copied as is."""
 
-    __slots__ = ("end", "start")
+    __slots__ = ("comment", "end", "start")
 
-    def __init__(self, start: int, end: int) -> None:
+    def __init__(self, start: int, end: int, *, comment: bool = False) -> None:
         self.start = start
         self.end = end
+        self.comment = comment
 
 
 class _Element:
@@ -357,7 +368,7 @@ class _Source:
                 if m is None:
                     return None
                 if not remove_comments:
-                    parent.items.append(_Node(lt, m.end()))
+                    parent.items.append(_Node(lt, m.end(), comment=True))
             elif work.startswith("<![CDATA[", lt):
                 m = _CDATA.match(work, lt)
                 if m is None:
@@ -404,12 +415,15 @@ class _Source:
 
     def _add_segment(self, parent: _Element, kind: int, start: int, end: int) -> None:
         items = parent.items
-        if items and isinstance(items[-1], _Text):
-            items[-1].segments.append((kind, start, end))
+        last = items[-1] if items else None
+        if isinstance(last, _Text):
+            node = last
         else:
             node = _Text()
-            node.segments.append((kind, start, end))
             items.append(node)
+        node.segments.append((kind, start, end))
+        if node.ws_only and (kind != _RAW or _WS_ONLY.fullmatch(self.work, start, end) is None):
+            node.ws_only = False
 
     def _add_text(self, parent: _Element, start: int, end: int) -> None:
         """Character data [start, end), cut at the verbatim spans inside it."""
@@ -504,14 +518,31 @@ _STYLES = (
 # In text: runs of spaces and tabs to collapse, and whitespace runs that hold a line break.
 _SPACE_RUN = re.compile("[ \t]{2,}|\t")
 _NEWLINE_RUN = re.compile("[ \t]*+[\r\n][ \t\r\n]*+")
+# What promptls reads line by line (see references.py): a line that is only a component path,
+# and the lines of these elements.
+_COMPONENT_LINE = re.compile(
+    r"(?:[-*+][ \t]+)?components/[\w.@/-]+\.(?:md|markdown|xml|txt|ya?ml|json|toml)"
+)
+_LINE_ELEMENTS = frozenset({"depends_on", "provides_to"})
 
 
 class _Template:
-    """The result of one level with the layout choices left open: built once, rendered per style."""
+    """The result of one level with the layout choices left open: built once, rendered per style.
 
-    def __init__(self, source: _Source, level: Level) -> None:
+    Besides the XML rules, it keeps what the markdown and promptls's own reading of the text
+    depend on: a markdown fence inside a raw region starts a line; in a raw region a comment
+    never starts a line (in markdown that would make it a block comment, which Claude Code
+    strips from memory files); a line that is only a `components/...` path stays a line, and
+    so does every line of a `<depends_on>` or `<provides_to>` list (promptls reads those
+    references line by line).
+    """
+
+    def __init__(self, source: _Source, level: Level, newline: str, *, markdown: bool) -> None:
         self.text = source.text
         self.level = level
+        self.newline = newline
+        self.markdown = markdown
+        self.keep_lines = 0  # depth of elements whose text lines are references
         self.out: list[_Piece] = []
 
     def run(self, ws: str, *, edge: bool) -> None:
@@ -524,7 +555,7 @@ class _Template:
 
     def content(self, items: Sequence[_Text | _Node | _Element], *, root: bool) -> None:
         text, out = self.text, self.out
-        ws_only = [isinstance(it, _Text) and self.ws_only(it) for it in items]
+        ws_only = [isinstance(it, _Text) and it.ws_only for it in items]
         has_node = any(not isinstance(it, _Text) for it in items)
         mixed = any(isinstance(it, _Text) and not w for it, w in zip(items, ws_only, strict=True))
         last = len(items) - 1
@@ -533,28 +564,31 @@ class _Template:
                 self.element(item)
             elif isinstance(item, _Node):
                 out.append((item.start, item.end))
-            elif ws_only[i]:
+            else:
+                nxt = items[i + 1] if i < last else None
+                before_comment = self.markdown and isinstance(nxt, _Node) and nxt.comment
+                if not ws_only[i]:
+                    self.text_node(
+                        item, first=i == 0, last=i == last, root=root, before_comment=before_comment
+                    )
+                    continue
                 if not has_node:
                     continue
                 run = "".join(text[s:e] for _, s, e in item.segments)
                 if i in (0, last):
-                    if not root:
+                    if not root and not before_comment:
                         self.run(run, edge=True)
-                elif mixed:
-                    self.run(run, edge=False)  # a word boundary between two elements: kept
-                elif _has_newline(run):
+                elif mixed:  # a word boundary between two elements: kept
+                    if before_comment:
+                        out.append(" ")
+                    else:
+                        self.run(run, edge=False)
+                elif _has_newline(run) and not before_comment:
                     out.append(_INNER_NL)
-            else:
-                self.text_node(item, first=i == 0, last=i == last, root=root)
 
-    def ws_only(self, node: _Text) -> bool:
-        text = self.text
-        return all(
-            kind == _RAW and _WS_ONLY.fullmatch(text, s, e) is not None
-            for kind, s, e in node.segments
-        )
-
-    def text_node(self, node: _Text, *, first: bool, last: bool, root: bool) -> None:
+    def text_node(
+        self, node: _Text, *, first: bool, last: bool, root: bool, before_comment: bool
+    ) -> None:
         text, out = self.text, self.out
         # Consecutive raw segments (split by a removed comment) are one piece of text.
         parts: list[str | tuple[int, int, int]] = []
@@ -579,36 +613,63 @@ class _Template:
             at_end = last and k == count - 1
             nxt = parts[k + 1] if k + 1 < count else None
             before_block = nxt is not None and not isinstance(nxt, str) and nxt[0] == _BLOCK
+            no_newline = before_comment and k == count - 1  # a comment follows this text
             body = part.strip(_WS_CHARS)
             if not body:  # one run, between two verbatim spans or at an edge
                 if before_block:
-                    out.append("\n" if "\r\n" not in part else "\r\n")
+                    out.append(self.newline)
                 elif at_start or at_end:
-                    if not root:
+                    if not root and not no_newline:
                         self.run(part, edge=True)
+                elif no_newline:
+                    out.append(" ")
                 else:
                     self.run(part, edge=False)
                 continue
             lead = part[: len(part) - len(part.lstrip(_WS_CHARS))]
             trail = part[len(part.rstrip(_WS_CHARS)) :]
-            if lead and not (at_start and root):
-                self.run(lead, edge=at_start)
-            self.body(body)
+            component = _component_lines(body)
+            first_line = component is not None and component[0]
+            last_line = component is not None and component[-1]
+            if lead:
+                if at_start and root:
+                    pass
+                elif first_line and _has_newline(lead):
+                    out.append(self.newline)
+                elif at_start:
+                    self.run(lead, edge=True)
+                elif self.keep_lines and _has_newline(lead):
+                    out.append(self.newline)
+                else:
+                    self.run(lead, edge=False)
+            self.body(body, component)
             if trail:
                 if before_block:
-                    out.append("\n" if "\r\n" not in trail else "\r\n")
-                elif not (at_end and root):
-                    self.run(trail, edge=at_end)
+                    out.append(self.newline)
+                elif at_end and root:
+                    pass
+                elif last_line and _has_newline(trail) and not no_newline:
+                    out.append(self.newline)
+                elif at_end:
+                    self.run(trail, edge=True)
+                elif no_newline:
+                    out.append(" ")
+                elif self.keep_lines and _has_newline(trail):
+                    out.append(self.newline)
+                else:
+                    self.run(trail, edge=False)
 
-    def body(self, body: str) -> None:
-        """Text between its first and last non-whitespace character, runs collapsed."""
+    def body(self, body: str, component: Sequence[bool] | None) -> None:
+        """Text between its first and last non-whitespace character, runs collapsed; a line
+        break stays where `component` (which lines are component paths) or the element says."""
         out = self.out
         pos = 0
-        for m in _NEWLINE_RUN.finditer(body):
-            out.append(_SPACE_RUN.sub(" ", body[pos : m.start()]))
-            out.append(_TEXT_NL)
+        for k, m in enumerate(_NEWLINE_RUN.finditer(body), 1):
+            out.append(_collapse(body[pos : m.start()]))
+            keep = self.keep_lines or (component is not None and (component[k - 1] or component[k]))
+            out.append(self.newline if keep else _TEXT_NL)
             pos = m.end()
-        out.append(_SPACE_RUN.sub(" ", body[pos:]) if pos else _SPACE_RUN.sub(" ", body))
+        out.append(_collapse(body[pos:] if pos else body))
 
     def element(self, el: _Element) -> None:
         out = self.out
@@ -621,11 +682,26 @@ class _Template:
             out.append((vs, ve))
         mark = len(out)
         out.append(">")
+        lines = el.name in _LINE_ELEMENTS
+        self.keep_lines += lines
         self.content(el.items, root=False)
+        self.keep_lines -= lines
         if len(out) == mark + 1:
             out[mark] = "/>"
         else:
             out.append(f"</{el.name}>")
+
+
+def _collapse(line: str) -> str:
+    """Runs of spaces and tabs (no line breaks inside) as one space."""
+    return _SPACE_RUN.sub(" ", line) if "  " in line or "\t" in line else line
+
+
+def _component_lines(body: str) -> list[bool] | None:
+    """Which lines of `body` are only a component path (None when none can be)."""
+    if "components/" not in body:
+        return None
+    return [_COMPONENT_LINE.fullmatch(line) is not None for line in _NEWLINE_RUN.split(body)]
 
 
 class _Layout:
@@ -673,11 +749,12 @@ class _Layout:
 # --------------------------------------------------------------------------------------------
 
 
-def line_trim(text: str, protect: Sequence[tuple[int, int]] = ()) -> str:
+def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: bool = False) -> str:
     """Remove each line's indentation and trailing spaces and tabs; never join lines.
 
     A run of whitespace that overlaps a `protect` span (a CDATA section, a preserved element, a
-    markdown fence) is kept.
+    markdown fence) is kept. With `markdown`, a line that starts with a comment keeps its
+    indentation (unindented, it would become a markdown block comment).
     """
     spans: list[tuple[int, int]] = []
     for s, e in sorted(protect):
@@ -705,7 +782,9 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = ()) -> str:
         line = m.group(1)
         stripped_left = line.lstrip(" \t")
         a = body_start + len(line) - len(stripped_left)
-        if a > body_start and protected(body_start, a):
+        if a > body_start and (
+            protected(body_start, a) or (markdown and stripped_left.startswith("<!--"))
+        ):
             a = body_start
         stripped = line.rstrip(" \t")
         b = body_start + len(stripped)
@@ -779,14 +858,18 @@ def compress_xml(
     masks: Sequence[tuple[int, int]] = (),
     blocks: Sequence[tuple[int, int]] = (),
     keep_final_newline: bool = False,
+    markdown: bool = False,
+    accept: Callable[[str], bool] | None = None,
 ) -> Compressed | None:
     """A verified, smaller text for one region; None when nothing can be saved (or verified).
 
     `check` is the region's `check_region` result (computed when not given); `well_formed`
     overrides its verdict. `masks` are spans of the text to copy verbatim (markdown code spans
     inside a raw region) and `blocks` spans that must also keep their own lines (markdown
-    fences inside a raw region); both are offsets into `text`, as given to `check_region`. With
-    `keep_final_newline` (fence bodies, whole files), a final line break stays.
+    fences and block comments inside a raw region); both are offsets into `text`. With
+    `keep_final_newline` (fence bodies, whole files), a final line break stays. With `markdown`
+    (a raw region), a comment is never moved to the start of a line. `accept`, when given, is a
+    last check of each verified candidate (the smallest accepted one wins).
     """
     mode = _level(level)
     if not text:
@@ -801,8 +884,10 @@ def compress_xml(
     def trimmed() -> Compressed | None:
         if mode != "whitespace":
             return None
-        result = line_trim(text, _trim_protection(check, spans))
+        result = line_trim(text, _trim_protection(check, spans), markdown=markdown)
         if result == text or not _line_trim_ok(text, result):
+            return None
+        if accept is not None and not accept(result):
             return None
         after = counter.count(result)
         if after >= tokens_before:
@@ -831,7 +916,7 @@ def compress_xml(
         return trimmed()
 
     newline = "\r\n" if "\r\n" in body else "\n"
-    template = _Template(source, mode)
+    template = _Template(source, mode, newline, markdown=markdown)
     template.content(tree.items, root=True)
     block_spans = {(s, e) for s, e, kind in source.spans if kind == _BLOCK}
     layout = _Layout(template.out, body, block_spans)
@@ -850,7 +935,9 @@ def compress_xml(
         if not layout.blocks_start_lines(layout.fill(choices)):
             continue
         work = "".join(work_layout.fill(choices))
-        if _canonical_work(work, mode, remove_comments, prefixes) == reference:
+        if _canonical_work(work, mode, remove_comments, prefixes) != reference:
+            continue
+        if accept is None or accept(texts[i]):
             return Compressed(texts[i], tokens_before, counts[i], mode, restructured=True)
     return None
 
@@ -871,59 +958,137 @@ def compress_document(
 
     Fence bodies, raw regions and whole .xml documents are compressed; markdown outside the
     regions is untouched. A fence body keeps its final line break so the closing fence stays on
-    its own line; code spans and fences inside a raw region are copied verbatim. The edited
-    document is parsed again: an edit that would move a region, fence or frontmatter boundary
-    (or change a region's verdict) is dropped.
+    its own line; code spans, fences and block comments inside a raw region are copied verbatim.
+    The edited document is parsed again and must keep its shape: the same frontmatter, fences,
+    block comments, code spans, regions (and their verdicts) and references, in order. A region
+    whose smallest form would change that is compressed again, keeping only the forms that
+    don't; if none does, it gets no edit.
     """
     if doc.reduced or not doc.regions:
         return []
-    skip = [(f.start, f.end, True) for f in doc.fences]
-    skip.extend((s.start, s.end, False) for s in doc.code_spans)
-    edits: list[RegionEdit] = []
-    all_fenced = True  # only fence bodies and whole files edited: no need to parse again
+    mode = _level(level)
+    planned: list[tuple[XmlRegion, RegionEdit]] = []
     for region in doc.regions:
-        text = doc.text[region.start : region.end]
-        masks: list[tuple[int, int]] = []
-        blocks: list[tuple[int, int]] = []
-        if region.form == "raw":
-            for s, e, is_fence in skip:
-                if s < region.end and e > region.start:
-                    span = (max(s, region.start) - region.start, min(e, region.end) - region.start)
-                    (blocks if is_fence else masks).append(span)
-        result = compress_xml(
-            text,
-            counter,
-            level=level,
-            remove_comments=remove_comments,
-            check=region.check,
-            masks=masks,
-            blocks=blocks,
-            keep_final_newline=region.form != "raw",
-        )
+        result = _compress_region(doc, region, counter, mode, remove_comments, None)
         if result is not None:
-            edits.append(
+            edit = RegionEdit(region.start, region.end, result.text, result, _first_element(region))
+            planned.append((region, edit))
+    if not planned:
+        return []
+    shape = _Shape(doc)
+    if shape.kept_by([edit for _, edit in planned]):
+        return [edit for _, edit in planned]
+    kept: list[RegionEdit] = []
+    for region, edit in planned:
+        if len(planned) > 1 and shape.kept_by([*kept, edit]):
+            kept.append(edit)
+            continue
+
+        def accept(
+            candidate: str, region: XmlRegion = region, compressed: Compressed = edit.compressed
+        ) -> bool:
+            trial = RegionEdit(region.start, region.end, candidate, compressed, "")
+            return shape.kept_by([*kept, trial])
+
+        result = _compress_region(doc, region, counter, mode, remove_comments, accept)
+        if result is not None:
+            kept.append(
                 RegionEdit(region.start, region.end, result.text, result, _first_element(region))
             )
-            all_fenced = all_fenced and region.form != "raw" and _keeps_fence(text, result.text)
-    if not edits or all_fenced or _same_structure(doc, edits):
-        return edits
-    kept: list[RegionEdit] = []
-    for edit in edits:
-        if _same_structure(doc, [*kept, edit]):
-            kept.append(edit)
     return kept
 
 
-_FENCE_LIKE_LINE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})", re.MULTILINE)
+def _compress_region(
+    doc: Document,
+    region: XmlRegion,
+    counter: TokenCounter,
+    level: Level,
+    remove_comments: bool,
+    accept: Callable[[str], bool] | None,
+) -> Compressed | None:
+    masks: list[tuple[int, int]] = []
+    blocks: list[tuple[int, int]] = []
+    if region.form == "raw":
 
+        def clip(start: int, end: int) -> tuple[int, int] | None:
+            if start < region.end and end > region.start:
+                return max(start, region.start) - region.start, min(end, region.end) - region.start
+            return None
 
-def _keeps_fence(before: str, after: str) -> bool:
-    """Whether a new fence body certainly leaves the markdown around it as it was: no line
-    of it could open or close a fence, and it ends with a line break when the old one did."""
-    ends = ("\n", "\r")
-    return _FENCE_LIKE_LINE.search(after) is None and (
-        after.endswith(ends) or not before.endswith(ends)
+        for span in doc.code_spans:
+            if (clipped := clip(span.start, span.end)) is not None:
+                masks.append(clipped)
+        lines = [(f.start, f.end) for f in doc.fences] + [(c.start, c.end) for c in doc.comments]
+        for start, end in lines:
+            if (clipped := clip(start, end)) is not None:
+                blocks.append(clipped)
+    return compress_xml(
+        doc.text[region.start : region.end],
+        counter,
+        level=level,
+        remove_comments=remove_comments,
+        check=region.check,
+        masks=masks,
+        blocks=blocks,
+        keep_final_newline=region.form != "raw",
+        markdown=region.form == "raw",
+        accept=accept,
     )
+
+
+class _Shape:
+    """What an edit of a document's XML regions must leave as it was."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.fences = [(f.info, f.closed) for f in doc.fences]
+        self.comments = self._comments(doc)
+        self.code_spans = [doc.text[c.start : c.end] for c in doc.code_spans]
+        self.references = [(r.form, r.target) for r in extract_references(doc)]
+
+    @staticmethod
+    def _comments(doc: Document) -> list[str]:
+        out = ["".join(doc.text[c.start : c.end].split()) for c in doc.comments]
+        return [*out, "unclosed"] if doc.unclosed_comment is not None else out
+
+    def kept_by(self, edits: Sequence[RegionEdit]) -> bool:
+        doc = self.doc
+        new = parse_document(apply_edits(doc.text, edits), doc.kind)
+        ordered = sorted(edits, key=lambda e: e.start)
+        ends = [e.end for e in ordered]
+        deltas = [0]
+        for e in ordered:
+            deltas.append(deltas[-1] + len(e.new_text) - (e.end - e.start))
+
+        def shift(pos: int) -> int:
+            return pos + deltas[bisect.bisect_right(ends, pos)]
+
+        if (doc.frontmatter is None) != (new.frontmatter is None) or (
+            doc.frontmatter is not None
+            and new.frontmatter is not None
+            and shift(doc.frontmatter.end) != new.frontmatter.end
+        ):
+            return False
+        if len(doc.regions) != len(new.regions):
+            return False
+        by_start = {e.start: e for e in ordered}
+        for old, fresh in zip(doc.regions, new.regions, strict=True):
+            edit = by_start.get(old.start)
+            start = shift(old.start)
+            end = start + len(edit.new_text) if edit is not None else shift(old.end)
+            if (old.form, start, end, old.check.well_formed) != (
+                fresh.form,
+                fresh.start,
+                fresh.end,
+                fresh.check.well_formed,
+            ):
+                return False
+        return (
+            self.fences == [(f.info, f.closed) for f in new.fences]
+            and self.comments == self._comments(new)
+            and self.code_spans == [new.text[c.start : c.end] for c in new.code_spans]
+            and self.references == [(r.form, r.target) for r in extract_references(new)]
+        )
 
 
 def apply_edits(text: str, edits: Sequence[RegionEdit]) -> str:
@@ -939,36 +1104,5 @@ def apply_edits(text: str, edits: Sequence[RegionEdit]) -> str:
 
 
 def _same_structure(doc: Document, edits: Sequence[RegionEdit]) -> bool:
-    """Whether the edited document parses into the same fences, frontmatter and regions."""
-    new = parse_document(apply_edits(doc.text, edits), doc.kind)
-    ordered = sorted(edits, key=lambda e: e.start)
-    ends = [e.end for e in ordered]
-    deltas = [0]
-    for e in ordered:
-        deltas.append(deltas[-1] + len(e.new_text) - (e.end - e.start))
-
-    def shift(pos: int) -> int:
-        return pos + deltas[bisect.bisect_right(ends, pos)]
-
-    by_start = {e.start: e for e in ordered}
-    if (doc.frontmatter is None) != (new.frontmatter is None):
-        return False
-    if (
-        doc.frontmatter is not None
-        and new.frontmatter is not None
-        and shift(doc.frontmatter.end) != new.frontmatter.end
-    ):
-        return False
-    if [(f.info, f.closed) for f in doc.fences] != [(f.info, f.closed) for f in new.fences]:
-        return False
-    if len(doc.regions) != len(new.regions):
-        return False
-    for old, fresh in zip(doc.regions, new.regions, strict=True):
-        edit = by_start.get(old.start)
-        start = shift(old.start)
-        end = start + len(edit.new_text) if edit is not None else shift(old.end)
-        if (old.form, start, end) != (fresh.form, fresh.start, fresh.end):
-            return False
-        if old.check.well_formed != fresh.check.well_formed:
-            return False
-    return True
+    """Whether the edited document keeps the shape of `doc` (see `compress_document`)."""
+    return _Shape(doc).kept_by(edits)
