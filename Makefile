@@ -32,6 +32,7 @@ unit: $(STAMP)
 
 test: lint browser-deps
 	$(BIN)/pytest -q
+	$(MAKE) vscode-test
 
 format: $(STAMP)
 	$(BIN)/ruff format $(PY_SRC)
@@ -53,3 +54,46 @@ dashboard: $(STAMP) browser-deps
 	$(BIN)/pytest -q tests/e2e/test_dashboard.py
 	mkdir -p docs
 	cp tests/output/dashboard.png docs/dashboard.png
+
+# The VS Code extension: vscode-client/promptls-<version>.vsix with the server and its Python
+# dependencies in bundled/; `make vscode-test` checks it in code-server (tests/vscode/run.sh).
+.PHONY: vsix vscode-test
+VSC          := vscode-client
+VSIX_VERSION := $(shell sed -n 's/^  "version": "\([^"]*\)".*/\1/p' $(VSC)/package.json)
+VSIX         := $(VSC)/promptls-$(VSIX_VERSION).vsix
+VSC_MODULES  := $(VSC)/node_modules/.package-lock.json
+VSIX_INPUTS  := $(addprefix $(VSC)/,package.json tsconfig.json eslint.config.mjs .vscodeignore \
+                README.md CHANGELOG.md LICENSE scripts/bundle-server.sh) $(wildcard $(VSC)/src/*.ts) \
+                pyproject.toml $(shell find server/promptls -name '*.py' -o -name py.typed)
+
+vsix: $(VSIX)
+
+$(VSC_MODULES): $(VSC)/package-lock.json
+	cd $(VSC) && npm ci --no-audit --no-fund
+	touch $@
+
+$(VSIX): $(STAMP) $(VSC_MODULES) $(VSIX_INPUTS)
+	@test "$(VSIX_VERSION)" = "$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)" \
+	  || { echo "$(VSC)/package.json version $(VSIX_VERSION) differs from pyproject.toml's"; exit 1; }
+	cd $(VSC) && npx tsc --noEmit && npx eslint . --max-warnings 0 && npm run --silent build
+	$(VSC)/scripts/bundle-server.sh $(BIN)/python .
+	rm -f $(VSC)/promptls-*.vsix
+	cd $(VSC) && npx --yes @vscode/vsce@3.9.2 package --no-dependencies --allow-missing-repository \
+	  --out promptls-$(VSIX_VERSION).vsix
+
+vscode-test: vsix
+	tests/vscode/run.sh $(VSIX)
+
+# Benchmarks, not part of `make test` (benchmarks/README.md): `make bench` measures the server and
+# the core on a generated 1M-token workspace and writes benchmarks/results.json (BENCH_ARGS=--quick
+# for fewer repetitions); `make bench-check` runs it, then fails when a figure's ratio regressed by
+# more than 10 % against benchmarks/baseline.json (RESULTS=path checks a results file instead).
+.PHONY: bench bench-check
+BENCH_ARGS ?=
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+bench-check: $(STAMP)
+	$(if $(RESULTS),,$(BIN)/python benchmarks/run.py $(BENCH_ARGS))
+	$(BIN)/python benchmarks/check.py $(if $(RESULTS),--results $(RESULTS))

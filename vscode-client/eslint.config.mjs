@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'bundled/**', 'node_modules/**', '*.vsix', 'eslint.config.mjs'] },
+  { ignores: ['dist/**', 'bundled/**', 'build/**', 'node_modules/**', 'scripts/**', '*.vsix', 'eslint.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   ...tseslint.configs.stylisticTypeChecked,

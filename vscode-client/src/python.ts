@@ -143,7 +143,7 @@ export async function resolveServerCommand(
   const config = vscode.workspace.getConfiguration('promptls.server');
   const command = config.get<unknown>('command');
   if (Array.isArray(command) && command.length > 0 && command.every((a) => typeof a === 'string')) {
-    const argv = (command as string[]).map((a) => expandWorkspace(expandHome(a)));
+    const argv = command.map((a) => expandWorkspace(expandHome(a)));
     const [program, ...args] = argv as [string, ...string[]];
     return { command: program, args, env: { ...process.env }, origin: 'promptls.server.command' };
   }

@@ -2,6 +2,13 @@
 // whether the status bar item shows.
 import * as vscode from 'vscode';
 
+/** A document filter both VS Code and the language client accept. */
+export interface PromptFilter {
+  scheme: 'file';
+  language?: string;
+  pattern: string;
+}
+
 /** Globs of prompt files in any language the editor gives them (names say what they are). */
 const NAMED_FILES = ['**/CLAUDE.md', '**/CLAUDE.local.md', '**/PROJECT_CONFIG.xml'];
 
@@ -12,8 +19,8 @@ const PROMPT_FOLDERS = ['**/.claude/**'];
  * The document selector: markdown and XML files under `.claude/`, `components/**\/*.md`, the
  * memory files and `PROJECT_CONFIG.xml`, plus the globs of `promptls.kinds` (editor settings).
  */
-export function promptSelector(extraGlobs: readonly string[] = []): vscode.DocumentFilter[] {
-  const selector: vscode.DocumentFilter[] = [];
+export function promptSelector(extraGlobs: readonly string[] = []): PromptFilter[] {
+  const selector: PromptFilter[] = [];
   for (const pattern of PROMPT_FOLDERS) {
     selector.push({ scheme: 'file', language: 'markdown', pattern });
     selector.push({ scheme: 'file', language: 'xml', pattern });

@@ -37,10 +37,11 @@ function percent(value: number, budget: number | null): string {
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private readonly byUri = new Map<string, StatusParams>();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly disposables: { dispose(): unknown }[] = [];
   private selection: { key: string; tokens: number } | undefined;
   private selectionTimer: NodeJS.Timeout | undefined;
   private selectionRequest = 0;
+  private serverProblem: string | undefined;
 
   constructor(private readonly host: StatusHost) {
     this.item = vscode.window.createStatusBarItem('promptls.status', vscode.StatusBarAlignment.Right, 100);
@@ -77,6 +78,12 @@ export class StatusBar implements vscode.Disposable {
     }
     this.byUri.set(key, params);
     if (key === vscode.window.activeTextEditor?.document.uri.toString()) this.render();
+  }
+
+  /** The server is not running (`problem` says why), or runs again (`undefined`). */
+  setServerProblem(problem: string | undefined): void {
+    this.serverProblem = problem;
+    this.render();
   }
 
   /** Forget every figure (the server restarted). */
@@ -123,6 +130,16 @@ export class StatusBar implements vscode.Disposable {
       this.item.hide();
       return;
     }
+    if (this.serverProblem !== undefined) {
+      this.item.text = '$(circle-slash) promptls';
+      this.item.tooltip = `promptls: ${this.serverProblem}. Click to restart the language server.`;
+      this.item.command = 'promptls.restartServer';
+      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+      this.item.accessibilityInformation = { label: `promptls: ${this.serverProblem}` };
+      this.item.show();
+      return;
+    }
+    this.item.command = 'promptls.showLoadTree';
     const key = document.uri.toString();
     const status = this.byUri.get(key);
     if (status === undefined) {

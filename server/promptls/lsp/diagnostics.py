@@ -196,8 +196,16 @@ def refresh_all(ls: PromptLanguageServer) -> None:
         send_status(ls, uri)
 
 
+def after_analysis(ls: PromptLanguageServer, uri: str, affected: set[str], staged: bool) -> None:
+    """An open document was analysed: publish, refresh and update statuses as needed."""
+    publish_affected(ls, affected, origin=uri, staged=staged)
+
+
 def register(server: PromptLanguageServer) -> None:
     """Register pull diagnostics (push needs no registration)."""
+    server.after_analysis = lambda uri, affected, staged: after_analysis(
+        server, uri, affected, staged
+    )
     server.feature(
         types.TEXT_DOCUMENT_DIAGNOSTIC,
         types.DiagnosticOptions(

@@ -13,7 +13,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ class PromptLanguageServer(LanguageServer):
         """Bumped whenever the index is rebuilt (a settings change)."""
         self._line_indexes: dict[str, tuple[FileAnalysis, LineIndex]] = {}
         self._uri_paths: dict[str, str] = {}
+        self.after_analysis: Callable[[str, set[str], bool], None] | None = None
+        """Called after each analysis of an open document (set by the diagnostics feature)."""
 
     # -- where things are ----------------------------------------------------------------------
     @property
@@ -183,8 +185,10 @@ class PromptLanguageServer(LanguageServer):
         self.reanalyse(uri)
         return index.get(path)
 
-    def reanalyse(self, uri: str) -> set[str]:
-        """Analyse the open document's current text; return the paths whose results changed."""
+    def reanalyse(self, uri: str, *, staged: bool = False, notify: bool = True) -> set[str]:
+        """Analyse the open document's current text; return the paths whose results changed.
+        Whatever asked for it (a keystroke's debounce, a pull, a hover), the client then hears
+        about every open document affected (`after_analysis`)."""
         index = self.index
         path = self.path_of(uri)
         doc = self.workspace.text_documents.get(uri)
@@ -196,6 +200,8 @@ class PromptLanguageServer(LanguageServer):
             affected = index.update(path, doc.version)
             self.analysed_versions[uri] = doc.version if doc.version is not None else -1
         self.stats.record(time.perf_counter() - started)
+        if notify and self.after_analysis is not None:
+            self.after_analysis(uri, affected, staged)
         return affected
 
     def line_index(self, fa: FileAnalysis) -> LineIndex:

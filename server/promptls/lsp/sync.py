@@ -21,8 +21,7 @@ def _analyse_now(ls: PromptLanguageServer, uri: str, *, typing: bool = False) ->
         return
     if ls.analysed_versions.get(uri) == doc.version:
         return
-    affected = ls.reanalyse(uri)
-    publish_affected(ls, affected, origin=uri, staged=typing)
+    ls.reanalyse(uri, staged=typing)
 
 
 def schedule(ls: PromptLanguageServer, uri: str, delay: float | None = None) -> None:

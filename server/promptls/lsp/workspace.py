@@ -116,7 +116,7 @@ async def reindex(ls: PromptLanguageServer) -> None:
     from promptls.lsp.diagnostics import refresh_all
 
     for uri in ls.open_uris():
-        ls.reanalyse(uri)
+        ls.reanalyse(uri, notify=False)
     refresh_all(ls)
 
 
