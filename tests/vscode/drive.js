@@ -384,6 +384,33 @@ async function main() {
       return `XML block ${b} -> ${a} characters, then "nothing to compress"`;
     });
 
+    await check('dashboard', async () => {
+      // promptls.showDashboard: the server's report in a webview; clicking a command opens it
+      await runCommand('promptls: Show Budget Dashboard');
+      // a command none of the earlier checks changed the load of (they edited these files)
+      const touched = [TDD, SMALL, API];
+      const command = EXPECTED.files.find(
+        (f) => f.kind === 'command' && f.path !== TASK && !f.loads.some((p) => touched.includes(p)),
+      );
+      assert(command !== undefined, 'no untouched command in the expected figures');
+      let frame;
+      for (let i = 0; i < 100 && frame === undefined; i++) {
+        for (const f of page.frames()) {
+          if ((await f.locator(`[data-path="${command.path}"]`).count().catch(() => 0)) > 0) frame = f;
+        }
+        if (frame === undefined) await page.waitForTimeout(200);
+      }
+      assert(frame !== undefined, 'no webview shows the dashboard');
+      const text = await frame.locator('body').innerText();
+      const want = fmt(command.loadTokens);
+      assert(text.includes(want), `the dashboard does not show ${want} for ${command.path}`);
+      await shot('vscode-dashboard.png');
+      await frame.locator(`[data-path="${command.path}"]`).first().click();
+      await page.locator('.editor-group-container .tab.active', { hasText: path.basename(command.path) }).first()
+        .waitFor({ timeout: 10000 });
+      return `${command.path} ≈${want} shown; clicking it opened the file`;
+    });
+
     await check('no-python', async () => {
       // an unusable promptls.server.pythonPath: the server restarts, fails, and the user gets ONE
       // notification saying what to set, however many prompt files are open or opened
@@ -399,9 +426,13 @@ async function main() {
       await openFile(TASK);
       await openFile(SMALL);
       await page.waitForTimeout(2000);
-      const count = await toast.count();
+      // toasts hide themselves after a while: count in the notification centre, which keeps all
+      await runCommand('Notifications: Show Notifications');
+      const kept = page.locator('.notifications-center .notification-list-item', { hasText: 'promptls.server.pythonPath' });
+      await kept.first().waitFor({ timeout: 10000 });
+      const count = await kept.count();
       assert(count === 1, `${count} notifications about the Python`);
-      const text = (await toast.first().innerText()).replace(/\s+/g, ' ');
+      const text = (await kept.first().innerText()).replace(/\s+/g, ' ');
       await shot('vscode-no-python.png');
       fs.rmSync(settingsFile);
       return text.slice(0, 160);

@@ -14,6 +14,7 @@ import { isServerCommand, resolveServerCommand } from './python';
 import { type PromptFilter, isPromptDocument, kindGlobs, promptSelector } from './selector';
 import { explicitSettings, isServerSection, serverSettingKeys } from './settings';
 import { type StatusParams, StatusBar, formatTokens } from './status';
+import { Dashboard } from './dashboard';
 
 const STATUS = 'promptls/status';
 const STATS = 'promptls/stats';
@@ -58,6 +59,7 @@ class Extension implements vscode.Disposable {
   private readonly trees = new TreeDocuments();
   private readonly settingKeys: string[];
   private readonly disposables: { dispose(): unknown }[] = [];
+  private readonly dashboard = new Dashboard(() => this.client);
   private starting: Promise<void> | undefined;
   private warnedNoPython = false;
 
@@ -79,6 +81,8 @@ class Extension implements vscode.Disposable {
       vscode.commands.registerCommand('promptls.showStats', () => this.showStats()),
       vscode.commands.registerCommand('promptls.restartServer', () => this.restart()),
       vscode.commands.registerCommand('promptls.compressFile', (uri?: unknown) => this.compressFile(uri)),
+      this.dashboard,
+      vscode.commands.registerCommand('promptls.showDashboard', () => this.dashboard.show()),
       vscode.window.onDidChangeActiveTextEditor((editor) => {
         this.setContext(editor);
       }),
@@ -157,6 +161,7 @@ class Extension implements vscode.Disposable {
     this.client = client;
     client.onNotification(STATUS, (params: StatusParams) => {
       this.status.update(client.protocol2CodeConverter.asUri(params.uri), params);
+      this.dashboard.refreshSoon();
     });
     client.onDidChangeState((event) => {
       if (event.newState === State.Stopped) {

@@ -51,8 +51,10 @@ async def report_request(ls: PromptLanguageServer, params: Any) -> dict[str, Any
     problem: str | None = None
     if wanted is not False:
         name = wanted if isinstance(wanted, str) and wanted else DEFAULT_BASELINE
-        path = os.path.join(root, name)
-        if os.path.isfile(path):
+        path = os.path.realpath(os.path.join(root, name))
+        if not index.workspace.contains(path):
+            problem = f"{name}: outside the workspace; not read"
+        elif os.path.isfile(path):
             try:
                 with open(path, encoding="utf-8") as handle:
                     baseline = loads_baseline(handle.read(), name)
