@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lspclient import Session, summary, timed  # noqa: E402
+from lspclient import Session, summary, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,14 +88,18 @@ def main() -> int:
     h, e, lens = result["hintMs"], result["emptyMs"], result["lensMs"]
     assert isinstance(h, dict) and isinstance(e, dict) and isinstance(lens, dict)
     print(f"scripted session: {result['edits']} edits in {args.command}")
-    print(f"  cache hit rate, referenced files   {result['referenceHitRate']:.1%}"
-          f"  ({result['referenceLookups']} lookups; goal >= 95 %)")
+    print(
+        f"  cache hit rate, referenced files   {result['referenceHitRate']:.1%}"
+        f"  ({result['referenceLookups']} lookups; goal >= 95 %)"
+    )
     print(f"  cache hit rate, all lookups        {result['overallHitRate']:.1%}")
     print(f"  warm inlay hints    median {h['median']:.2f} ms  p95 {h['p95']:.2f} ms")
     print(f"  empty request       median {e['median']:.2f} ms  p95 {e['p95']:.2f} ms")
     print(f"  code lens           median {lens['median']:.2f} ms  p95 {lens['p95']:.2f} ms")
-    print(f"  hints / empty       median {result['hintToEmptyMedian']:.2f}x"
-          f"  p95 {result['hintToEmptyP95']:.2f}x  (goal <= 2x)")
+    print(
+        f"  hints / empty       median {result['hintToEmptyMedian']:.2f}x"
+        f"  p95 {result['hintToEmptyP95']:.2f}x  (goal <= 2x)"
+    )
     return 0
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,12 @@ class Session:
         self.versions: dict[str, int] = {}
         self.published: dict[str, int | None] = {}
         self.events: dict[str, asyncio.Event] = {}
+        self.publish_log: list[tuple[float, str, int | None, frozenset[str]]] = []
+        """(perf_counter, uri, version, codes) of every publishDiagnostics, in arrival order."""
+        self.stderr: deque[str] = deque(maxlen=200)
+        """The last lines the server wrote to stderr (drained, so the pipe never fills)."""
+        self.spawned_at = 0.0
+        self.initialized_at = 0.0
 
         @self.client.feature(types.WORKSPACE_CONFIGURATION)
         def _configuration(params: types.ConfigurationParams) -> list[Any]:
@@ -41,6 +49,8 @@ class Session:
 
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def _published(params: types.PublishDiagnosticsParams) -> None:
+            codes = frozenset(str(d.code) for d in params.diagnostics if d.code is not None)
+            self.publish_log.append((time.perf_counter(), params.uri, params.version, codes))
             self.published[params.uri] = params.version
             event = self.events.get(params.uri)
             if event is not None:
@@ -53,14 +63,22 @@ class Session:
             types.WORKSPACE_CODE_LENS_REFRESH,
         ):
             self.client.feature(method)(lambda params: None)
-        for method in (types.PROGRESS, types.WINDOW_LOG_MESSAGE, types.WINDOW_SHOW_MESSAGE, "promptls/status"):
+        for method in (
+            types.PROGRESS,
+            types.WINDOW_LOG_MESSAGE,
+            types.WINDOW_SHOW_MESSAGE,
+            "promptls/status",
+        ):
             self.client.feature(method)(lambda params: None)
 
     async def start(self, command: list[str] | None = None) -> float:
         """Start the server and initialise; returns seconds until `initialize` answered."""
         cmd = command or [sys.executable, "-m", "promptls"]
-        started = time.perf_counter()
+        started = self.spawned_at = time.perf_counter()
         await self.client.start_io(*cmd)
+        process = self.client._server
+        if process is not None and process.stderr is not None:
+            self._drain = asyncio.create_task(self._drain_stderr(process.stderr))
         capabilities = types.ClientCapabilities(
             workspace=types.WorkspaceClientCapabilities(configuration=True),
             window=types.WindowClientCapabilities(work_done_progress=True),
@@ -78,8 +96,29 @@ class Session:
             )
         )
         elapsed = time.perf_counter() - started
+        self.initialized_at = time.perf_counter()
         self.client.initialized(types.InitializedParams())
         return elapsed
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id."""
+        process = self.client._server
+        return process.pid if process is not None else None
+
+    def memory(self) -> dict[str, float]:
+        """The server's resident memory from /proc, in MB: `rss` (VmRSS) and `peak` (VmHWM)."""
+        out: dict[str, float] = {}
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) / 1024
+        return out
 
     async def stats(self) -> dict[str, Any]:
         """`promptls/stats`."""
@@ -95,15 +134,18 @@ class Session:
                 raise TimeoutError("index not ready")
             await asyncio.sleep(0.01)
 
-    def open(self, path: Path) -> str:
-        """Open a file (version 1); returns its URI."""
+    def open(self, path: Path, text: str | None = None) -> str:
+        """Open a file (version 1, its text on disk unless given); returns its URI."""
         uri = path.resolve().as_uri()
         self.versions[uri] = 1
         self.events[uri] = asyncio.Event()
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
                 text_document=types.TextDocumentItem(
-                    uri=uri, language_id="markdown", version=1, text=path.read_text(encoding="utf-8")
+                    uri=uri,
+                    language_id="markdown",
+                    version=1,
+                    text=path.read_text(encoding="utf-8") if text is None else text,
                 )
             )
         )
@@ -139,10 +181,8 @@ class Session:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no diagnostics for version {version}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def hints(self, uri: str, start: int, end: int) -> list[types.InlayHint]:
         """Inlay hints for lines [start, end)."""
@@ -174,12 +214,18 @@ class Session:
         )
 
     async def stop(self) -> None:
-        """Shut the server down."""
+        """Shut the server down (and kill it if it does not end within 10 s)."""
         try:
             await asyncio.wait_for(self.client.shutdown_async(None), 10)
             self.client.exit(None)
         finally:
-            await self.client.stop()
+            process = self.client._server
+            try:
+                await asyncio.wait_for(self.client.stop(), 10)
+            except TimeoutError:
+                if process is not None and process.returncode is None:
+                    process.kill()
+                    await process.wait()
 
 
 async def timed(coro: Any) -> tuple[Any, float]:
