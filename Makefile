@@ -41,6 +41,16 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
+# Long fuzzing runs: thousands of hypothesis examples per property (HYPOTHESIS_PROFILE=fuzz),
+# every pathological pattern, more seeds and longer sequences of the protocol fuzz.
+.PHONY: fuzz
+FUZZ_TESTS := tests/unit/test_fuzz_core.py tests/unit/test_hostile.py \
+              tests/unit/test_confinement.py tests/unit/test_sizes.py \
+              tests/unit/test_edit_safety.py tests/e2e/test_protocol_fuzz.py tests/e2e/test_hygiene.py
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -o timeout=0 $(FUZZ_TESTS)
+
 # Headless Chromium for the browser tests (the dashboard screenshot; the VS Code test drives it
 # too), installed from Debian only when missing. `make dashboard` refreshes docs/dashboard.png.
 .PHONY: browser-deps dashboard

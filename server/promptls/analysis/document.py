@@ -6,6 +6,7 @@ model (and becomes a finding later), never raised. Offsets are code-point indice
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -13,19 +14,21 @@ from typing import Any
 
 import yaml
 
-from promptls.analysis.xml import XmlCheck, check_region, raw_element_end
+from promptls.analysis.xml import RawElementEnds, XmlCheck, check_region
 
 #: Kinds whose frontmatter Claude Code reads and strips: it never reaches the model.
 STRIPPED_FRONTMATTER = frozenset({"command", "agent", "skill", "output-style", "rule"})
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
+_LINE_BREAK = re.compile(r"[\r\n]")
 # CommonMark fences: at most three spaces of indentation; a closing fence has no info string.
 _FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*([^\r\n]*)")
-_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t#]*$")
+_HEADING_START = re.compile(r" {0,3}(#+)")
 _RAW_START = re.compile(r"[ \t]*<([A-Za-z_][\w.:-]*)")
 _BLOCK_COMMENT = re.compile(r" {0,3}<!--")
-_CODE_SPAN = re.compile(
-    r"(?<!`)(`+)(?!`)((?:[^`\r\n]|`+(?!`)|\r?\n(?![ \t]*\r?\n))*?)(?<!`)\1(?!`)"
-)
+# Code spans: runs of backticks, and where a span cannot continue (a lone CR, or a line break
+# followed by a blank line).
+_BACKTICKS = re.compile(r"`+")
+_SPAN_BREAK = re.compile(r"\r(?!\n)|\n(?=[ \t]*+\r?\n)")
 _NUMBER = re.compile(r"(\d[\d,_]*(?:\.\d+)?)\s*([kK]\b)?")
 
 #: libyaml's loader when PyYAML has it (same marks, much faster), else the pure one.
@@ -251,11 +254,14 @@ def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int)
         mark = exc.problem_mark or exc.context_mark
         at = c_start + (mark.index if mark is not None else 0)
         at = min(max(at, c_start), c_end)
-        line_end = text.find("\n", at, c_end)
+        brk = _LINE_BREAK.search(text, at, c_end)
+        line_end = brk.start() if brk is not None else c_end
+        if line_end <= at:
+            line_end = at if brk is not None else min(at + 1, c_end)
         error = (
             f"frontmatter is not valid YAML: {exc.problem or exc.context or 'parse error'}",
             at,
-            line_end if line_end > at else min(at + 1, c_end),
+            line_end,
         )
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         error = (f"frontmatter is not valid YAML: {exc}", c_start, c_end)
@@ -291,6 +297,8 @@ def parse_document(
     ):
         region = XmlRegion("document", 0, len(text), _checked(text, (), regions))
         return Document(text=text, kind=kind, regions=(region,))
+    if regions is None:
+        regions = {}  # identical regions in one file (a pattern repeated) are checked once
 
     lines = _lines(text)
     frontmatter = _parse_frontmatter(text)
@@ -338,11 +346,9 @@ def parse_document(
             comments.append(Span(start, comment_end))
             i += 1
             continue
-        heading = _HEADING.match(line)
+        heading = _heading(line)
         if heading:
-            headings.append(
-                Heading(len(heading.group(1)), (heading.group(2) or "").strip(), start, end)
-            )
+            headings.append(Heading(heading[0], heading[1], start, end))
         else:
             raw = _RAW_START.match(line)
             if raw:
@@ -382,6 +388,27 @@ def parse_document(
     )
 
 
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, title) of an ATX heading line (no line ending), or None.
+
+    One to six `#` after at most three spaces, then a space or tab (or nothing); the title is the
+    rest without its closing `#`s and spaces. A run of more than six `#` followed only by spaces
+    and `#`s counts as a level-6 heading with no title. Linear in the line's length.
+    """
+    m = _HEADING_START.match(line)
+    if m is None:
+        return None
+    hashes = len(m.group(1))
+    rest = line[m.end() :]
+    if hashes > 6:
+        return (6, "") if not rest.strip(" \t#") else None
+    if not rest:
+        return hashes, ""
+    if rest[0] not in " \t":
+        return None
+    return hashes, rest.lstrip(" \t").rstrip(" \t#").strip()
+
+
 def _code_spans(
     text: str, body_from: int, fences: list[tuple[int, int]], comments: list[Span]
 ) -> list[Span]:
@@ -390,8 +417,47 @@ def _code_spans(
     pos = body_from
     for b_start, b_end in [*blocked, (len(text), len(text))]:
         if b_start > pos:
-            spans.extend(Span(m.start(), m.end()) for m in _CODE_SPAN.finditer(text, pos, b_start))
+            spans.extend(_segment_code_spans(text, pos, b_start))
         pos = max(pos, b_end)
+    return spans
+
+
+def _segment_code_spans(text: str, start: int, end: int) -> list[Span]:
+    """The inline code spans of `text[start:end]`, in linear time.
+
+    A maximal run of backticks opens a span that the next run of the same length closes, unless
+    a blank line (or a lone CR) comes first; an opener that is never closed is literal text, and
+    the runs after it are tried in turn. A run touching a backtick before `start` opens nothing.
+    """
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(text, start, end)]
+    if len(runs) < 2:
+        return []
+    if runs[0][0] == start and start > 0 and text[start - 1] == "`":
+        runs.pop(0)
+    breaks = [m.start() for m in _SPAN_BREAK.finditer(text, start, end)]
+    # The paragraph of each run (runs never pair across a break), then, for each run, the next
+    # run of the same length in the same paragraph.
+    paragraph: list[int] = []
+    b = 0
+    for run_start, _ in runs:
+        while b < len(breaks) and breaks[b] < run_start:
+            b += 1
+        paragraph.append(b)
+    partner = [-1] * len(runs)
+    last: dict[tuple[int, int], int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        key = (paragraph[i], runs[i][1] - runs[i][0])
+        partner[i] = last.get(key, -1)
+        last[key] = i
+    spans: list[Span] = []
+    i = 0
+    while i < len(runs):
+        j = partner[i]
+        if j < 0:
+            i += 1
+            continue
+        spans.append(Span(runs[i][0], runs[j][1]))
+        i = j + 1
     return spans
 
 
@@ -403,21 +469,40 @@ def _raw_regions(
     code_spans: list[Span],
     cache: RegionCache | None = None,
 ) -> list[XmlRegion]:
-    skip = sorted(fences + [(s.start, s.end) for s in code_spans])
+    skip = _disjoint(fences + [(s.start, s.end) for s in code_spans])
+    skip_starts = [s for s, _ in skip]
+    skip_ends = [e for _, e in skip]
+    ends = RawElementEnds(text, skip)
     regions: list[XmlRegion] = []
     covered = 0
     for at, name in starts:
-        if at < covered or any(s <= at < e for s, e in skip):
+        k = bisect.bisect_right(skip_starts, at) - 1
+        if at < covered or (k >= 0 and at < skip_ends[k]):
             continue
-        end = raw_element_end(text, at, skip)
+        end = ends.end(at)
         if end is None:
             if name.lower() in HTML_TAGS:
                 continue
             end = _paragraph_end(text, at)
-        masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip if s < end and e > at]
+        first = bisect.bisect_right(skip_ends, at)
+        last = bisect.bisect_left(skip_starts, end)
+        masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip[first:last]]
         regions.append(XmlRegion("raw", at, end, _checked(text[at:end], masks, cache)))
         covered = end
     return regions
+
+
+def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans sorted, with overlapping ones merged (non-empty ones only)."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _paragraph_end(text: str, at: int) -> int:

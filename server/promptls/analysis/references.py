@@ -4,6 +4,7 @@ section 4) and resolving them against the file's folder and the search roots, wo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from bisect import bisect_right
@@ -40,8 +41,10 @@ _LEADING_PATH = re.compile(rf"[ \t]*(?:[-*+][ \t]+)?`?({_PATH})(?![\w/])")
 _SPACED_PATH = re.compile(rf"\s*`?({_PATH})(?![\w/])")
 _IMPORT = re.compile(r"(?<![\w@/`.\\])@((?:~/|\.{1,2}/|/)?[\w.-]+(?:/[\w.~-]+)*)")
 _IMPORT_PATHLIKE = re.compile(rf"(?:.*/.*|.*\.{_EXT})\Z")
+# The link text holds no bracket (a '[' inside starts the link text again), so that every '['
+# is scanned only up to the next bracket: linear on lines full of unmatched brackets.
 _LINK = re.compile(
-    r"(?<!!)\[(?:[^\]\\\r\n]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+    r"(?<!!)\[(?:[^\[\]\\\r\n]|\\.)*+\]\(\s*<?([^)\s>]+)>?(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
 )
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _COMPONENT_LINE = re.compile(rf"^[ \t]*(?:[-*+][ \t]+)?(components/[\w.@/-]+\.{_EXT})[ \t]*$", re.M)
@@ -248,6 +251,8 @@ class Resolver:
         self._names_at = -1
         self._by_name: dict[str, list[str]] = {}
         self._stems: dict[str, list[str]] = {}
+        self._memo: dict[tuple[str, str, str], Resolution] = {}
+        self._memo_at = -1
 
     def bases(self, path: str, form: str, target: str = "") -> list[str]:
         """Folders tried for a reference of `form` in the file at `path`, in order."""
@@ -263,7 +268,24 @@ class Resolver:
         return list(dict.fromkeys(bases))
 
     def resolve(self, path: str, ref: Reference) -> Resolution:
-        """Resolve `ref`, written in the file at `path`; never opens anything."""
+        """Resolve `ref`, written in the file at `path`; never opens anything.
+
+        Remembered while the workspace's view of the disk stays the same, so a file that
+        writes the same reference many times resolves it once."""
+        generation = self.workspace.generation
+        if self._memo_at != generation or len(self._memo) > 50_000:
+            self._memo.clear()
+            self._memo_at = generation
+        key = (path, ref.form, ref.target)
+        known = self._memo.get(key)
+        if known is not None:
+            return known if known.ref == ref else dataclasses.replace(known, ref=ref)
+        resolution = self._resolve(path, ref)
+        if self.workspace.generation == generation:
+            self._memo[key] = resolution
+        return resolution
+
+    def _resolve(self, path: str, ref: Reference) -> Resolution:
         target = ref.target
         ws = self.workspace
         if target.startswith("~"):

@@ -50,11 +50,17 @@ def _a(kind: str) -> str:
 
 def _first_line(doc: Document) -> tuple[int, int]:
     start = doc.frontmatter.end if doc.frontmatter else 0
-    end = doc.text.find("\n", start)
-    end = len(doc.text) if end < 0 else end
-    if end > start and doc.text[end - 1] == "\r":
-        end -= 1
+    brk = _LINE_BREAK.search(doc.text, start)
+    end = brk.start() if brk is not None else len(doc.text)
     return (start, end) if start < len(doc.text) else (0, 0)
+
+
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+def _bom(doc: Document) -> int:
+    """1 when the text starts with a byte order mark (the `---` is after it), else 0."""
+    return 1 if doc.text.startswith("\ufeff") else 0
 
 
 def file_range(doc: Document) -> tuple[int, int]:
@@ -62,10 +68,31 @@ def file_range(doc: Document) -> tuple[int, int]:
     return _first_line(doc)
 
 
+#: At most this many `xml-syntax` findings per XML region, and per file; one more finding says
+#: how many were left out (a file of garbage must not flood the editor).
+MAX_XML_FINDINGS = 200
+MAX_XML_FINDINGS_PER_FILE = 1000
+
+
 def xml_findings(doc: Document) -> Iterator[Finding]:
-    """`xml-syntax` for every problem of every XML region, and an unclosed block comment."""
+    """`xml-syntax` for every problem of every XML region (at most `MAX_XML_FINDINGS` per region
+    and `MAX_XML_FINDINGS_PER_FILE` in all, then one finding counting the rest), and an unclosed
+    block comment."""
+    room = MAX_XML_FINDINGS_PER_FILE
+    left_out: list[tuple[int, XmlProblem]] = []  # (region start, first problem left out)
+    left_count = 0
+    left_severity = Severity.HINT
     for region in doc.regions:
-        for p in _merge_runs(region.check.problems):
+        problems = _merge_runs(region.check.problems)
+        if room <= 0:
+            if problems:
+                left_out.append((region.start, problems[0]))
+                left_count += len(problems)
+                left_severity = min(left_severity, *(p.severity for p in problems))
+            continue
+        shown = problems[: min(MAX_XML_FINDINGS, room)]
+        room -= len(shown)
+        for p in shown:
             data = (("fix", p.fix), ("kind", p.kind)) if p.fix is not None else (("kind", p.kind),)
             yield Finding(
                 "xml-syntax",
@@ -75,6 +102,23 @@ def xml_findings(doc: Document) -> Iterator[Finding]:
                 region.start + p.end,
                 data=data,
             )
+        rest = problems[len(shown) :]
+        if rest and len(shown) == MAX_XML_FINDINGS:
+            yield _more(region.start, rest, "block")
+        elif rest:
+            left_out.append((region.start, rest[0]))
+            left_count += len(rest)
+            left_severity = min(left_severity, *(p.severity for p in rest))
+    if left_out:
+        base, first = left_out[0]
+        yield Finding(
+            "xml-syntax",
+            left_severity,
+            f"… and {left_count:,} more XML problems in this file (not shown)",
+            base + first.start,
+            base + first.end,
+            data=(("kind", "more"),),
+        )
     if doc.unclosed_comment is not None:
         start = doc.unclosed_comment.start
         yield Finding(
@@ -87,11 +131,24 @@ def xml_findings(doc: Document) -> Iterator[Finding]:
         )
 
 
+def _more(base: int, rest: list[XmlProblem], where: str) -> Finding:
+    """The finding that stands for the problems of a region not shown."""
+    first = rest[0]
+    return Finding(
+        "xml-syntax",
+        min(p.severity for p in rest),
+        f"… and {len(rest):,} more XML problems in this {where} (not shown)",
+        base + first.start,
+        base + first.end,
+        data=(("kind", "more"),),
+    )
+
+
 def _merge_runs(problems: Iterable[XmlProblem]) -> list[XmlProblem]:
     """Adjacent lexical problems of one kind (the two `&` of `&&`) become one finding."""
-    out: list[XmlProblem] = []
+    runs: list[list[XmlProblem]] = []
     for p in problems:
-        last = out[-1] if out else None
+        last = runs[-1][-1] if runs else None
         if (
             last is not None
             and last.kind == p.kind
@@ -100,11 +157,17 @@ def _merge_runs(problems: Iterable[XmlProblem]) -> list[XmlProblem]:
             and last.fix is not None
             and p.fix is not None
         ):
-            out[-1] = XmlProblem(
-                last.start, p.end, last.severity, last.message, last.kind, last.fix + p.fix
-            )
+            runs[-1].append(p)
         else:
-            out.append(p)
+            runs.append([p])
+    out: list[XmlProblem] = []
+    for run in runs:
+        head = run[0]
+        if len(run) == 1:
+            out.append(head)
+            continue
+        fix = "".join(p.fix or "" for p in run)
+        out.append(XmlProblem(head.start, run[-1].end, head.severity, head.message, head.kind, fix))
     return out
 
 
@@ -148,8 +211,8 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
                 "frontmatter-invalid",
                 Severity.ERROR,
                 f"{_a(kind)} needs `{name}` in its frontmatter",
-                fm.start,
-                fm.start + 3,
+                fm.start + _bom(doc),
+                fm.start + _bom(doc) + 3,
             )
     yield from _value_rules(doc, path)
 

@@ -45,23 +45,43 @@ def decode(data: bytes) -> str:
 
 
 def _units(text: str, encoding: PositionEncoding) -> int:
-    if encoding is PositionEncoding.UTF32 or not _WIDE.search(text):
+    if encoding is PositionEncoding.UTF32 or text.isascii():
         return len(text)
     if encoding is PositionEncoding.UTF16:
-        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+        return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
     return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+#: Lines longer than this get a table of the code units before every block of this many
+#: characters, so that a position on a line of a megabyte costs a block, not the line.
+_BLOCK = 1024
 
 
 class LineIndex:
     """Maps offsets to positions and back for one text; built once per document version."""
 
-    __slots__ = ("_starts", "_text")
+    __slots__ = ("_blocks", "_starts", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
         starts = [0]
         starts.extend(m.end() for m in _LINE_END.finditer(text))
         self._starts = starts
+        self._blocks: dict[tuple[int, PositionEncoding], list[int] | None] = {}
+
+    def _line_blocks(self, line: int, encoding: PositionEncoding) -> list[int] | None:
+        """Code units before each block of a long line (None when the line is ASCII)."""
+        key = (line, encoding)
+        if key in self._blocks:
+            return self._blocks[key]
+        start, end = self._starts[line], self.line_end(line)
+        blocks: list[int] | None = None
+        if not self._text[start:end].isascii():
+            blocks = [0]
+            for at in range(start, end - _BLOCK + 1, _BLOCK):
+                blocks.append(blocks[-1] + _units(self._text[at : at + _BLOCK], encoding))
+        self._blocks[key] = blocks
+        return blocks
 
     @property
     def line_count(self) -> int:
@@ -98,7 +118,14 @@ class LineIndex:
         offset = min(max(0, offset), len(self._text))
         line = self.line_of(offset)
         start = self._starts[line]
-        return Position(line, _units(self._text[start:offset], encoding))
+        n = offset - start
+        if encoding is PositionEncoding.UTF32 or n <= _BLOCK:
+            return Position(line, _units(self._text[start:offset], encoding))
+        blocks = self._line_blocks(line, encoding)
+        if blocks is None:
+            return Position(line, n)
+        k = min(n // _BLOCK, len(blocks) - 1)
+        return Position(line, blocks[k] + _units(self._text[start + k * _BLOCK : offset], encoding))
 
     def range(
         self, start: int, end: int, encoding: PositionEncoding = PositionEncoding.UTF16
@@ -117,9 +144,17 @@ class LineIndex:
         start = self._starts[position.line]
         end = self.line_end(position.line)
         target = max(0, position.character)
-        if encoding is PositionEncoding.UTF32 or not _WIDE.search(self._text, start, end):
+        if encoding is PositionEncoding.UTF32:
             return min(start + target, end)
         seen = 0
+        if end - start > _BLOCK:
+            blocks = self._line_blocks(position.line, encoding)
+            if blocks is None:
+                return min(start + target, end)
+            k = bisect.bisect_right(blocks, target) - 1
+            start, seen = start + k * _BLOCK, blocks[k]
+        elif not _WIDE.search(self._text, start, end):
+            return min(start + target, end)
         for i in range(start, end):
             if seen >= target:
                 return i

@@ -136,13 +136,16 @@ class Workspace:
         return cached
 
     def _probe(self, path: str) -> Status:
-        real = os.path.realpath(path)
-        if not self.contains(real):
-            return Status.OUTSIDE
         try:
+            real = os.path.realpath(path)
+            if not self.contains(real):
+                return Status.OUTSIDE
             info = os.stat(path)
         except OSError as exc:
             return Status.LOOP if exc.errno == errno.ELOOP else Status.MISSING
+        except ValueError:
+            # A NUL (`%00`) or a lone surrogate in a reference: no such file can exist.
+            return Status.MISSING
         if stat.S_ISREG(info.st_mode):
             return Status.FILE
         if stat.S_ISDIR(info.st_mode):

@@ -40,6 +40,7 @@ from promptls.analysis.findings import Severity
 
 __all__ = [
     "NAME_RE",
+    "RawElementEnds",
     "XmlAttribute",
     "XmlCheck",
     "XmlComment",
@@ -180,6 +181,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<other>[<&]|\]\]>)"
 )
 _CANDIDATE_RE = re.compile(r"[<&\]]")
+_LT_RUN_RE = re.compile("<+")
 _PLAIN_ATTR_RE = re.compile(_PLAIN_ATTR)
 _NOT_SPACE_RE = re.compile("[^ \t\r\n\ufeff]")
 _ATTR_VALUE_SPECIAL_RE = re.compile("[<&]")
@@ -463,6 +465,20 @@ class _Scanner:
                     "]]&gt;",
                 )
                 pos = i + 3
+            elif work.startswith("<<", i):
+                # All but the last '<' of a run are bare: one problem for them (linear time on
+                # a line of thousands), the last may start a tag.
+                lt_run = _LT_RUN_RE.match(work, i)
+                assert lt_run is not None
+                run_end = lt_run.end() - 1
+                self.warn(
+                    i,
+                    run_end,
+                    "bare-lt",
+                    "bare '<' is not allowed in XML text: write &lt;",
+                    "&lt;" * (run_end - i),
+                )
+                pos = run_end
             else:
                 pos = self.markup(i)
             if pos >= n or self.swallowed:
@@ -1244,3 +1260,174 @@ def raw_element_end(text: str, start: int, skip: Sequence[tuple[int, int]] = ())
             if not (text[tag.end() - 2] == "/" and tag.end() - 2 >= m.end()):
                 depth += 1
             pos = tag.end()
+
+
+class _RawChain:
+    """The scan `raw_element_end` does for one element name, shared by the starts it passes."""
+
+    __slots__ = ("done", "ends", "limit", "pos", "seen", "stack")
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
+        self.done = False
+        self.limit = -1
+        """Where the scan stopped for good (an unclosed comment or CDATA, or the end)."""
+        self.stack: list[int] = []
+        self.ends: dict[int, int | None] = {}
+        self.seen: set[int] = set()
+
+
+class RawElementEnds:
+    """`raw_element_end` for many starts of one text, in linear time overall.
+
+    Calling `raw_element_end` for every start tag of a long markdown file is quadratic: each
+    unclosed element (`<br>` lines, stray tags) scans to the end of the text. Here the tags,
+    comments and CDATA sections are found once, and the scan for an element name is shared: a
+    start that scan passes gets its end from the scan's stack of open elements (the same end the
+    scan from it would find, since from any token on, a scan is deterministic). A start the
+    shared scan jumped over (inside a comment, CDATA section or start tag of its own) gets a
+    scan of its own. All of it is bounded by `budget` tokens; once that is spent, an element
+    that still needs a scan counts as never closed (None).
+    """
+
+    def __init__(
+        self, text: str, skip: Sequence[tuple[int, int]] = (), budget: int = 150_000
+    ) -> None:
+        self.text = text
+        spans = _normalize_spans(skip, len(text))
+        self._spans = spans
+        self._span_starts = [s for s, _ in spans]
+        self.budget = budget
+        self._tags: dict[str, tuple[list[int], list[tuple[bool, int]]]] = {}
+        self._openers: list[int] = []
+        self._opener_kind: list[bool] = []  # True for a comment, False for CDATA
+        for m in _RAW_TOKEN_RE.finditer(text):
+            token = m.group(0)
+            if m.group(2) is None:
+                self._openers.append(m.start())
+                self._opener_kind.append(token == "<!--")
+                continue
+            positions, info = self._tags.setdefault(m.group(2), ([], []))
+            positions.append(m.start())
+            info.append((bool(m.group(1)), m.end()))
+        self._closers: dict[bool, list[int]] = {
+            True: _occurrences(text, "-->"),
+            False: _occurrences(text, "]]>"),
+        }
+        self._chains: dict[str, _RawChain] = {}
+
+    def end(self, start: int) -> int | None:
+        """`raw_element_end(text, start, skip)`, or None once the budget is spent."""
+        text = self.text
+        if start < 0 or not text.startswith("<", start):
+            return None
+        name_m = NAME_RE.match(text, start + 1)
+        if name_m is None:
+            return None
+        tail = _START_TAG_TAIL_RE.match(text, name_m.end())
+        if tail is None:
+            return None
+        if text[tail.end() - 2] == "/" and tail.end() - 2 >= name_m.end():
+            return tail.end()
+        name = name_m.group(0)
+        chain = self._chains.get(name)
+        if chain is not None:
+            while not chain.done and chain.pos <= start:
+                self._step(chain, name)
+        if chain is None or start not in chain.seen:
+            shared = chain is None or (chain.done and start >= chain.limit)
+            # A new scan from this start (hidden from the shared one: a scan of its own).
+            chain = _RawChain(tail.end())
+            chain.seen.add(start)
+            chain.stack.append(start)
+            if shared:
+                self._chains[name] = chain
+        while start not in chain.ends and not chain.done:
+            self._step(chain, name)
+        return chain.ends.get(start)
+
+    def _skipped(self, offset: int) -> int:
+        k = bisect.bisect_right(self._span_starts, offset) - 1
+        if k >= 0 and offset < self._spans[k][1]:
+            return self._spans[k][1]
+        return -1
+
+    def _step(self, chain: _RawChain, name: str) -> None:
+        """Handle the next token of `name`'s scan (a tag of that name, a comment or CDATA)."""
+        if self.budget <= 0:
+            chain.done = True
+            chain.limit = len(self.text)
+            return
+        self.budget -= 1
+        pos = chain.pos
+        positions, info = self._tags.get(name, ([], []))
+        t = bisect.bisect_left(positions, pos)
+        o = bisect.bisect_left(self._openers, pos)
+        tag_at = positions[t] if t < len(positions) else -1
+        opener_at = self._openers[o] if o < len(self._openers) else -1
+        if tag_at < 0 and opener_at < 0:
+            chain.done = True
+            chain.limit = len(self.text)
+            return
+        at = tag_at if opener_at < 0 or (0 <= tag_at < opener_at) else opener_at
+        jump = self._skipped(at)
+        if jump >= 0:
+            chain.pos = jump
+            return
+        text = self.text
+        if at == opener_at:
+            comment = self._opener_kind[o]
+            close = self._find_closer(comment, at + (4 if comment else 9))
+            if close < 0:
+                chain.done = True
+                chain.limit = at
+                return
+            chain.pos = close + 3
+            return
+        is_end, name_end = info[t]
+        if is_end:
+            end_m = _END_TAG_TAIL_RE.match(text, name_end)
+            if end_m is None:
+                chain.pos = name_end
+                return
+            if chain.stack:
+                chain.ends[chain.stack.pop()] = end_m.end()
+            chain.pos = end_m.end()
+            return
+        chain.seen.add(at)
+        tag = _START_TAG_TAIL_RE.match(text, name_end)
+        if tag is None:
+            chain.ends[at] = None
+            chain.pos = name_end
+            return
+        if text[tag.end() - 2] == "/" and tag.end() - 2 >= name_end:
+            chain.ends[at] = tag.end()
+        else:
+            chain.stack.append(at)
+        chain.pos = tag.end()
+
+    def _find_closer(self, comment: bool, pos: int) -> int:
+        """The first `-->` (or `]]>`) at or after `pos` outside the skipped spans, or -1."""
+        closers = self._closers[comment]
+        while True:
+            k = bisect.bisect_left(closers, pos)
+            if k >= len(closers):
+                return -1
+            hit = closers[k]
+            jump = self._skipped(hit)
+            if jump < 0:
+                return hit
+            if self.budget <= 0:
+                return -1
+            self.budget -= 1
+            pos = jump
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    """Every offset where `needle` occurs (the needles here cannot overlap themselves)."""
+    out: list[int] = []
+    at = text.find(needle)
+    while at >= 0:
+        out.append(at)
+        at = text.find(needle, at + len(needle))
+    return out
