@@ -473,6 +473,7 @@ def _raw_regions(
     skip_starts = [s for s, _ in skip]
     skip_ends = [e for _, e in skip]
     ends = RawElementEnds(text, skip)
+    fence_starts = sorted(s for s, _ in fences)
     regions: list[XmlRegion] = []
     covered = 0
     for at, name in starts:
@@ -483,7 +484,7 @@ def _raw_regions(
         if end is None:
             if name.lower() in HTML_TAGS:
                 continue
-            end = _paragraph_end(text, at)
+            end = _paragraph_end(text, at, fence_starts)
         first = bisect.bisect_right(skip_ends, at)
         last = bisect.bisect_left(skip_starts, end)
         masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip[first:last]]
@@ -505,8 +506,16 @@ def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _paragraph_end(text: str, at: int) -> int:
-    """End of the paragraph holding `at`: the line ending before the next blank line."""
+def _paragraph_end(text: str, at: int, fence_starts: Sequence[int] = ()) -> int:
+    """End of the paragraph holding `at`: the line ending before the next blank line, or before
+    the next code fence (a fence interrupts a paragraph; an unclosed element's region must not
+    end inside one)."""
     blank = re.compile(r"(?:\r\n|\r|\n)[ \t]*(?:\r\n|\r|\n|$)")
     match = blank.search(text, at)
-    return match.start() if match else len(text)
+    end = match.start() if match else len(text)
+    k = bisect.bisect_right(fence_starts, at)
+    if k < len(fence_starts) and fence_starts[k] < end:
+        fence = fence_starts[k]
+        brk = 2 if text.startswith("\r\n", fence - 2) else 1 if fence > 0 else 0
+        end = max(at, fence - brk)
+    return end
