@@ -98,11 +98,6 @@ def test_the_limit_is_max_file_bytes(tmp_path: Path, size: int, reduced: bool) -
     assert fa.raw_tokens == COUNTER.count_exact(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph.py compares maxFileBytes with the number of characters, not bytes: a file of "
-    "3-byte characters is parsed up to three times the documented limit",
-)
 def test_the_limit_counts_bytes_not_characters(tmp_path: Path) -> None:
     path = tmp_path / ".claude" / "modules" / "cjk.md"
     path.parent.mkdir(parents=True)
@@ -304,11 +299,6 @@ def test_crlf_and_cr_in_the_index(tmp_path: Path, ending: str) -> None:
         assert lines.position(f.start).line == lines.position(f.end).line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="graph.py: the range of an xml-compressible hint ends at the first LF of the block, "
-    "after the CR of a CRLF (a position past the end of the line)",
-)
 def test_compressible_hint_ends_before_the_crlf(tmp_path: Path) -> None:
     path = tmp_path / ".claude" / "modules" / "m.md"
     path.parent.mkdir(parents=True)

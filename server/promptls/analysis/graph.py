@@ -34,6 +34,7 @@ from promptls.analysis.rules import (
     reference_findings,
     xml_findings,
 )
+from promptls.analysis.text import first_line_break, over_utf8_size, utf8_size
 from promptls.analysis.tokens import TokenCounter, calibrate
 from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
@@ -249,7 +250,7 @@ class WorkspaceIndex:
     ) -> FileAnalysis:
         started = time.perf_counter()
         kind = self.workspace.kind(path)
-        reduced = len(text) > self.settings.max_file_bytes
+        reduced = over_utf8_size(text, self.settings.max_file_bytes)
         doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
         refs = extract_references(doc)
         resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
@@ -479,7 +480,7 @@ class WorkspaceIndex:
             saved = edit.compressed.saved
             if saved < max(1, minimum):
                 continue
-            line_end = text.find("\n", edit.start, edit.end)
+            line_end = first_line_break(text, edit.start, edit.end)
             name = f"<{edit.element}>" if edit.element else "XML"
             out.append(
                 Finding(
@@ -706,7 +707,7 @@ def _with_local_findings(fa: FileAnalysis, settings: Settings) -> FileAnalysis:
             Finding(
                 "file-too-large",
                 Severity.INFORMATION,
-                f"{len(doc.text):,} characters, over the {settings.max_file_bytes:,} limit: "
+                f"{utf8_size(doc.text):,} bytes, over the {settings.max_file_bytes:,} limit: "
                 "counted, not parsed",
                 0,
                 min(len(doc.text), 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -39,6 +40,15 @@ class Range:
     end: Position
 
 
+@dataclass(frozen=True, slots=True)
+class TextChange:
+    """One change of a document (LSP `TextDocumentContentChangeEvent`): `text` replaces
+    `range`, or the whole document when `range` is None."""
+
+    range: Range | None
+    text: str
+
+
 def decode(data: bytes) -> str:
     """Decode file bytes as UTF-8 with invalid bytes replaced: the text every count is made of."""
     return data.decode("utf-8", errors="replace")
@@ -50,6 +60,30 @@ def _units(text: str, encoding: PositionEncoding) -> int:
     if encoding is PositionEncoding.UTF16:
         return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
     return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def utf8_size(text: str) -> int:
+    """The number of bytes `text` takes in UTF-8 (a lone surrogate counts its three bytes)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def over_utf8_size(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8; encodes it only when the number of
+    characters alone (a character takes one to four bytes) cannot tell."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit:
+        return False
+    return utf8_size(text) > limit
+
+
+def first_line_break(text: str, start: int = 0, end: int | None = None) -> int:
+    """The offset of the first line break (`\\n`, `\\r\\n` or `\\r`) in `text[start:end]`,
+    or -1: the end of the line holding `start`, before its line ending."""
+    found = _LINE_END.search(text, start, len(text) if end is None else end)
+    return found.start() if found is not None else -1
 
 
 #: Lines longer than this get a table of the code units before every block of this many
@@ -164,3 +198,26 @@ class LineIndex:
             else:
                 seen += 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
         return end
+
+
+def apply_changes(
+    text: str,
+    changes: Iterable[TextChange],
+    encoding: PositionEncoding = PositionEncoding.UTF16,
+) -> str:
+    """`text` after `changes`, one after the other, as LSP reads them: lines end at `\\n`,
+    `\\r\\n` or `\\r` only; a character past the end of a line means the end of the line
+    (before its line break), a line past the end of the text the end of the text; a reversed
+    range is read with its ends swapped; a position inside a character (between the halves of a
+    UTF-16 surrogate pair, inside a UTF-8 sequence) means the position after that character."""
+    for change in changes:
+        if change.range is None:
+            text = change.text
+            continue
+        index = LineIndex(text)
+        a = index.offset(change.range.start, encoding)
+        b = index.offset(change.range.end, encoding)
+        if b < a:
+            a, b = b, a
+        text = text[:a] + change.text + text[b:]
+    return text
