@@ -14,13 +14,14 @@ The client's text follows LSP: lines end at `\\n`, `\\r\\n` or `\\r` only; a cha
 end of a line means the end of the line; a line past the end, the end of the document; a
 reversed range is read with its ends swapped (as `vscode-languageserver-textdocument` does).
 
-pygls, under the server, splits lines with `str.splitlines()` (also at `\\x0b \\x0c \\x1c-\\x1e
-\\x85 \\u2028 \\u2029`), clamps a character past the end of a line wrongly (exactly one past the
-end of a line lands after its line break, between the CR and LF of a CRLF; past the end of the
-last line lands one character short), and drops the text of a reversed range.
-`test_protocol_fuzz` (every input) is a strict xfail until the server applies changes itself,
-pinned by the minimal reproductions at the end; `test_protocol_fuzz_lsp_valid` (inputs without
-those triggers) must pass, and tolerates only the request failures in `KNOWN_FAILURES`.
+pygls, under the server, would get these wrong: it splits lines with `str.splitlines()` (also
+at `\\x0b \\x0c \\x1c-\\x1e \\x85 \\u2028 \\u2029`), clamps a character past the end of a line
+wrongly (exactly one past the end of a line lands after its line break, between the CR and LF of
+a CRLF; past the end of the last line lands one character short), and drops the text of a
+reversed range. The server applies changes itself (`promptls.lsp.protocol`); the minimal
+reproductions at the end pin each case. `test_protocol_fuzz` sends every input,
+`test_protocol_fuzz_lsp_valid` only what a well-behaved client sends (no reversed ranges, no
+line breaks `str.splitlines()` would see).
 
 `make fuzz` runs more seeds and longer sequences (`HYPOTHESIS_PROFILE=fuzz`).
 """
@@ -41,10 +42,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from promptls.analysis.document import parse_document
-from promptls.analysis.kinds import kind_of
+from promptls.analysis.outline import MAX_OUTLINE_DEPTH
 from promptls.analysis.tokens import TokenCounter
-from promptls.config import Settings
 from tests.e2e.conftest import SERVER, pushes, record, statuses
 from tests.e2e.conftest import start as start_session
 from tests.fuzzing import (
@@ -69,13 +68,6 @@ SPLITLINES_ONLY = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u
 # The fuzzer
 # ---------------------------------------------------------------------------------------------
 
-#: (method, exception, message start) of request failures that are known bugs, each pinned by a
-#: strict xfail below (`test_requests_on_deeply_nested_xml`): the fuzz tolerates these and only
-#: these. Remove an entry when its bug is fixed.
-KNOWN_FAILURES = {
-    ("textDocument/documentSymbol", "JsonRpcInternalError", "RecursionError"),
-}
-
 
 @dataclass
 class Doc:
@@ -98,8 +90,6 @@ class Session:
     checked_statuses: int = 0
     log: list[str] = field(default_factory=list)
     divergences: list[str] = field(default_factory=list)
-    known: list[str] = field(default_factory=list)
-    """Failures of requests pinned by a strict xfail (`KNOWN_FAILURES`)."""
 
     def __post_init__(self) -> None:
         # Notifications from before this session (another test, another seed) are not its own.
@@ -159,11 +149,7 @@ class Session:
         last = len(bounds) - 1
         roll = rng.random()
         if roll < 0.08 and lb < last:  # a character past the end of its line
-            # Exactly one past the end lands after the line break in pygls (a known bug,
-            # reproduced below): only `lsp_valid=False` sends that one.
-            cb = utf16_units(text[bounds[lb][0] : bounds[lb][1]]) + rng.randint(
-                2 if self.lsp_valid else 1, 50
-            )
+            cb = utf16_units(text[bounds[lb][0] : bounds[lb][1]]) + rng.randint(1, 50)
         elif roll < 0.14:  # a line past the end of the document
             lb, cb = last + rng.randint(1, 5), rng.randint(0, 5)
         elif roll < 0.18 and not self.lsp_valid:  # reversed
@@ -285,10 +271,6 @@ class Session:
             )
         )
         cancel = self.rng.random() < 0.25
-        if method == "textDocument/documentSymbol" and _nesting(doc) > 100:
-            # A known bug (test_requests_on_deeply_nested_xml): no answer, or an error.
-            self.known.append(f"documentSymbol skipped: {doc.uri} nests {_nesting(doc)} deep")
-            return
         msg_id = f"fuzz-{time.monotonic_ns()}"
         self.log.append(f"request {method} {doc.uri}{' (cancelled)' if cancel else ''}")
         future = self.client.protocol.send_request(method, params, msg_id=msg_id)
@@ -300,9 +282,6 @@ class Session:
             raise AssertionError(f"no answer to {method} in 30 s\n" + self.tail()) from None
         except Exception as exc:
             if cancel and "cancel" in str(exc).lower():
-                return
-            if (method, type(exc).__name__, str(exc).split(":")[0]) in KNOWN_FAILURES:
-                self.known.append(f"{method}: {exc}")
                 return
             raise AssertionError(f"{method} failed: {exc}\n" + self.tail()) from exc
         if method == "textDocument/diagnostic" and doc.uri in self.docs:
@@ -342,13 +321,6 @@ class Session:
             if problem is not None:
                 self.divergences.append(f"{doc.uri} v{doc.version}: {problem}\n{self.tail()}")
                 raise AssertionError(self.divergences[-1])
-
-
-def _nesting(doc: Doc) -> int:
-    """How deep the XML elements of a document nest (as the server's outline sees them)."""
-    path = doc.uri.split("/examples/", 1)[-1]
-    parsed = parse_document(doc.text, kind_of(path, Settings().kinds))
-    return max((el.depth for r in parsed.regions for el in r.check.elements), default=0)
 
 
 async def count_range(
@@ -454,12 +426,6 @@ async def test_protocol_fuzz_lsp_valid(lsp: LanguageClient) -> None:
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pygls applies changes by str.splitlines() lines (\\x0b \\x0c \\x1c-\\x1e \\x85 "
-    "\\u2028 \\u2029 split lines), clamps a character past the end of a line wrongly, and "
-    "drops reversed ranges: see the minimal reproductions below",
-)
 async def test_protocol_fuzz(lsp: LanguageClient) -> None:
     versions: dict[str, int] = {}
     for seed in [1000 + s for s in SEEDS]:
@@ -526,11 +492,6 @@ REPRODUCTIONS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pygls TextDocument: str.splitlines() lines, a character past the end of a line "
-    "clamped wrongly, reversed ranges (see the module docstring)",
-)
 async def test_minimal_reproductions(lsp: LanguageClient) -> None:
     """Each case: a document, one change, and the text LSP says results."""
     failures = []
@@ -552,16 +513,11 @@ ORDINARY_EDITS: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the symbol tree is built (outline.py OutlineNode.freeze), converted (lsp/symbols.py "
-    "_symbol) and serialised recursively: XML nested 200 deep (unclosed tags) gets no answer to "
-    "documentSymbol (the RecursionError is raised while the response is serialised, and pygls "
-    "drops it), 500 deep an InternalError",
-)
 @pytest.mark.parametrize("depth", [300, 2000])
 async def test_requests_on_deeply_nested_xml(lsp: LanguageClient, depth: int) -> None:
-    """Unclosed tags nest: n of them make a tree n deep. Every request still answers."""
+    """Unclosed tags nest: n of them make a tree n deep. Every request still answers; the
+    symbols are at most `MAX_OUTLINE_DEPTH` levels deep (deeper ones listed at that level), and
+    every element still has its symbol and its folding range."""
     root: Path = lsp.__dict__["root"]
     uri = (root / "docs" / f"deep-{depth}.md").as_uri()
     text = "# Deep\n\n" + "<item>\n" * depth
@@ -575,6 +531,7 @@ async def test_requests_on_deeply_nested_xml(lsp: LanguageClient, depth: int) ->
     ident = types.TextDocumentIdentifier(uri=uri)
     at = types.Position(line=depth // 2, character=2)
     failures = []
+    results: dict[str, Any] = {}
     for method, params in (
         ("textDocument/documentSymbol", types.DocumentSymbolParams(text_document=ident)),
         ("textDocument/foldingRange", types.FoldingRangeParams(text_document=ident)),
@@ -584,9 +541,19 @@ async def test_requests_on_deeply_nested_xml(lsp: LanguageClient, depth: int) ->
         ("promptls/loadTree", {"uri": uri}),
     ):
         try:
-            await asyncio.wait_for(lsp.protocol.send_request_async(method, params), timeout=3)
+            results[method] = await asyncio.wait_for(
+                lsp.protocol.send_request_async(method, params), timeout=3
+            )
         except TimeoutError:
             failures.append(f"{method}: no answer in 3 s")
         except Exception as exc:
             failures.append(f"{method}: {type(exc).__name__}: {str(exc)[:80]}")
     assert not failures, failures
+    levels, count, layer = 0, 0, list(results["textDocument/documentSymbol"])
+    while layer:
+        levels += 1
+        count += len(layer)
+        layer = [child for symbol in layer for child in symbol.children or ()]
+    assert levels == min(MAX_OUTLINE_DEPTH, depth + 1)
+    assert count == depth + 1  # the heading and every element
+    assert len(results["textDocument/foldingRange"]) >= depth

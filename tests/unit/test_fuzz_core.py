@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from promptls.analysis.compress import compress_document
 from promptls.analysis.document import Document, _heading, _segment_code_spans, parse_document
 from promptls.analysis.findings import Finding
 from promptls.analysis.graph import WorkspaceIndex
+from promptls.analysis.outline import MAX_OUTLINE_DEPTH, OutlineNode, folds, outline
 from promptls.analysis.references import extract_references
 from promptls.analysis.rules import (
     MAX_XML_FINDINGS,
@@ -501,14 +502,36 @@ def test_compressions_of_generated_xml_verify(
     verify_compression(doc, edits, level, remove_comments)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outline.py: OutlineNode trees are frozen recursively; unclosed tags nested ~500 "
-    "deep raise RecursionError (documentSymbol fails: see test_protocol_fuzz.py)",
-)
 def test_outline_of_deep_nesting() -> None:
-    from promptls.analysis.outline import folds, outline
-
     doc = parse_document("# Deep\n\n" + "<item>\n" * 2000, "module")
-    assert folds(doc)
-    assert outline(doc)
+    assert len(folds(doc)) >= 2000
+    levels, count, layer = 0, 0, outline(doc)
+    while layer:
+        levels += 1
+        count += len(layer)
+        layer = [child for node in layer for child in node.children]
+    assert (levels, count) == (MAX_OUTLINE_DEPTH, 2001)
+
+
+def _shape(nodes: Sequence[OutlineNode]) -> str:
+    return ",".join(
+        n.name.strip("<>") + (f"({_shape(n.children)})" if n.children else "") for n in nodes
+    )
+
+
+@pytest.mark.parametrize(
+    ("max_depth", "shape"),
+    [
+        (64, "A(a(b(c(d)),e),B)"),
+        (5, "A(a(b(c(d)),e),B)"),
+        (4, "A(a(b(c,d),e),B)"),
+        (3, "A(a(b,c,d,e),B)"),
+        (2, "A(a,b,c,d,e,B)"),
+        (1, "A(a,b,c,d,e,B)"),
+    ],
+    ids=str,
+)
+def test_outline_deeper_than_the_limit_is_listed_at_the_limit(max_depth: int, shape: str) -> None:
+    """Nodes below the limit become children of their ancestor just above it, in order."""
+    text = "# A\n\n<a>\n<b>\n<c>\n<d>x</d>\n</c>\n</b>\n<e>y</e>\n</a>\n\n## B\n"
+    assert _shape(outline(parse_document(text, "module"), max_depth)) == shape

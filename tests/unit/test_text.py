@@ -1,10 +1,28 @@
-"""Offsets <-> positions in the three LSP position encodings."""
+"""Offsets <-> positions in the three LSP position encodings, line breaks, UTF-8 sizes, and
+document changes applied as LSP reads them."""
 
 from __future__ import annotations
 
-import pytest
+import re
+from typing import Any
 
-from promptls.analysis.text import LineIndex, Position, PositionEncoding
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from promptls.analysis.text import (
+    LineIndex,
+    Position,
+    PositionEncoding,
+    Range,
+    TextChange,
+    apply_changes,
+    first_line_break,
+    over_utf8_size,
+    utf8_size,
+)
+from tests.e2e.test_protocol_fuzz import ORDINARY_EDITS, REPRODUCTIONS, SPLITLINES_ONLY
+from tests.fuzzing import PROFILE, apply_lsp
 
 U8, U16, U32 = PositionEncoding.UTF8, PositionEncoding.UTF16, PositionEncoding.UTF32
 
@@ -67,3 +85,168 @@ def test_line_bounds() -> None:
     assert index.line_count == 3
     assert [index.line_end(i) for i in range(3)] == [2, 6, 9]
     assert index.line_end(0, include_newline=True) == 4
+
+
+@pytest.mark.parametrize("char", SPLITLINES_ONLY, ids=lambda c: f"U+{ord(c):04X}")
+def test_only_lf_crlf_and_cr_break_lines(char: str) -> None:
+    """`str.splitlines()` splits at these; LSP does not."""
+    index = LineIndex(f"a{char}b\nc")
+    assert index.line_count == 2
+    assert index.line_end(0) == 3
+    assert index.position(4) == Position(1, 0)
+    assert first_line_break(f"a{char}b\r\nc") == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "expected"),
+    [
+        ("ab\r\ncd", 0, None, 2),
+        ("ab\rcd\n", 0, None, 2),
+        ("ab\ncd", 0, None, 2),
+        ("ab\ncd\r\n", 3, None, 5),
+        ("abcd", 0, None, -1),
+        ("ab\ncd", 0, 2, -1),
+    ],
+    ids=["crlf", "lone-cr", "lf", "from-start", "none", "bounded"],
+)
+def test_first_line_break(text: str, start: int, end: int | None, expected: int) -> None:
+    assert first_line_break(text, start, end) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("abc", 3), ("é", 2), ("中" * 3, 9), ("😀", 4), ("\ud800", 3), ("", 0)],
+    ids=["ascii", "latin", "cjk", "emoji", "lone-surrogate", "empty"],
+)
+def test_utf8_size(text: str, size: int) -> None:
+    assert utf8_size(text) == size
+    for limit in range(size + 2):
+        assert over_utf8_size(text, limit) is (size > limit)
+
+
+def _change(line_a: int, char_a: int, line_b: int, char_b: int, text: str) -> TextChange:
+    return TextChange(Range(Position(line_a, char_a), Position(line_b, char_b)), text)
+
+
+def _core(change: Any) -> TextChange:
+    """The core's change for an lsprotocol one (from the e2e tables), without importing it."""
+    r = change.range
+    return _change(r.start.line, r.start.character, r.end.line, r.end.character, change.text)
+
+
+#: (text, changes, encoding, expected)
+CHANGES: list[tuple[str, str, list[TextChange], PositionEncoding, str]] = (
+    [
+        ("insert", "abc", [_change(0, 1, 0, 1, "X")], U16, "aXbc"),
+        ("replace-over-lines", "ab\ncd\nef", [_change(0, 1, 2, 1, "X")], U16, "aXf"),
+        ("whole-document", "abc", [TextChange(None, "new")], U16, "new"),
+        (
+            "one-after-the-other",
+            "abc",
+            [_change(0, 0, 0, 0, "1\n"), _change(1, 3, 1, 3, "2"), TextChange(None, "x")],
+            U16,
+            "x",
+        ),
+        (
+            "sequential",
+            "abc",
+            [_change(0, 0, 0, 0, "1\n"), _change(1, 3, 1, 3, "2")],
+            U16,
+            "1\nabc2",
+        ),
+        ("past-line-end-crlf", "ab\r\ncd", [_change(0, 7, 0, 7, "X")], U16, "abX\r\ncd"),
+        ("past-line-end-cr", "ab\rcd", [_change(0, 3, 0, 3, "X")], U16, "abX\rcd"),
+        ("past-last-line", "ab\ncd", [_change(9, 0, 9, 4, "X")], U16, "ab\ncdX"),
+        ("reversed", "abcdef", [_change(0, 5, 0, 1, "")], U16, "af"),
+        ("surrogate-pair-utf16", "😀x", [_change(0, 2, 0, 3, "y")], U16, "😀y"),
+        ("inside-surrogate-pair", "😀x", [_change(0, 1, 0, 1, "y")], U16, "😀yx"),
+        ("emoji-utf8", "😀x", [_change(0, 4, 0, 5, "y")], PositionEncoding.UTF8, "😀y"),
+        ("inside-utf8-sequence", "éx", [_change(0, 1, 0, 1, "y")], PositionEncoding.UTF8, "éyx"),
+        ("emoji-utf32", "😀x😀", [_change(0, 1, 0, 2, "y")], U32, "😀y😀"),
+        ("u2028-utf32", "a\u2028b\nc", [_change(1, 0, 1, 1, "X")], U32, "a\u2028b\nX"),
+        ("join-cr-and-lf", "a\rb", [_change(1, 0, 1, 1, "\n")], U16, "a\r\n"),
+    ]
+    + [
+        (f"repro-{name}", text, [_core(change)], U16, expected)
+        for name, (text, change, expected) in REPRODUCTIONS.items()
+    ]
+    + [
+        (f"ordinary-{i}", text, [_core(change)], U16, expected)
+        for i, (text, change, expected) in enumerate(ORDINARY_EDITS)
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "changes", "encoding", "expected"),
+    [c[1:] for c in CHANGES],
+    ids=[c[0] for c in CHANGES],
+)
+def test_apply_changes(
+    text: str, changes: list[TextChange], encoding: PositionEncoding, expected: str
+) -> None:
+    assert apply_changes(text, changes, encoding) == expected
+
+
+_LSP_BREAK = re.compile(r"(\r\n|\r|\n)")
+#: (codec, bytes per code unit) of each position encoding.
+_CODECS = {U8: ("utf-8", 1), U16: ("utf-16-le", 2), U32: ("utf-32-le", 4)}
+
+
+def _naive_offset(text: str, position: Position, encoding: PositionEncoding) -> int:
+    """An LSP position's offset, the slow obvious way: split the lines at LSP line breaks, walk
+    the line counting code units; past its end is its end, past the last line the text's end,
+    inside a character after it."""
+    parts = _LSP_BREAK.split(text)  # line, break, line, break, ..., line
+    lines, breaks = parts[0::2], parts[1::2]
+    if position.line >= len(lines):
+        return len(text)
+    start = sum(len(lines[i]) + len(breaks[i]) for i in range(position.line))
+    units = 0
+    for i, ch in enumerate(lines[position.line]):
+        if units >= position.character:
+            return start + i
+        codec, width = _CODECS[encoding]
+        units += len(ch.encode(codec, "surrogatepass")) // width
+    return start + len(lines[position.line])
+
+
+def _naive_apply(text: str, change: TextChange, encoding: PositionEncoding) -> str:
+    if change.range is None:
+        return change.text
+    a = _naive_offset(text, change.range.start, encoding)
+    b = _naive_offset(text, change.range.end, encoding)
+    a, b = min(a, b), max(a, b)
+    return text[:a] + change.text + text[b:]
+
+
+_PIECES = st.sampled_from(
+    ["a", "bc", " ", "\n", "\r\n", "\r", "😀", "é", "中", *SPLITLINES_ONLY, "\t", "<x>"]
+)
+_TEXTS = st.lists(_PIECES, max_size=30).map("".join)
+_POSITIONS = st.builds(
+    Position, st.integers(min_value=0, max_value=12), st.integers(min_value=0, max_value=14)
+)
+_CHANGES = st.one_of(
+    st.builds(TextChange, st.builds(Range, _POSITIONS, _POSITIONS), _TEXTS),
+    st.builds(TextChange, st.none(), _TEXTS),
+)
+
+
+@PROFILE
+@given(
+    text=_TEXTS,
+    changes=st.lists(_CHANGES, min_size=1, max_size=4),
+    encoding=st.sampled_from(list(PositionEncoding)),
+)
+def test_apply_changes_is_the_naive_reading(
+    text: str, changes: list[TextChange], encoding: PositionEncoding
+) -> None:
+    expected = text
+    for change in changes:
+        expected = _naive_apply(expected, change, encoding)
+    assert apply_changes(text, changes, encoding) == expected
+    if encoding is U16:  # the fuzz test's reading of a change (tests/fuzzing.py) agrees
+        for change in changes:
+            text = apply_lsp(text, change.range, change.text)
+        assert text == expected

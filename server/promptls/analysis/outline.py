@@ -40,17 +40,43 @@ class _Building:
     level: int
     children: list[_Building] = field(default_factory=list)
 
-    def freeze(self) -> OutlineNode:
-        return OutlineNode(
-            self.name,
-            self.detail,
-            self.kind,
-            self.start,
-            max(self.end, self.start),
-            self.sel[0],
-            self.sel[1],
-            tuple(c.freeze() for c in self.children),
+
+def _freeze(roots: list[_Building], max_depth: int) -> list[OutlineNode]:
+    """The frozen trees, built bottom-up without recursion (a run of unclosed tags nests
+    thousands deep). A node one level above `max_depth` gets every node below it as a direct
+    child, in document order: the tree is never more than `max_depth` levels deep (two at
+    least)."""
+    order: list[_Building] = []
+    stack = [(r, 1) for r in reversed(roots)]
+    while stack:
+        node, depth = stack.pop()
+        order.append(node)
+        if depth < max_depth - 1:
+            stack.extend((c, depth + 1) for c in reversed(node.children))
+            continue
+        flat: list[_Building] = []
+        below = list(reversed(node.children))
+        while below:
+            child = below.pop()
+            flat.append(child)
+            below.extend(reversed(child.children))
+        for child in flat:
+            child.children = []
+        node.children = flat
+        order.extend(flat)
+    frozen: dict[int, OutlineNode] = {}
+    for node in reversed(order):  # every node after its parent: children are frozen first
+        frozen[id(node)] = OutlineNode(
+            node.name,
+            node.detail,
+            node.kind,
+            node.start,
+            max(node.end, node.start),
+            node.sel[0],
+            node.sel[1],
+            tuple(frozen.pop(id(c)) for c in node.children),
         )
+    return [frozen[id(r)] for r in roots]
 
 
 def _element_detail(text: str, base: int, attrs: tuple[tuple[str, str], ...]) -> str:
@@ -67,8 +93,15 @@ def _short(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def outline(doc: Document) -> list[OutlineNode]:
-    """Headings nest by level; XML elements nest by depth under the heading that holds them."""
+#: How many levels the outline has at most: elements nested deeper are listed, in document
+#: order, as children of their ancestor at this level (the editor shows a long list rather than
+#: a tree thousands deep, which would also be serialised recursively).
+MAX_OUTLINE_DEPTH = 64
+
+
+def outline(doc: Document, max_depth: int = MAX_OUTLINE_DEPTH) -> list[OutlineNode]:
+    """Headings nest by level; XML elements nest by depth under the heading that holds them,
+    at most `max_depth` levels deep (see `MAX_OUTLINE_DEPTH`)."""
     text = doc.text
     roots: list[_Building] = []
     if doc.frontmatter is not None:
@@ -130,7 +163,7 @@ def outline(doc: Document) -> list[OutlineNode]:
             roots.append(item)
         if item.kind == "heading":
             stack2.append(item)
-    return [r.freeze() for r in roots]
+    return _freeze(roots, max_depth)
 
 
 def _section_ends(doc: Document) -> list[int]:

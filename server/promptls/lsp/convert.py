@@ -9,7 +9,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from promptls.analysis.findings import Finding
-from promptls.analysis.text import LineIndex, PositionEncoding
+from promptls.analysis.text import LineIndex, Position, PositionEncoding, Range, TextChange
 
 SOURCE = "promptls"
 
@@ -51,9 +51,18 @@ def to_range(index: LineIndex, start: int, end: int, encoding: PositionEncoding)
 
 def to_offset(index: LineIndex, position: types.Position, encoding: PositionEncoding) -> int:
     """The offset of an LSP position."""
-    from promptls.analysis.text import Position
-
     return index.offset(Position(position.line, position.character), encoding)
+
+
+def to_change(change: types.TextDocumentContentChangeEvent) -> TextChange:
+    """The core's text change for an LSP content change (a range, or the whole document)."""
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        r = change.range
+        return TextChange(
+            Range(Position(r.start.line, r.start.character), Position(r.end.line, r.end.character)),
+            change.text,
+        )
+    return TextChange(None, change.text)
 
 
 def to_diagnostic(

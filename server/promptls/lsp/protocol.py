@@ -1,13 +1,29 @@
-"""The JSON-RPC protocol, with one fix: a request whose parameters do not match the method's
-types is answered with an `InvalidParams` error (pygls would log it and never answer, leaving
-the client waiting)."""
+"""The JSON-RPC protocol, with two fixes to pygls:
+
+* a request whose parameters do not match the method's types is answered with an
+  `InvalidParams` error (pygls would log it and never answer, leaving the client waiting);
+* `textDocument/didChange` edits are applied as LSP says (`analysis.text.apply_changes`):
+  pygls splits lines with `str.splitlines()` (at `\\x0b \\x0c \\x1c-\\x1e \\x85 \\u2028
+  \\u2029` too), clamps a character past the end of a line wrongly and drops reversed ranges,
+  so its copy of a document would drift from the editor's.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Generator
 from typing import Any
+from urllib.parse import unquote
 
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from promptls.analysis.text import apply_changes
+from promptls.lsp.convert import encoding_of, to_change
+
+log = logging.getLogger("promptls")
 
 
 class _Unanswerable:
@@ -42,3 +58,32 @@ class PromptProtocol(LanguageServerProtocol):
             self._send_response(message.msg_id, None, message.error.to_response_error())
             return None
         return super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """Apply the changes to the open document the LSP way, then call the server's handler.
+        (Replaces pygls's own handler, which applies them with `TextDocument.apply_change`.)"""
+        workspace = self.workspace
+        uri = params.text_document.uri
+        doc = workspace.text_documents.get(unquote(uri))
+        if doc is None:
+            log.warning("didChange for %s, which is not open: ignored", uri)
+            return
+        text = apply_changes(
+            doc.source,
+            (to_change(c) for c in params.content_changes),
+            encoding_of(workspace.position_encoding),
+        )
+        workspace.put_text_document(
+            types.TextDocumentItem(
+                uri=doc.uri,
+                language_id=doc.language_id or "",
+                version=params.text_document.version,
+                text=text,
+            )
+        )
+        handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
+        if handler is not None:
+            yield handler, (params,), None

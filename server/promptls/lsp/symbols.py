@@ -1,4 +1,5 @@
-"""Document symbols (headings and XML elements as a tree), folding ranges, workspace symbols."""
+"""Document symbols (headings and XML elements as a tree, at most `MAX_OUTLINE_DEPTH` levels
+deep), folding ranges (every one, however deep), workspace symbols."""
 
 from __future__ import annotations
 
@@ -27,15 +28,27 @@ _FILE_KIND = {
 }
 
 
-def _symbol(node: OutlineNode, lines: LineIndex, enc: PositionEncoding) -> types.DocumentSymbol:
-    return types.DocumentSymbol(
-        name=node.name,
-        detail=node.detail or None,
-        kind=_KIND[node.kind],
-        range=to_range(lines, node.start, node.end, enc),
-        selection_range=to_range(lines, node.selection_start, node.selection_end, enc),
-        children=[_symbol(c, lines, enc) for c in node.children] or None,
-    )
+def _symbols(
+    roots: list[OutlineNode], lines: LineIndex, enc: PositionEncoding
+) -> list[types.DocumentSymbol]:
+    """The outline as LSP symbols, converted bottom-up without recursion."""
+    order: list[OutlineNode] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    done: dict[int, types.DocumentSymbol] = {}
+    for node in reversed(order):  # every node after its parent: children are converted first
+        done[id(node)] = types.DocumentSymbol(
+            name=node.name,
+            detail=node.detail or None,
+            kind=_KIND[node.kind],
+            range=to_range(lines, node.start, node.end, enc),
+            selection_range=to_range(lines, node.selection_start, node.selection_end, enc),
+            children=[done.pop(id(c)) for c in node.children] or None,
+        )
+    return [done[id(r)] for r in roots]
 
 
 async def document_symbol(
@@ -46,7 +59,7 @@ async def document_symbol(
     if fa is None:
         return []
     lines = ls.line_index(fa)
-    return [_symbol(n, lines, ls.position_encoding) for n in outline(fa.doc)]
+    return _symbols(outline(fa.doc), lines, ls.position_encoding)
 
 
 async def folding_range(
