@@ -347,14 +347,24 @@ def cmd_compress(args: argparse.Namespace) -> int:
     changed_files = 0
     problems: list[str] = []
     out: list[str] = []
+    seen: set[str] = set()
     for path in sorted(index.files):
         if only is not None and path not in only:
             continue
         fa = index.files[path]
         if fa.doc.reduced or not fa.doc.regions:
             continue
+        # A symlink is written through to its target, which must be inside the workspace; a
+        # file reached by its own path and through a link is compressed once.
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        if not index.workspace.contains(real):
+            problems.append(f"{show(path)}: a link to {real}, outside the workspace; left alone")
+            continue
         try:
-            data, snapshot = read_snapshot(path)
+            data, snapshot = read_snapshot(real)
         except OSError as exc:
             problems.append(f"{show(path)}: {exc}")
             continue

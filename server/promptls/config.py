@@ -7,6 +7,7 @@ in `Settings.problems` with a clear message and replaced by its default; it neve
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -268,15 +269,36 @@ def settings_from(*layers: Mapping[str, Any]) -> Settings:
     return settings
 
 
+#: The largest `.promptls.toml` read: settings are a few lines; anything larger is refused.
+MAX_PROJECT_FILE_BYTES = 1 << 20
+
+
 def read_project_file(root: Path) -> tuple[dict[str, Any], list[str]]:
-    """The `.promptls.toml` at `root` as a table, and any problem reading it."""
-    path = root / CONFIG_FILE
+    """The `.promptls.toml` at `root` as a table, and any problem reading it. It is read as
+    every workspace file is (`analysis.workspace`): only a regular file inside `root`, opened
+    without blocking, at most `MAX_PROJECT_FILE_BYTES`; a symlink out of `root` or to a FIFO or
+    a device, a symlink loop or a folder is reported and never opened."""
+    # Imported here: `promptls.analysis` imports this module.
+    from promptls.analysis.workspace import Status, Workspace
+
+    folder = Workspace([root], {})
+    path = os.path.join(folder.folders[0], CONFIG_FILE)
+    status = folder.status(path)
+    if status is Status.MISSING:
+        return {}, []
+    if status is not Status.FILE:
+        why = {
+            Status.OUTSIDE: "a symlink out of the workspace",
+            Status.LOOP: "a symlink loop",
+            Status.DIRECTORY: "a folder",
+        }.get(status, "not a regular file")
+        return {}, [f"{CONFIG_FILE}: {why}; not read, using the defaults"]
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle), []
+        data = folder.read_bytes(path, limit=MAX_PROJECT_FILE_BYTES)
+        return tomllib.loads(data.decode("utf-8")), []
     except FileNotFoundError:
         return {}, []
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return {}, [f"{CONFIG_FILE}: {exc}; using the defaults"]
 
 

@@ -1,5 +1,6 @@
 """Writing files without ever losing a byte: temporary file, fsync, rename, mode kept, and a
-refusal when the file changed since it was read."""
+refusal when the file changed since it was read. A symlink is written through: its target is
+replaced, the link stays."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ def read_snapshot(path: str) -> tuple[bytes, Snapshot]:
 
 def atomic_write(snapshot: Snapshot, data: bytes) -> None:
     """Replace the file with `data` atomically, keeping its mode; refuse (ChangedOnDisk) when it
-    is no longer what `snapshot` saw. A crash leaves either the old or the new file, whole."""
-    path = snapshot.path
+    is no longer what `snapshot` saw. A crash leaves either the old or the new file, whole.
+    When the path is a symlink, its target (resolved now) is replaced and the link kept."""
+    path = os.path.realpath(snapshot.path)
     info = os.stat(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix=".promptls-", suffix=".tmp", dir=folder)

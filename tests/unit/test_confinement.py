@@ -24,7 +24,7 @@ import pytest
 
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.workspace import OutsideWorkspace, Status, Workspace
-from promptls.config import Settings
+from promptls.config import MAX_PROJECT_FILE_BYTES, Settings, read_project_file
 from tests.fuzzing import FUZZING
 
 SECRET = "PROMPTLS-OUTSIDE-SECRET"
@@ -298,12 +298,6 @@ def _limit_memory() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.read_project_file opens `.promptls.toml` with a plain open(): a symlink to "
-    "/dev/zero reads forever (memory grows until killed), a FIFO blocks forever, and a symlink "
-    "out of the workspace is read",
-)
 def test_a_hostile_promptls_toml_is_never_read(tmp_path: Path) -> None:
     outside = tmp_path / "outside.toml"
     outside.write_text(f"# {SECRET}\nloadBudget = 1\n")
@@ -345,3 +339,56 @@ def test_a_hostile_promptls_toml_is_never_read(tmp_path: Path) -> None:
         if any(os.path.realpath(p) in (str(outside), "/dev/zero") for p in opened):
             problems.append(f"{name}: opened outside the workspace")
     assert not problems, problems
+
+
+def _make_config(ws: Path, outside: Path, form: str) -> None:
+    config = ws / ".promptls.toml"
+    if form == "zero":
+        os.symlink("/dev/zero", config)
+    elif form == "fifo":
+        os.mkfifo(config)
+    elif form == "outside":
+        os.symlink(outside, config)
+    elif form == "loop":
+        os.symlink(".promptls.toml", config)
+    elif form == "folder":
+        config.mkdir()
+    elif form == "huge":
+        config.write_text("# " + "x" * MAX_PROJECT_FILE_BYTES + "\n")
+    elif form == "latin1":
+        config.write_bytes(b"# \xe9\nloadBudget = 1\n")
+    elif form == "inside-link":
+        (ws / "real.toml").write_text("loadBudget = 7\n")
+        os.symlink("real.toml", config)
+
+
+#: (form of `.promptls.toml`, the problem reported, None when it is read).
+CONFIG_FILES: list[tuple[str, str | None]] = [
+    ("zero", "a symlink out of the workspace; not read"),
+    ("fifo", "not a regular file; not read"),
+    ("outside", "a symlink out of the workspace; not read"),
+    ("loop", "a symlink loop; not read"),
+    ("folder", "a folder; not read"),
+    ("huge", "over the 1,048,576 limit"),
+    ("latin1", "can't decode byte 0xe9"),
+    ("inside-link", None),
+]
+
+
+@pytest.mark.parametrize(("form", "problem"), CONFIG_FILES, ids=[c[0] for c in CONFIG_FILES])
+def test_promptls_toml_is_read_like_a_workspace_file(
+    tmp_path: Path, form: str, problem: str | None
+) -> None:
+    """Never blocks, never reads out of the workspace; says why it used the defaults."""
+    outside = tmp_path / "outside.toml"
+    outside.write_text("loadBudget = 1\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    _make_config(ws, outside, form)
+    table, problems = read_project_file(ws)
+    if problem is None:
+        assert (table, problems) == ({"loadBudget": 7}, [])
+    else:
+        assert table == {}
+        assert len(problems) == 1 and problem in problems[0], problems
+        assert problems[0].startswith(".promptls.toml: ")

@@ -179,20 +179,47 @@ def test_atomic_write_keeps_the_mode(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".promptls-*.tmp"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compress --write replaces a symlinked prompt file with a regular file (os.replace "
-    "on the link's path): the link is lost and its target is left uncompressed",
-)
+def test_atomic_write_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target.md"
+    target.write_bytes(b"a\r\nb\r\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.md"
+    os.symlink("target.md", link)
+    _, snapshot = fileio.read_snapshot(str(link))
+    fileio.atomic_write(snapshot, b"a\r\n")
+    assert link.is_symlink() and os.readlink(link) == "target.md"
+    assert target.read_bytes() == b"a\r\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert not list(tmp_path.glob(".promptls-*.tmp"))
+
+
 def test_compress_write_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
     root = _workspace(tmp_path)
     target = root / ".claude" / "modules" / "crlf.md"
     link = root / ".claude" / "modules" / "alias.md"
     os.symlink("crlf.md", link)
-    code, _, err = _cli("compress", str(root), "--write")
+    before = target.read_bytes()
+    code, out, err = _cli("compress", str(root), "--write")
     assert code == 2, err
     assert link.is_symlink(), "the symlink became a regular file"
     assert os.path.samefile(link, target)
+    after = target.read_bytes()
+    assert after != before, "the target was not compressed"
+    verify_rewrite(before.decode(), after.decode(), "module", "whitespace", False)
+    assert line_break_kinds(after.decode()) <= line_break_kinds(before.decode())
+    assert stat.S_IMODE(target.stat().st_mode) == MODES[".claude/modules/crlf.md"]
+    assert out.count("crlf.md") + out.count("alias.md") == 1, "compressed twice"
+
+
+def test_compress_write_never_writes_through_a_link_out_of_the_workspace(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    outside = tmp_path / "outside.md"
+    outside.write_bytes(EXTRA[".claude/modules/crlf.md"])
+    link = root / ".claude" / "modules" / "out.md"
+    os.symlink(outside, link)
+    _cli("compress", str(root), "--write")
+    assert link.is_symlink()
+    assert outside.read_bytes() == EXTRA[".claude/modules/crlf.md"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ class OutsideWorkspace(PermissionError):
     """Raised on an attempt to read a path that is not a regular file inside the workspace."""
 
 
+class FileTooLarge(OSError):
+    """Raised when a file is larger than the caller's limit: it is not read (not all of it)."""
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
@@ -182,11 +186,12 @@ class Workspace:
         data, info = self._read(path)
         return data.decode("utf-8", errors="replace"), ("disk", info.st_mtime_ns, info.st_size)
 
-    def read_bytes(self, path: str) -> bytes:
-        """The bytes of a regular file inside the workspace; raises OutsideWorkspace otherwise."""
-        return self._read(path)[0]
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """The bytes of a regular file inside the workspace; raises OutsideWorkspace otherwise,
+        and FileTooLarge when it has more than `limit` bytes."""
+        return self._read(path, limit)[0]
 
-    def _read(self, path: str) -> tuple[bytes, os.stat_result]:
+    def _read(self, path: str, limit: int | None = None) -> tuple[bytes, os.stat_result]:
         status = self.status(path)
         if status is not Status.FILE:
             raise OutsideWorkspace(f"{path}: {status.value}, not read")
@@ -196,12 +201,18 @@ class Workspace:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise OutsideWorkspace(f"{path}: not a regular file, not read")
+            if limit is not None and info.st_size > limit:
+                raise FileTooLarge(f"{path}: {info.st_size:,} bytes, over the {limit:,} limit")
             chunks: list[bytes] = []
+            size = 0
             while True:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
                     break
                 chunks.append(chunk)
+                size += len(chunk)
+                if limit is not None and size > limit:  # it grew since fstat
+                    raise FileTooLarge(f"{path}: over the {limit:,}-byte limit")
             return b"".join(chunks), info
         finally:
             os.close(fd)
