@@ -150,6 +150,7 @@ _XML_DECLARATION = re.compile(r"\A\ufeff?[ \t\r\n]*+(<\?xml)(?=[ \t\r\n?])[\s\S]
 _TAG_NAMES = re.compile(f"<(/?)({_NAME})((?:[^<>\"']|\"[^\"]*+\"|'[^']*+')*+)>")
 _ATTRIBUTE_NAME = re.compile(f"({_NAME}){_S}*+=")
 _LINE = re.compile(r"([^\r\n]*+)(\r\n|\r|\n|\Z)")
+_FENCE_MARKS = ("```", "~~~")
 _FINAL_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
 
 _WRAPPER = "_promptls_compress_root"
@@ -557,7 +558,6 @@ class _Template:
         text, out = self.text, self.out
         ws_only = [isinstance(it, _Text) and it.ws_only for it in items]
         has_node = any(not isinstance(it, _Text) for it in items)
-        mixed = any(isinstance(it, _Text) and not w for it, w in zip(items, ws_only, strict=True))
         last = len(items) - 1
         for i, item in enumerate(items):
             if isinstance(item, _Element):
@@ -578,11 +578,8 @@ class _Template:
                 if i in (0, last):
                     if not root and not before_comment:
                         self.run(run, edge=True)
-                elif mixed:  # a word boundary between two elements: kept
-                    if before_comment:
-                        out.append(" ")
-                    else:
-                        self.run(run, edge=False)
+                # Between two nodes (even in mixed content) no word touches the run: it goes,
+                # or stays as a line break where one was.
                 elif _has_newline(run) and not before_comment:
                     out.append(_INNER_NL)
 
@@ -753,7 +750,9 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
     """Remove each line's indentation and trailing spaces and tabs; never join lines.
 
     A run of whitespace that overlaps a `protect` span (a CDATA section, a preserved element, a
-    markdown fence) is kept. With `markdown`, a line that starts with a comment keeps its
+    markdown fence) is kept. A line that starts with a fence mark (```` ``` ```` or ``~~~``)
+    keeps its indentation: indented four spaces or more it is text, unindented it would open or
+    close a markdown fence. With `markdown`, a line that starts with a comment keeps its
     indentation (unindented, it would become a markdown block comment).
     """
     spans: list[tuple[int, int]] = []
@@ -783,7 +782,9 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
         stripped_left = line.lstrip(" \t")
         a = body_start + len(line) - len(stripped_left)
         if a > body_start and (
-            protected(body_start, a) or (markdown and stripped_left.startswith("<!--"))
+            protected(body_start, a)
+            or (markdown and stripped_left.startswith("<!--"))
+            or stripped_left.startswith(_FENCE_MARKS)
         ):
             a = body_start
         stripped = line.rstrip(" \t")
