@@ -209,12 +209,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-#: Codes whose range may end between the CR and LF of a CRLF: a known bug of graph.py (the
-#: range of `xml-compressible` ends at the first LF, after the CR), pinned by a strict xfail
-#: in test_sizes.py. Remove the entry once that is fixed.
-CRLF_SPLIT_KNOWN = frozenset({"xml-compressible"})
-
-
 def assert_in_range(findings: Iterable[Finding], text: str, what: str = "") -> None:
     """Every finding's range lies inside `text` and maps to valid LSP positions."""
     lines = LineIndex(text)
@@ -224,10 +218,7 @@ def assert_in_range(findings: Iterable[Finding], text: str, what: str = "") -> N
         assert 0 <= f.start <= f.end <= n, f"{what}: {f} outside the text (length {n})"
     if len(found) > 600:  # positions of an even sample: converting them all takes too long
         found = found[:: len(found) // 600 + 1] + found[-1:]
-    for original in found:
-        f = original
-        if f.code in CRLF_SPLIT_KNOWN and text.startswith("\r\n", f.end - 1):
-            f = Finding(f.code, f.severity, f.message, f.start, max(f.start, f.end - 1))
+    for f in found:
         for encoding in PositionEncoding:
             for offset in (f.start, f.end):
                 pos = lines.position(offset, encoding)
