@@ -204,6 +204,25 @@ class WorkspaceIndex:
         self._pull_referenced(None)
         return affected | {path}
 
+    def analyse_alone(self, path: str, version: int | None = None) -> FileAnalysis | None:
+        """Analyse one file on its own, without storing it: what the file itself and the file
+        system tell (syntax, frontmatter, its own tokens, references resolved against the disk).
+        For a file opened before the index is complete; None when it cannot be read."""
+        try:
+            text, stamp = self.workspace.read_stamped(path)
+        except (OSError, OutsideWorkspace):
+            return None
+        started = time.perf_counter()
+        pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
+        future: Future[list[int]] = Future()
+        future.set_result(self.counter.count_many(pieces))
+        return self._analyse(path, text, version, future, time.perf_counter() - started, stamp)
+
+    def own_findings(self, fa: FileAnalysis) -> list[Finding]:
+        """The findings of `fa` that need no other file, as `findings` orders and overrides them."""
+        found = apply_overrides(fa.findings, self.settings.severity)
+        return sorted(found, key=lambda f: (f.start, f.end, f.code))
+
     def appeared(self, path: str) -> set[str]:
         """A file no prompt file loads appeared or changed on disk: resolve references again
         (it may be what one was waiting for); return the files affected."""

@@ -135,6 +135,26 @@ def publish(ls: PromptLanguageServer, uri: str, *, slow: bool = True) -> None:
         _complete_later(ls, uri, doc.version)
 
 
+def publish_early(ls: PromptLanguageServer, uri: str) -> bool:
+    """Before the index is complete: push what the open document shows on its own (syntax,
+    frontmatter, its own tokens, references against the disk); the full set follows when the
+    index is ready. False when there was nothing to publish this way."""
+    early = ls.early
+    if early is None or pull_supported(ls):
+        return False
+    doc = ls.workspace.text_documents.get(uri)
+    fa = ls.early_analysis(uri)
+    if doc is None or fa is None or fa.version != doc.version:
+        return False
+    lines = ls.line_index(fa)
+    encoding = ls.position_encoding
+    items = [to_diagnostic(f, lines, encoding, {}) for f in early.own_findings(fa)]
+    ls.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
+    )
+    return True
+
+
 def _complete_later(ls: PromptLanguageServer, uri: str, version: int) -> None:
     def complete() -> None:
         ls.timers.pop("complete:" + uri, None)

@@ -82,6 +82,8 @@ class PromptLanguageServer(LanguageServer):
         """Bumped whenever the index is rebuilt (a settings change)."""
         self._line_indexes: dict[str, tuple[FileAnalysis, LineIndex]] = {}
         self._uri_paths: dict[str, str] = {}
+        self.early: WorkspaceIndex | None = None
+        """While the index is being built: an empty index that analyses open files on their own."""
         self.after_analysis: Callable[[str, set[str], bool], None] | None = None
         """Called after each analysis of an open document (set by the diagnostics feature)."""
 
@@ -150,7 +152,14 @@ class PromptLanguageServer(LanguageServer):
         if old is not None:
             workspace.overlay.update(old.workspace.overlay)
         index = WorkspaceIndex(workspace, self.settings, self.counter)
+        # Its own Workspace: the index's is being filled by the indexing thread meanwhile.
+        early = WorkspaceIndex(
+            Workspace(folders, self.settings.kinds, self.settings.exclude),
+            self.settings,
+            self.counter,
+        )
         with self.lock:
+            self.early = early
             self.index = index
             self.generation += 1
             self.analysed_versions.clear()
@@ -203,6 +212,20 @@ class PromptLanguageServer(LanguageServer):
         if notify and self.after_analysis is not None:
             self.after_analysis(uri, affected, staged)
         return affected
+
+    def early_analysis(self, uri: str) -> FileAnalysis | None:
+        """Before the index is complete: the open document's current version analysed on its own
+        (see `WorkspaceIndex.analyse_alone`); None once the index is ready."""
+        early = self.early
+        path = self.path_of(uri)
+        doc = self.workspace.text_documents.get(uri)
+        if self.ready.is_set() or early is None or path is None or doc is None:
+            return None
+        started = time.perf_counter()
+        early.workspace.overlay[path] = doc.source
+        fa = early.analyse_alone(path, doc.version)
+        self.stats.record(time.perf_counter() - started)
+        return fa
 
     def line_index(self, fa: FileAnalysis) -> LineIndex:
         """The line index of an analysed file's text (kept while the analysis is current)."""

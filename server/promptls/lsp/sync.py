@@ -10,7 +10,7 @@ import asyncio
 
 from lsprotocol import types
 
-from promptls.lsp.diagnostics import publish_affected
+from promptls.lsp.diagnostics import publish_affected, publish_early
 from promptls.lsp.server import PromptLanguageServer
 
 
@@ -18,6 +18,9 @@ def _analyse_now(ls: PromptLanguageServer, uri: str, *, typing: bool = False) ->
     ls.timers.pop(uri, None)
     doc = ls.workspace.text_documents.get(uri)
     if doc is None or ls.index is None:
+        return
+    if not ls.ready.is_set():
+        publish_early(ls, uri)  # the file on its own now; everything once the index is ready
         return
     if ls.analysed_versions.get(uri) == doc.version:
         return

@@ -61,10 +61,15 @@ def _show_problems(ls: PromptLanguageServer, problems: list[str]) -> None:
 
 
 async def reindex(ls: PromptLanguageServer) -> None:
-    """Build a fresh index and fill it in a worker thread, reporting work-done progress."""
+    """Build a fresh index and fill it in a worker thread, reporting work-done progress. Files
+    already open get what they show on their own first."""
+    from promptls.lsp.diagnostics import publish_early, refresh_all
+
     ls.set_ready(False)
     index = ls.build_index()
     generation = ls.generation
+    for uri in ls.open_uris():
+        publish_early(ls, uri)
     token: str | None = None
     window = ls.client_capabilities.window
     if window and window.work_done_progress:
@@ -113,17 +118,35 @@ async def reindex(ls: PromptLanguageServer) -> None:
     if generation != ls.generation:
         return  # a newer rebuild took over
     ls.set_ready(True)
-    from promptls.lsp.diagnostics import refresh_all
-
+    ls.early = None
     for uri in ls.open_uris():
         ls.reanalyse(uri, notify=False)
     refresh_all(ls)
 
 
 def initialize(ls: PromptLanguageServer, params: types.InitializeParams) -> None:
-    """Watch the client process: when it dies, the server ends too (no orphan servers)."""
+    """Watch the client process: when it dies, the server ends too (no orphan servers). Once
+    answered, load the encoding in the background while the client and server shake hands."""
     if params.process_id:
         watch_parent(params.process_id)
+    try:
+        asyncio.get_running_loop().call_soon(preload_encoding, ls.settings.encoding)
+    except RuntimeError:  # no event loop (called directly)
+        preload_encoding(ls.settings.encoding)
+
+
+def preload_encoding(name: str) -> None:
+    """Load the tiktoken encoding `name` in a thread (the index's counter then finds it)."""
+    import contextlib
+    import threading
+
+    from promptls.analysis.tokens import EncodingUnavailable, load_encoding
+
+    def load() -> None:
+        with contextlib.suppress(EncodingUnavailable):  # reported when settings are loaded
+            load_encoding(name)
+
+    threading.Thread(target=load, name="promptls-encoding", daemon=True).start()
 
 
 def watch_parent(pid: int, interval: float = 0.5) -> None:
