@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from promptls.analysis.graph import WorkspaceIndex
+from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings
 from tests.conftest import WorkspaceMaker
@@ -60,3 +63,126 @@ def test_a_file_alone_has_its_own_findings_of_the_full_index(
         assert own == [(f.code, f.start, f.end) for f in full.own_findings(fa)]
     assert not alone.files  # nothing stored
     assert alone.analyse_alone(os.path.join(str(root), "nowhere.md")) is None
+
+
+# -- incremental updates over random edits --------------------------------------------------------
+MODULE = """---
+description: a module
+---
+# Checks
+
+Some prose with `code` and a [link](../../notes.txt).
+
+```xml
+<module name="review">
+  <purpose>Review the change before it ships; keep it short.</purpose>
+  <depends_on>
+    quality/check.md
+  </depends_on>
+  <include>quality/check.md</include>
+  <procedure>
+    <phase id="1" title="read">
+      <step>Read the diff &amp; the tests.</step>
+      <step>Note every risk in a list: one line each.</step>
+      <!-- a comment -- with a double hyphen -->
+      <step>Compare with <![CDATA[ <raw> ]]> the plan.</step>
+      <step>Unclosed step
+    </phase>
+    <phase id="2">
+      <step>Write the summary: three lines at most.</step>
+      <rule>Never skip the tests.</rule>
+      <module>quality/check.md - the checks</module>
+    </phase>
+  </procedure>
+  <context_budget>~1,200 tokens</context_budget>
+</module>
+```
+
+```xml
+<rules>
+  <rule>One more region, well formed.</rule>
+  <rule>components/not-a-line.md is text here.</rule>
+</rules>
+```
+"""
+ALPHABET = "abcdefghij klmnop.,:;-_=#*/\t" + "<>&\"'`~[]()@\n\r\\]]>--"
+
+
+def _edits(seed: int, text: str, count: int) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    versions = []
+    for _ in range(count):
+        # mostly typing inside element text, sometimes anywhere
+        if rng.random() < 0.8:
+            spots = [i for i, ch in enumerate(text) if ch == ">" and i + 1 < len(text)]
+            at = rng.choice(spots) + 1 + rng.randint(0, 6)
+        else:
+            at = rng.randint(0, len(text))
+        at = min(at, len(text))
+        removed = rng.choice([0, 0, 0, 1, 2])
+        safe_only = rng.random() < 0.7
+        pool = ALPHABET[:28] if safe_only else ALPHABET
+        inserted = "".join(rng.choice(pool) for _ in range(rng.choice([0, 1, 1, 1, 3])))
+        text = text[:at] + inserted + text[at + removed :]
+        versions.append(text)
+    return versions
+
+
+def _summary(index: WorkspaceIndex, path: str) -> object:
+    fa = index.files[path]
+    return (
+        fa.doc,
+        fa.raw_tokens,
+        fa.tokens,
+        fa.resolutions,
+        fa.findings,
+        index.findings(path),
+        index.load_set(path),
+    )
+
+
+def test_shifted_document_equals_a_fresh_parse() -> None:
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    shifted = 0
+    for seed in range(20):
+        old = MODULE
+        doc = parse_document(old, "module")
+        refs = extract_references(doc)
+        for new in _edits(seed, old, 60):
+            result = shift_document(doc, new, text_edit(old, new), refs)
+            fresh = parse_document(new, "module")
+            fresh_refs = extract_references(fresh)
+            if result is not None:
+                shifted += 1
+                assert result[0] == fresh
+                assert result[1] == fresh_refs
+            old, doc, refs = new, fresh, fresh_refs
+    assert shifted > 120  # the shortcut is really exercised
+
+
+@pytest.mark.parametrize("kind_path", [".claude/modules/dev/review.md", ".claude/commands/rev.md"])
+def test_incremental_updates_equal_a_full_analysis(
+    make_workspace: WorkspaceMaker, kind_path: str
+) -> None:
+    root = make_workspace({**FILES, kind_path: MODULE})
+    index = _fresh(root)
+    index.index()
+    path = os.path.join(index.workspace.folders[0], kind_path)
+    counter = TokenCounter()
+    shortcuts = 0
+    for seed in range(3):
+        for version, text in enumerate(_edits(seed, MODULE, 40), 1):
+            index.workspace.overlay[path] = text
+            index.update(path, version)
+            shortcuts += index._chunk_bounds.get(path, ("",))[0] is text  # counted by the edit
+            reference = _fresh(root)
+            reference.workspace.overlay[path] = text
+            reference.index()
+            assert _summary(index, path) == _summary(reference, path)
+            assert index.files[path].raw_tokens == counter.count_exact(text)
+    assert shortcuts > 10

@@ -7,6 +7,8 @@ that can have changed. The CLI and the language server share it.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import os
 import threading
 import time
@@ -25,6 +27,7 @@ from promptls.analysis.document import (
 )
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
+from promptls.analysis.incremental import TextEdit, shift_document, text_edit
 from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
 from promptls.analysis.rules import (
     apply_overrides,
@@ -35,7 +38,7 @@ from promptls.analysis.rules import (
     xml_findings,
 )
 from promptls.analysis.text import first_line_break, over_utf8_size, utf8_size
-from promptls.analysis.tokens import TokenCounter, calibrate
+from promptls.analysis.tokens import TokenCounter, calibrate, is_safe_break, split_chunks
 from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
 
@@ -110,6 +113,8 @@ class WorkspaceIndex:
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
+        self._chunk_bounds: dict[str, tuple[str, list[int]]] = {}
+        """Open buffers being edited: the text last counted and where its chunks start."""
         self._region_checks: RegionCache = SyncLRU(maxsize=4096)
         """XML checks by region text: an edit re-checks only the region it touched."""
         self._lock = threading.RLock()
@@ -178,8 +183,13 @@ class WorkspaceIndex:
 
     def update(self, path: str, version: int | None = None) -> set[str]:
         """Re-analyse one file (after an edit, a save or a change on disk); return every file
-        whose findings or load cost may have changed."""
-        self.workspace.forget([path])
+        whose findings or load cost may have changed.
+
+        An edit of an open buffer that provably keeps the file's structure (see `incremental`)
+        shifts the previous analysis and re-counts only the chunk it touched."""
+        previous = self.files.get(path)
+        if previous is None or path not in self.workspace.overlay:
+            self.workspace.forget([path])  # (an open buffer is a file whatever the disk says)
         started = time.perf_counter()
         try:
             text, stamp = self.workspace.read_stamped(path)
@@ -189,11 +199,15 @@ class WorkspaceIndex:
             )
         if version is not None and stamp[0] == "buffer":
             stamp = ("buffer", version, *stamp[1:])
-        pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
-        future: Future[list[int]] = Future()
-        future.set_result(self.counter.count_many(pieces))
-        spent = time.perf_counter() - started
-        analysis = self._analyse(path, text, version, future, spent, stamp)
+        analysis = None
+        if previous is not None and stamp[0] == "buffer":
+            analysis = self._analyse_edit(previous, text, version, stamp, started)
+        if analysis is None:
+            pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
+            future: Future[list[int]] = Future()
+            future.set_result(self.counter.count_many(pieces))
+            spent = time.perf_counter() - started
+            analysis = self._analyse(path, text, version, future, spent, stamp)
         with self._lock:
             old = self.files.get(path)
             created = old is None
@@ -201,8 +215,77 @@ class WorkspaceIndex:
             self._store(analysis)
             if created:
                 affected |= self._re_resolve()
-        self._pull_referenced(None)
+        if created or any(
+            r.loads and r.path and r.path not in self.files and r.path not in self.errors
+            for r in analysis.resolutions
+        ):
+            self._pull_referenced(None)
         return affected | {path}
+
+    def _analyse_edit(
+        self, old: FileAnalysis, text: str, version: int | None, stamp: Stamp, started: float
+    ) -> FileAnalysis | None:
+        """The analysis of `text`, an edit of `old`'s text, by shifting `old` (None when the
+        edit may change the structure: then the file is analysed from scratch)."""
+        if old.doc.reduced or over_utf8_size(text, self.settings.max_file_bytes):
+            return None
+        edit = text_edit(old.doc.text, text)
+        shifted = shift_document(old.doc, text, edit, [r.ref for r in old.resolutions])
+        if shifted is None:
+            return None
+        doc, refs = shifted
+        change = self._recount(old, text, edit)
+        if change is None:
+            return None
+        raw = old.raw_tokens + change
+        pieces = _count_pieces(text, old.kind, self.settings)
+        if len(pieces) == 2 and doc.frontmatter is not None and old.kind in STRIPPED_FRONTMATTER:
+            loaded = raw - self.counter.count(pieces[0])
+        elif doc.loaded_text() is doc.text:
+            loaded = raw
+        else:
+            return None
+        resolutions = tuple(
+            res if res.ref is ref else dataclasses.replace(res, ref=ref)
+            for res, ref in zip(old.resolutions, refs, strict=True)
+        )
+        fa = FileAnalysis(
+            path=old.path,
+            rel=old.rel,
+            kind=old.kind,
+            doc=doc,
+            raw_tokens=raw,
+            tokens=calibrate(loaded, self.settings.calibration),
+            resolutions=resolutions,
+            findings=(),
+            version=version,
+            elapsed=time.perf_counter() - started,
+            stamp=stamp,
+        )
+        return _with_local_findings(fa, self.settings)
+
+    def _recount(self, old: FileAnalysis, text: str, edit: TextEdit) -> int | None:
+        """How many tokens the edit added (negative: removed), counting only the chunk it lies
+        in; None when the chunk's ends are no longer safe breaks."""
+        before = old.doc.text
+        known = self._chunk_bounds.get(old.path)
+        if known is not None and known[0] is before:
+            bounds = known[1]
+        else:
+            bounds = [0]
+            for chunk in split_chunks(before):
+                bounds.append(bounds[-1] + len(chunk))
+        k = bisect.bisect_right(bounds, edit.start) - 1
+        if k + 1 >= len(bounds) or edit.old_end > bounds[k + 1]:
+            return None
+        low, high = bounds[k], bounds[k + 1]
+        new_high = high + edit.delta
+        if not (is_safe_break(text, low) and is_safe_break(text, new_high)):
+            return None
+        change = self.counter.count(text[low:new_high]) - self.counter.count(before[low:high])
+        moved = [*bounds[: k + 1], *(b + edit.delta for b in bounds[k + 1 :])]
+        self._chunk_bounds[old.path] = (text, moved)
+        return change
 
     def analyse_alone(self, path: str, version: int | None = None) -> FileAnalysis | None:
         """Analyse one file on its own, without storing it: what the file itself and the file
@@ -244,6 +327,7 @@ class WorkspaceIndex:
             affected = self.dependents(path)
             self.files.pop(path, None)
             self.errors.pop(path, None)
+            self._chunk_bounds.pop(path, None)
             self._invalidate(path)
             affected |= self._re_resolve()
         return affected
@@ -293,10 +377,26 @@ class WorkspaceIndex:
         old = self.files.get(analysis.path)
         self.files[analysis.path] = analysis
         self.errors.pop(analysis.path, None)
-        if old is None or old.edges != analysis.edges or old.resolutions != analysis.resolutions:
+        if (
+            old is None
+            or old.edges != analysis.edges
+            or _targets(old.resolutions) != _targets(analysis.resolutions)
+        ):
             self._invalidate(analysis.path)
-        elif old.stamp != analysis.stamp or old.tokens != analysis.tokens:
+            return
+        if old.resolutions != analysis.resolutions:
+            self._references_moved(analysis.path)
+        if old.stamp != analysis.stamp or old.tokens != analysis.tokens:
             self._content_changed(analysis.path)
+
+    def _references_moved(self, path: str) -> None:
+        """`path`'s references are the same but moved in its text: what shows their places."""
+        for root in [
+            r for r, ls in self._load_sets.items() if any(f == path for f, _, _ in ls.cut)
+        ]:
+            del self._load_sets[root]
+        if path in self._graph.cycles:
+            self._graph = _Graph()
 
     def _invalidate(self, path: str) -> None:
         """`path`'s references changed: load sets through it, cycles, costs, duplicates."""
@@ -319,7 +419,13 @@ class WorkspaceIndex:
 
     def dependents(self, path: str) -> set[str]:
         """Files whose load set holds `path` (including `path` itself when indexed)."""
-        return {root for root in self.files if path in self.load_set(root).files}
+        with self._lock:
+            known = self._load_sets
+            return {
+                root
+                for root in self.files
+                if path in ((known.get(root) or self.load_set(root)).files)
+            }
 
     def load_set(self, path: str) -> LoadSet:
         """The load set of an indexed file (breadth-first, @import hops limited)."""
@@ -690,6 +796,14 @@ def _strongly_connected(edges: dict[str, list[str]]) -> list[list[str]]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
     return out
+
+
+def _targets(resolutions: Sequence[Resolution]) -> list[tuple[object, ...]]:
+    """What resolutions lead to, without where their references are written."""
+    return [
+        (r.ref.form, r.ref.target, r.status, r.path, r.tried, r.suggestion, r.loads)
+        for r in resolutions
+    ]
 
 
 def _count_pieces(text: str, kind: str, settings: Settings) -> list[str]:

@@ -1,0 +1,252 @@
+"""Edits that provably keep a document's structure: the parse of the edited text is the old parse
+with offsets shifted, so a keystroke costs work proportional to the edit, not to the file.
+
+`text_edit` finds the one span where two versions of a text differ. `shift_document` returns the
+new `Document` (and the new references) without parsing again when the edit is *safe*: it lies
+in the text of an XML element inside a ```xml fence, away from markup, references and the fence
+lines, and neither the removed nor the inserted text holds a character that could start or end a
+structure (see `SAFE_CHARS`). Otherwise it returns None and the caller parses from scratch. The
+tests compare both paths over random edits.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion
+from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
+from promptls.analysis.xml import XmlAttribute, XmlCheck, XmlComment, XmlElement, XmlProblem
+
+#: Characters an edit may remove or insert and still keep the structure: ASCII letters, digits,
+#: spaces and punctuation that means nothing to XML, markdown fences, code spans or references
+#: (no `<>&`, quotes, backticks, tildes, brackets, parentheses, `@`, backslash, line breaks).
+SAFE_CHARS = frozenset(string.ascii_letters + string.digits + " \t.,:;!?-_+=%$#*/^|")
+#: Elements whose text is (or holds) a path to load: an edit inside them re-extracts references.
+_PATH_ELEMENTS = INCLUDE_ELEMENTS | {"module"}
+_LINE_ELEMENTS = frozenset({"depends_on", "provides_to"})
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    """`old[start:old_end]` became `new[start:new_end]`; everything else is the same."""
+
+    start: int
+    old_end: int
+    new_end: int
+
+    @property
+    def delta(self) -> int:
+        """How far offsets after the edit move."""
+        return self.new_end - self.old_end
+
+
+def text_edit(old: str, new: str) -> TextEdit:
+    """The single span where `old` and `new` differ (the longest common prefix and suffix),
+    found with slice comparisons (C speed) by bisection."""
+    limit = min(len(old), len(new))
+    lo, hi = 0, limit
+    while lo < hi:  # the longest k with old[:k] == new[:k]
+        mid = (lo + hi + 1) // 2
+        if old[lo:mid] == new[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    prefix = lo
+    lo, hi = 0, limit - prefix
+    n_old, n_new = len(old), len(new)
+    while lo < hi:  # the longest k with old[-k:] == new[-k:], not overlapping the prefix
+        mid = (lo + hi + 1) // 2
+        if old[n_old - mid : n_old - lo] == new[n_new - mid : n_new - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return TextEdit(prefix, n_old - lo, n_new - lo)
+
+
+def _safe(text: str) -> bool:
+    return all(ch in SAFE_CHARS for ch in text)
+
+
+def _line_of(text: str, start: int, end: int) -> str:
+    """The whole line(s) holding `text[start:end]`."""
+    first = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    ends = [i for i in (text.find("\n", end), text.find("\r", end)) if i >= 0]
+    return text[first : min(ends) if ends else len(text)]
+
+
+def shift_document(
+    doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
+) -> tuple[Document, list[Reference]] | None:
+    """The document and references of `new_text` (= `doc.text` with `edit`), when the edit is
+    safe (see the module docstring); None when they must be computed from scratch."""
+    old = doc.text
+    start, old_end, new_end = edit.start, edit.old_end, edit.new_end
+    if doc.reduced or doc.kind == "project-config":
+        return None
+    if not (_safe(old[start:old_end]) and _safe(new_text[start:new_end])):
+        return None
+    line = _line_of(old, start, old_end)
+    new_line = _line_of(new_text, start, new_end)
+    for text in (line, new_line):
+        if "`" in text or "~" in text or "@" in text or "[" in text or "components/" in text:
+            return None
+    region = next(
+        (r for r in doc.regions if r.form == "fence" and r.start < start and old_end < r.end),
+        None,
+    )
+    if region is None:
+        return None
+    check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
+    if check is None:
+        return None
+    for ref in refs:
+        if ref.start <= old_end and start <= ref.end:
+            return None  # touching a reference: extract again
+    delta = edit.delta
+
+    def at(offset: int) -> int:
+        return offset + delta if offset >= old_end else offset
+
+    def span(s: Span) -> Span:
+        return Span(at(s.start), at(s.end)) if s.end >= old_end else s
+
+    regions = tuple(
+        XmlRegion(r.form, r.start, at(r.end), check)
+        if r is region
+        else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
+        for r in doc.regions
+    )
+    fences = tuple(
+        Fence(at(f.start), at(f.end), f.info, at(f.content_start), at(f.content_end), f.closed)
+        if f.end >= old_end
+        else f
+        for f in doc.fences
+    )
+    headings = tuple(
+        Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
+        for h in doc.headings
+    )
+    shifted = Document(
+        text=new_text,
+        kind=doc.kind,
+        frontmatter=doc.frontmatter,
+        headings=headings,
+        fences=fences,
+        code_spans=tuple(span(s) for s in doc.code_spans),
+        comments=tuple(span(s) for s in doc.comments),
+        unclosed_comment=span(doc.unclosed_comment) if doc.unclosed_comment else None,
+        regions=regions,
+        reduced=False,
+        opaque=tuple(span(s) for s in doc.opaque),
+    )
+    moved = [
+        Reference(r.form, r.target, at(r.start), at(r.end)) if r.end >= old_end else r for r in refs
+    ]
+    return shifted, moved
+
+
+def _shift_check(
+    text: str, region: XmlRegion, start: int, old_end: int, delta: int
+) -> XmlCheck | None:
+    """The check of the region after replacing its `[start, old_end)` (region offsets), when
+    that span lies in the text of an element, away from markup; else None."""
+    body = text[region.start : region.end]
+    before = max(body.rfind("<", 0, start), body.rfind(">", 0, start), body.rfind("&", 0, start))
+    if before < 0 or body[before] != ">":
+        return None
+    after = [i for i in (body.find("<", old_end), body.find(">", old_end)) if i >= 0]
+    amp = body.find("&", old_end)
+    if not after or body[min(after)] != "<" or (0 <= amp < min(after)):
+        return None
+    node_start, node_end = before + 1, min(after)
+    check = region.check
+    for c in check.comments:
+        if c.start < node_end and node_start < c.end:
+            return None
+    for c_start, c_end in check.cdata:
+        if c_start < node_end and node_start < c_end:
+            return None
+    for p in check.problems:
+        if node_start <= p.start <= node_end or node_start <= p.end <= node_end:
+            return None
+    inside = False
+    for el in check.elements:
+        if el.start_tag_end <= node_start and node_end <= el.content_end:
+            # Paths are read from a `<module>`'s first text, an include element's whole text
+            # and the lines of `<depends_on>`/`<provides_to>`.
+            if el.name in _LINE_ELEMENTS or el.self_closing:
+                return None
+            if el.name in _PATH_ELEMENTS and (
+                node_start == el.content_start or node_end == el.content_end
+            ):
+                return None
+            inside = True
+    if not inside:
+        return None
+
+    def at(offset: int) -> int:
+        return offset + delta if offset >= node_end else offset
+
+    elements: list[XmlElement] = []
+    for e in check.elements:
+        if e.end < node_end:
+            elements.append(e)
+        elif e.start >= node_end:  # after the edit: everything moves
+            elements.append(
+                XmlElement(
+                    e.name,
+                    e.start + delta,
+                    e.start_tag_end + delta,
+                    e.end + delta,
+                    e.content_start + delta,
+                    e.content_end + delta,
+                    e.depth,
+                    tuple(
+                        XmlAttribute(
+                            a.name,
+                            a.value,
+                            a.name_start + delta,
+                            a.value_start + delta,
+                            a.value_end + delta,
+                        )
+                        for a in e.attributes
+                    )
+                    if e.attributes
+                    else (),
+                    e.self_closing,
+                    e.closed,
+                )
+            )
+        else:  # around the edit: its end moves
+            elements.append(
+                XmlElement(
+                    e.name,
+                    e.start,
+                    e.start_tag_end,
+                    e.end + delta,
+                    e.content_start,
+                    at(e.content_end),
+                    e.depth,
+                    e.attributes,
+                    e.self_closing,
+                    e.closed,
+                )
+            )
+    return XmlCheck(
+        problems=tuple(
+            XmlProblem(at(p.start), at(p.end), p.severity, p.message, p.kind, p.fix)
+            if p.end >= node_end
+            else p
+            for p in check.problems
+        ),
+        elements=tuple(elements),
+        comments=tuple(
+            XmlComment(at(c.start), at(c.end), c.closed) if c.end >= node_end else c
+            for c in check.comments
+        ),
+        cdata=tuple((at(s), at(e)) for s, e in check.cdata),
+        well_formed=check.well_formed,
+        oracle=check.oracle,
+    )
