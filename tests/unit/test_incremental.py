@@ -186,3 +186,16 @@ def test_incremental_updates_equal_a_full_analysis(
             assert _summary(index, path) == _summary(reference, path)
             assert index.files[path].raw_tokens == counter.count_exact(text)
     assert shortcuts > 10
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a", "\n", "a\nb", "a\n\nb\n", "\n\n", "x\r\ny\rz\n", "é\n😀\nz", MODULE]
+)
+def test_line_index_fast_path_finds_the_same_lines(text: str) -> None:
+    import re
+
+    from promptls.analysis.text import LineIndex
+
+    expected = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
+    index = LineIndex(text)
+    assert [index.line_start(i) for i in range(index.line_count)] == expected

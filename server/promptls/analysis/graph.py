@@ -113,6 +113,8 @@ class WorkspaceIndex:
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
+        self._dependents: dict[str, frozenset[str]] = {}
+        """`dependents` by path, while no load set changes."""
         self._chunk_bounds: dict[str, tuple[str, list[int]]] = {}
         """Open buffers being edited: the text last counted and where its chunks start."""
         self._region_checks: RegionCache = SyncLRU(maxsize=4096)
@@ -391,10 +393,11 @@ class WorkspaceIndex:
 
     def _references_moved(self, path: str) -> None:
         """`path`'s references are the same but moved in its text: what shows their places."""
-        for root in [
-            r for r, ls in self._load_sets.items() if any(f == path for f, _, _ in ls.cut)
-        ]:
+        cut = [r for r, ls in self._load_sets.items() if any(f == path for f, _, _ in ls.cut)]
+        for root in cut:
             del self._load_sets[root]
+        if cut:
+            self._dependents = {}
         if path in self._graph.cycles:
             self._graph = _Graph()
 
@@ -403,6 +406,7 @@ class WorkspaceIndex:
         self._content_changed(path)
         for root in [r for r, ls in self._load_sets.items() if path in ls.files or r == path]:
             del self._load_sets[root]
+        self._dependents = {}
         self._graph = _Graph()
 
     def _content_changed(self, path: str) -> None:
@@ -420,12 +424,19 @@ class WorkspaceIndex:
     def dependents(self, path: str) -> set[str]:
         """Files whose load set holds `path` (including `path` itself when indexed)."""
         with self._lock:
+            cached = self._dependents.get(path)
+            if cached is not None:
+                return set(cached)
             known = self._load_sets
-            return {
+            found = {
                 root
                 for root in self.files
                 if path in ((known.get(root) or self.load_set(root)).files)
             }
+            if len(self._dependents) > 4096:
+                self._dependents = {}
+            self._dependents[path] = frozenset(found)
+            return found
 
     def load_set(self, path: str) -> LoadSet:
         """The load set of an indexed file (breadth-first, @import hops limited)."""
@@ -434,6 +445,7 @@ class WorkspaceIndex:
             if cached is None:
                 cached = self._compute_load_set(path)
                 self._load_sets[path] = cached
+                self._dependents = {}
             return cached
 
     def _compute_load_set(self, root: str) -> LoadSet:
