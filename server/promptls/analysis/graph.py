@@ -413,7 +413,12 @@ class WorkspaceIndex:
         """`path`'s text changed: its cost and every cost and duplicate check containing it."""
         self.costs.invalidate(path)
         self._blocks.pop(path, None)
-        for root in [r for r, ls in self._load_sets.items() if path in ls.files or r == path]:
+        roots = self._dependents.get(path)
+        if roots is None:
+            roots = frozenset(
+                r for r, ls in self._load_sets.items() if path in ls.files or r == path
+            )
+        for root in roots:
             self._dups.pop(root, None)
 
     # -- queries ---------------------------------------------------------------------------------

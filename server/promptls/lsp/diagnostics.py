@@ -10,7 +10,7 @@ from lsprotocol import types
 
 from promptls.analysis.graph import FileAnalysis
 from promptls.analysis.text import LineIndex
-from promptls.lsp.convert import to_diagnostic, uri_to_path
+from promptls.lsp.convert import to_diagnostic
 from promptls.lsp.server import PromptLanguageServer
 
 IDENTIFIER = "promptls"
@@ -181,11 +181,11 @@ def publish_affected(
     from promptls.lsp.status import send_status
 
     affected = set(affected)
-    open_uris = [u for u in ls.open_uris() if uri_to_path(u) in affected or u == origin]
-    if affected - ({uri_to_path(origin)} if origin else set()):
+    open_uris = [u for u in ls.open_uris() if ls.uri_path(u) in affected or u == origin]
+    others = affected - ({ls.uri_path(origin)} if origin else set())
+    if others:
         refresh(ls)  # hints and lenses of other files show what changed
     if pull_supported(ls):
-        others = affected - ({uri_to_path(origin)} if origin else set())
         if others and refresh_supported(ls):
             ls.workspace_diagnostic_refresh(None)
     else:

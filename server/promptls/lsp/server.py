@@ -103,9 +103,18 @@ class PromptLanguageServer(LanguageServer):
                 found.append(root)
         return found
 
+    def uri_path(self, uri: str) -> str | None:
+        """`uri_to_path`, remembered (it resolves symbolic links: a system call per folder)."""
+        known = self._uri_paths.get(uri)
+        if known is None:
+            if len(self._uri_paths) > 10_000:
+                self._uri_paths.clear()
+            known = self._uri_paths[uri] = uri_to_path(uri) or ""
+        return known or None
+
     def path_of(self, uri: str) -> str | None:
         """The path of a document inside the workspace folders (None otherwise)."""
-        path = uri_to_path(uri)
+        path = self.uri_path(uri)
         if path is None or self.index is None or not self.index.workspace.contains(path):
             return None
         return path
@@ -243,10 +252,7 @@ class PromptLanguageServer(LanguageServer):
     def uri_of(self, path: str) -> str:
         """The URI to use for a path (the editor's own, when it has the file open)."""
         for uri in self.workspace.text_documents:
-            known = self._uri_paths.get(uri)
-            if known is None:
-                known = self._uri_paths[uri] = uri_to_path(uri) or ""
-            if known == path:
+            if self.uri_path(uri) == path:
                 return str(uri)
         return path_to_uri(path)
 

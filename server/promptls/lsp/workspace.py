@@ -4,6 +4,7 @@ and watched files keeping the index current when files change outside the editor
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -66,6 +67,7 @@ async def reindex(ls: PromptLanguageServer) -> None:
     from promptls.lsp.diagnostics import publish_early, refresh_all
 
     ls.set_ready(False)
+    gc.unfreeze()  # the previous index may be garbage now
     index = ls.build_index()
     generation = ls.generation
     for uri in ls.open_uris():
@@ -122,6 +124,9 @@ async def reindex(ls: PromptLanguageServer) -> None:
     for uri in ls.open_uris():
         ls.reanalyse(uri, notify=False)
     refresh_all(ls)
+    # The index is long-lived: keep the cyclic garbage collector from walking it again and
+    # again (a full collection over it is a pause of a keystroke's latency many times over).
+    gc.freeze()
 
 
 def initialize(ls: PromptLanguageServer, params: types.InitializeParams) -> None:
