@@ -42,8 +42,8 @@ async def did_open(ls: PromptLanguageServer, params: types.DidOpenTextDocumentPa
     _analyse_now(ls, params.text_document.uri)
 
 
-async def did_change(ls: PromptLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
-    """The user typed: analyse once they pause."""
+def did_change(ls: PromptLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    """The user typed: analyse once they pause. (Not a coroutine: the timer starts at once.)"""
     schedule(ls, params.text_document.uri)
 
 
