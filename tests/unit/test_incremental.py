@@ -199,3 +199,27 @@ def test_line_index_fast_path_finds_the_same_lines(text: str) -> None:
     expected = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     index = LineIndex(text)
     assert [index.line_start(i) for i in range(index.line_count)] == expected
+
+
+def test_missing_paths_in_scanned_folders_match_the_disk(make_workspace: WorkspaceMaker) -> None:
+    from promptls.analysis.workspace import Status
+
+    root = make_workspace(FILES)
+    s = Settings()
+    ws = Workspace([root], s.kinds, s.exclude)
+    ws.scan()
+    folder = ws.folders[0]
+    new_file = os.path.join(folder, ".claude/modules/quality/new.md")
+    deep_file = os.path.join(folder, ".claude/modules/fresh/area/deep.md")
+    for path in (new_file, deep_file, os.path.join(folder, "notes.txt/child.md")):
+        assert ws.status(path) is Status.MISSING  # answered from the scan
+        assert not os.path.exists(path)
+    assert ws.status(os.path.join(folder, ".claude/modules/fresh")) is Status.MISSING
+    Path(new_file).write_text("new\n")
+    os.makedirs(os.path.dirname(deep_file))
+    Path(deep_file).write_text("deep\n")
+    ws.forget([new_file, deep_file])
+    assert ws.status(new_file) is Status.FILE
+    assert ws.status(deep_file) is Status.FILE
+    assert ws.status(os.path.join(folder, ".claude/modules/fresh")) is Status.DIRECTORY
+    assert ws.status(os.path.join(folder, ".claude/modules/quality/other.md")) is Status.MISSING

@@ -469,6 +469,8 @@ def _raw_regions(
     code_spans: list[Span],
     cache: RegionCache | None = None,
 ) -> list[XmlRegion]:
+    if not starts:
+        return []
     skip = _disjoint(fences + [(s.start, s.end) for s in code_spans])
     skip_starts = [s for s, _ in skip]
     skip_ends = [e for _, e in skip]

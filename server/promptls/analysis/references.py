@@ -251,6 +251,7 @@ class Resolver:
         self._names_at = -1
         self._by_name: dict[str, list[str]] = {}
         self._stems: dict[str, list[str]] = {}
+        self._close: dict[str, list[str]] = {}
         self._memo: dict[tuple[str, str, str], Resolution] = {}
         self._memo_at = -1
 
@@ -335,10 +336,24 @@ class Resolver:
                 names.setdefault(os.path.basename(known), []).append(known)
             self._by_name = names
             self._stems = {}
+            self._close = {}
             for name in names:
                 self._stems.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
             self._names_at = generation
         return self._by_name
+
+    def _close_stems(self, stem: str) -> list[str]:
+        """Known file stems close to `stem` (remembered until the known files change: many
+        files often ask for the same missing one)."""
+        import difflib
+
+        known = self._close.get(stem)
+        if known is None:
+            if len(self._close) > 10_000:
+                self._close.clear()
+            known = difflib.get_close_matches(stem, list(self._stems), n=5, cutoff=0.8)
+            self._close[stem] = known
+        return known
 
     def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
         """The existing file closest to what the reference asked for, written as it would be:
@@ -353,9 +368,7 @@ class Resolver:
         exact = [p for p in names.get(name, []) if p != path]
         close: list[str] = []
         if not exact:
-            for similar in difflib.get_close_matches(
-                stem.lower(), list(self._stems), n=5, cutoff=0.8
-            ):
+            for similar in self._close_stems(stem.lower()):
                 for candidate in self._stems[similar]:
                     if os.path.splitext(candidate)[1] == ext:
                         close.extend(p for p in names[candidate] if p != path)

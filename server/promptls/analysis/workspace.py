@@ -57,6 +57,10 @@ class Workspace:
         self.exclude = tuple(exclude)
         self.overlay: dict[str, str] = {}
         self._status: dict[str, Status] = {}
+        self._scanned: set[str] = set()
+        """Folders whose every entry the last scan recorded: what is not there is missing."""
+        self._relative: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}
         self.generation = 0
         """Bumped whenever the known set of files may have changed."""
 
@@ -75,15 +79,27 @@ class Workspace:
 
     def relative(self, path: str) -> str:
         """`path` relative to its workspace folder, with forward slashes."""
+        known = self._relative.get(path)
+        if known is not None:
+            return known
         folder = self.folder_of(path)
         if folder is None:
             return Path(path).as_posix()
         rel = os.path.relpath(path, folder)
-        return Path(rel).as_posix() if rel != "." else ""
+        known = Path(rel).as_posix() if rel != "." else ""
+        if len(self._relative) > 100_000:
+            self._relative.clear()
+        self._relative[path] = known
+        return known
 
     def kind(self, path: str) -> str:
         """The kind of the file at `path` (by its path relative to its folder)."""
-        return kind_of(self.relative(path), self.kinds)
+        known = self._kinds.get(path)
+        if known is None:
+            if len(self._kinds) > 100_000:
+                self._kinds.clear()
+            known = self._kinds[path] = kind_of(self.relative(path), self.kinds)
+        return known
 
     def excluded(self, path: str) -> bool:
         """Whether `path` matches an `exclude` glob."""
@@ -103,6 +119,7 @@ class Workspace:
                     entries = list(os.scandir(current))
                 except OSError:
                     continue
+                complete = True
                 for entry in entries:
                     path = entry.path
                     try:
@@ -115,6 +132,7 @@ class Workspace:
                         else:
                             status = Status.SPECIAL
                     except OSError:
+                        complete = False
                         continue
                     self._status[path] = status
                     if status is Status.DIRECTORY and not entry.is_symlink():
@@ -122,6 +140,8 @@ class Workspace:
                             stack.append(path)
                     elif status is Status.FILE and not self.excluded(path):
                         files.append(path)
+                if complete:
+                    self._scanned.add(current)
         files.sort()
         return files
 
@@ -133,11 +153,21 @@ class Workspace:
             return Status.OUTSIDE
         cached = self._status.get(path)
         if cached is None:
-            cached = self._probe(path)
+            cached = Status.MISSING if self._known_missing(path) else self._probe(path)
             self._status[path] = cached
             if cached is Status.FILE:
                 self.generation += 1
         return cached
+
+    def _known_missing(self, path: str) -> bool:
+        """Whether `path` certainly does not exist, without a system call: its folder was
+        listed by the scan and it was not there, or its folder is itself missing (or a file)."""
+        parent = os.path.dirname(path)
+        if parent == path or not self.contains(parent):
+            return False
+        if parent in self._scanned:
+            return True
+        return self.status(parent) in (Status.MISSING, Status.FILE)
 
     def _probe(self, path: str) -> Status:
         try:
@@ -162,8 +192,15 @@ class Workspace:
         if paths:
             for path in paths:
                 self._status.pop(path, None)
+                # Its folder may hold new entries now (and folders once missing may exist).
+                folder = os.path.dirname(path)
+                while self._status.get(folder) is Status.MISSING:
+                    self._status.pop(folder)
+                    folder = os.path.dirname(folder)
+                self._scanned.discard(folder)
         else:
             self._status.clear()
+            self._scanned.clear()
 
     def known_files(self) -> Iterator[str]:
         """Every file seen by the last scan or opened in the editor."""
