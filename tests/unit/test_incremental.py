@@ -223,3 +223,10 @@ def test_missing_paths_in_scanned_folders_match_the_disk(make_workspace: Workspa
     assert ws.status(deep_file) is Status.FILE
     assert ws.status(os.path.join(folder, ".claude/modules/fresh")) is Status.DIRECTORY
     assert ws.status(os.path.join(folder, ".claude/modules/quality/other.md")) is Status.MISSING
+
+
+def test_whole_counts_equal_exact_counts() -> None:
+    counter = TokenCounter()
+    texts = [MODULE, COMMAND, "", "x" * 5000, MODULE * 3]
+    assert counter.count_whole(texts) == [counter.count_exact(t) for t in texts]
+    assert counter.count_whole(texts) == counter.count_many(texts)

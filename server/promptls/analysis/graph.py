@@ -168,7 +168,7 @@ class WorkspaceIndex:
                     self._record_error(path, exc)
                     continue
                 pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
-                future = pool.submit(self.counter.count_many, pieces)
+                future = pool.submit(self.counter.count_whole, pieces)
                 pending.append((path, text, stamp, time.perf_counter() - started, future))
             for done, (path, text, stamp, spent, future) in enumerate(pending, 1):
                 analysis = self._analyse(path, text, None, future, spent, stamp)

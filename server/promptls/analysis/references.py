@@ -97,12 +97,12 @@ def extract_references(doc: Document) -> list[Reference]:
         refs.extend(_xml_references(text, region.start, region.check))
 
     if doc.kind not in ("project-config",):
-        for m in _IMPORT.finditer(text):
+        for m in _matches(_IMPORT, text, "@"):
             target = m.group(1).rstrip(".,:;")
             if m.start() in opaque or not _IMPORT_PATHLIKE.match(target):
                 continue
             refs.append(Reference("import", target, m.start(1), m.start(1) + len(target)))
-        for m in _LINK.finditer(text):
+        for m in _matches(_LINK, text, "["):
             target = m.group(1)
             if m.start() in opaque or _SCHEME.match(target) or target.startswith("#"):
                 continue
@@ -121,6 +121,20 @@ def extract_references(doc: Document) -> list[Reference]:
             seen.add((ref.start, ref.end))
             unique.append(ref)
     return unique
+
+
+def _matches(pattern: re.Pattern[str], text: str, lead: str) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)` for a pattern whose matches all start with the character
+    `lead` after a look-behind (which keeps `re` from skipping ahead to that character): tried
+    only where `lead` is, found by `str.find`. (A look-behind sees the text before `pos`.)"""
+    pos = 0
+    while (at := text.find(lead, pos)) >= 0:
+        m = pattern.match(text, at)
+        if m is None:
+            pos = at + 1
+        else:
+            yield m
+            pos = max(m.end(), at + 1)
 
 
 def _in_xml_fence(doc: Document, offset: int) -> bool:
