@@ -614,6 +614,13 @@ class WorkspaceIndex:
             self._compressions[path] = cached
         return cached[1]
 
+    def prepare_slow(self, path: str) -> None:
+        """Compute the costly parts of `path`'s slow findings (its compressions and duplicate
+        blocks) for its current analysis, so that `findings` then finds them remembered. Safe
+        on a worker thread while the index is updated: both depend on one immutable analysis."""
+        self.compressions(path)
+        self._blocks_of(path)
+
     def _compression_findings(self, path: str) -> list[Finding]:
         minimum = self.settings.compression.min_saving
         out: list[Finding] = []

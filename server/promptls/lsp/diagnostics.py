@@ -4,6 +4,7 @@ findings, codes and ranges as `promptls check`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 from lsprotocol import types
@@ -14,6 +15,7 @@ from promptls.lsp.convert import to_diagnostic
 from promptls.lsp.server import PromptLanguageServer
 
 IDENTIFIER = "promptls"
+log = logging.getLogger("promptls")
 
 
 def pull_supported(ls: PromptLanguageServer) -> bool:
@@ -156,11 +158,34 @@ def publish_early(ls: PromptLanguageServer, uri: str) -> bool:
 
 
 def _complete_later(ls: PromptLanguageServer, uri: str, version: int) -> None:
+    """Publish the complete set of `version` once the user pauses. Its costly part (compressing
+    the XML regions, hashing blocks for duplicates) runs on a worker thread, so that a keystroke
+    meanwhile is not kept waiting; the set is published only if `version` is still current."""
+
+    def current() -> bool:
+        doc = ls.workspace.text_documents.get(uri)
+        return doc is not None and doc.version == version
+
     def complete() -> None:
         ls.timers.pop("complete:" + uri, None)
-        doc = ls.workspace.text_documents.get(uri)
-        if doc is not None and doc.version == version:
-            publish(ls, uri)
+        index = ls.index
+        fa = ls.analysis(uri)
+        if not current() or index is None or fa is None:
+            return
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(None, index.prepare_slow, fa.path)
+        ls.tasks.add(job)
+
+        def done(finished: asyncio.Future[None]) -> None:
+            ls.tasks.discard(finished)
+            if finished.cancelled():
+                return
+            if finished.exception() is not None:  # computed again on the loop, and reported
+                log.warning("slow findings of %s failed: %s", uri, finished.exception())
+            if current():
+                publish(ls, uri)
+
+        job.add_done_callback(done)
 
     pending = ls.timers.pop("complete:" + uri, None)
     if pending is not None:
