@@ -230,3 +230,28 @@ def test_whole_counts_equal_exact_counts() -> None:
     texts = [MODULE, COMMAND, "", "x" * 5000, MODULE * 3]
     assert counter.count_whole(texts) == [counter.count_exact(t) for t in texts]
     assert counter.count_whole(texts) == counter.count_many(texts)
+
+
+def test_lines_fast_path_matches_the_line_pattern() -> None:
+    import random
+    import re
+
+    from promptls.analysis.document import _lines
+
+    pattern = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
+
+    def slow(text: str) -> list[tuple[int, int, int]]:
+        out: list[tuple[int, int, int]] = []
+        for m in pattern.finditer(text):
+            start, full = m.start(), m.end()
+            if start == full == len(text) and out:
+                break
+            out.append((start, start + len(m.group(0).rstrip("\r\n")), full))
+            if full == len(text):
+                break
+        return out
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab\n \t") for _ in range(rng.randint(0, 12)))
+        assert _lines(text) == slow(text)
