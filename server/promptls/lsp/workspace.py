@@ -62,15 +62,17 @@ def _show_problems(ls: PromptLanguageServer, problems: list[str]) -> None:
 
 
 async def reindex(ls: PromptLanguageServer) -> None:
-    """Build a fresh index and fill it in a worker thread, reporting work-done progress. Files
-    already open get what they show on their own first."""
+    """Build a fresh index and fill it in a worker thread, reporting work-done progress. On the
+    first build, files already open get what they show on their own first (on a rebuild they
+    keep what they showed until the new index is ready)."""
     from promptls.lsp.diagnostics import publish_early, refresh_all
 
     ls.set_ready(False)
     gc.unfreeze()  # the previous index may be garbage now
+    first = ls.index is None
     index = ls.build_index()
     generation = ls.generation
-    for uri in ls.open_uris():
+    for uri in ls.open_uris() if first else ():
         publish_early(ls, uri)
     token: str | None = None
     window = ls.client_capabilities.window
