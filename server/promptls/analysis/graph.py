@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from promptls.analysis.cache import Cost, CostCache, FileKey, Stamp, SyncLRU
-from promptls.analysis.compress import Level, RegionEdit, compress_document
 from promptls.analysis.document import (
     STRIPPED_FRONTMATTER,
     Document,
@@ -41,6 +41,9 @@ from promptls.analysis.text import first_line_break, over_utf8_size, utf8_size
 from promptls.analysis.tokens import TokenCounter, calibrate, is_safe_break, split_chunks
 from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
+
+if TYPE_CHECKING:  # compress.py is imported when first needed (it is slow to import)
+    from promptls.analysis.compress import Level, RegionEdit
 
 #: Kinds Claude Code loads on their own: their load cost is checked against the load budget.
 ENTRY_KINDS = frozenset({"memory", "command", "agent", "skill", "output-style"})
@@ -601,6 +604,8 @@ class WorkspaceIndex:
             return []
         cached = self._compressions.get(path)
         if cached is None or cached[0] is not fa:
+            from promptls.analysis.compress import compress_document
+
             level: Level = (
                 "lossless" if self.settings.compression.level == "lossless" else "whitespace"
             )

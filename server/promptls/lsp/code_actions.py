@@ -4,14 +4,16 @@ an action is chosen (`codeAction/resolve`), as minimal edits over the XML region
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from promptls.analysis.compress import RegionEdit
 from promptls.analysis.graph import FileAnalysis
 from promptls.lsp.convert import to_offset, to_range
 from promptls.lsp.server import PromptLanguageServer
+
+if TYPE_CHECKING:  # imported by the index when first needed (slow to import)
+    from promptls.analysis.compress import RegionEdit
 
 COMPRESS_FILE = "source.compressXml.promptls"
 FIX_ALL = "source.fixAll.promptls"
