@@ -1,6 +1,7 @@
 """Text synchronisation: open, incremental change (debounced analysis), save and close.
 
-pygls applies each change to its copy of the document; the analysis of a version runs once,
+The protocol applies each change to the server's copy of the document the LSP way
+(`lsp/protocol.py`, `analysis.text.apply_changes`); the analysis of a version runs once,
 after the user pauses typing, and a result for an older version is never published.
 """
 
