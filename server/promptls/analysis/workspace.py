@@ -43,6 +43,20 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _case_sensitive(folder: str) -> bool:
+    """Whether names in `folder` are case-sensitive (the folder's own name, case swapped, is
+    then another path, which does not exist or is another file)."""
+    parent, name = os.path.split(folder)
+    swapped = name.swapcase()
+    if swapped == name:
+        return False  # no letters to tell by: assume not
+    try:
+        other = os.stat(os.path.join(parent, swapped))
+    except OSError:
+        return True
+    return not os.path.samestat(other, os.stat(folder))
+
+
 class Workspace:
     """One or more workspace folders, with a cache of what the last scan saw."""
 
@@ -112,6 +126,9 @@ class Workspace:
         self.generation += 1
         for folder in self.folders:
             self._status[folder] = Status.DIRECTORY
+            # On a case-insensitive file system `Foo.md` exists when the scan saw `foo.md`: the
+            # scan's listing then says nothing about what is missing.
+            listed = _case_sensitive(folder)
             stack = [folder]
             while stack:
                 current = stack.pop()
@@ -140,7 +157,7 @@ class Workspace:
                             stack.append(path)
                     elif status is Status.FILE and not self.excluded(path):
                         files.append(path)
-                if complete:
+                if complete and listed:
                     self._scanned.add(current)
         files.sort()
         return files
