@@ -307,6 +307,7 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     # Work runs on threads beside the event loop (indexing, the slow findings): hand the GIL
     # back to the loop every millisecond rather than every five, so a keystroke waits less.
     sys.setswitchinterval(0.001)
+    _dump_threads_on_signal()
     server = create_server()
     if transport == "tcp":
         server.start_tcp(host, port)
@@ -315,3 +316,13 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     else:
         server.start_io()
     return 0
+
+
+def _dump_threads_on_signal() -> None:
+    """`kill -USR1 <pid>` writes every thread's stack to stderr (the client's log): what a
+    server that seems stuck is doing, without stopping it."""
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
