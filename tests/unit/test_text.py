@@ -250,3 +250,44 @@ def test_apply_changes_is_the_naive_reading(
         for change in changes:
             text = apply_lsp(text, change.range, change.text)
         assert text == expected
+
+
+_EDITS = st.tuples(
+    st.integers(min_value=0, max_value=40), st.integers(min_value=0, max_value=40), _TEXTS
+)
+
+
+@PROFILE
+@given(text=_TEXTS, edits=st.lists(_EDITS, min_size=1, max_size=4))
+def test_replace_is_a_fresh_index(text: str, edits: list[tuple[int, int, str]]) -> None:
+    index = LineIndex(text)
+    for x, y, inserted in edits:
+        a, b = sorted((min(x, len(text)), min(y, len(text))))
+        index.position(a, U16)  # fill the cache of the line before the edit, for long lines
+        index = index.replace(a, b, inserted)
+        text = text[:a] + inserted + text[b:]
+        fresh = LineIndex(text)
+        assert index.text == text
+        assert index.line_count == fresh.line_count
+        assert [index.line_start(i) for i in range(index.line_count)] == [
+            fresh.line_start(i) for i in range(fresh.line_count)
+        ]
+        for offset in range(len(text) + 1):
+            assert index.position(offset, U16) == fresh.position(offset, U16)
+
+
+@pytest.mark.parametrize("encoding", list(PositionEncoding), ids=lambda e: e.value)
+def test_replace_keeps_long_lines_exact(encoding: PositionEncoding) -> None:
+    line = "é😀ab" * 700  # longer than a block, not ASCII: positions go through the block table
+    text = f"{line}\n{line}\r\n{line}"
+    index = LineIndex(text)
+    for offset in (5, 3000, len(line) + 2000, len(text) - 7):
+        index.position(offset, encoding)
+    for a, b, inserted in [(10, 10, "x"), (len(line) + 5, len(line) + 9, "中\r"), (0, 1, "")]:
+        index = index.replace(a, b, inserted)
+        text = text[:a] + inserted + text[b:]
+        fresh = LineIndex(text)
+        for offset in range(0, len(text) + 1, 37):
+            assert index.position(offset, encoding) == fresh.position(offset, encoding)
+            position = fresh.position(offset, encoding)
+            assert index.offset(position, encoding) == fresh.offset(position, encoding)

@@ -124,6 +124,36 @@ class LineIndex:
         return blocks
 
     @property
+    def text(self) -> str:
+        """The text this index maps."""
+        return self._text
+
+    def replace(self, start: int, end: int, inserted: str) -> LineIndex:
+        """The index of this text with `[start, end)` replaced by `inserted`, made by scanning
+        only the lines the edit touches (and the line before, where a `\\r` may now join a
+        `\\n`); the line starts after them move by the change of length."""
+        old, starts = self._text, self._starts
+        text = old[:start] + inserted + old[end:]
+        delta = len(inserted) - (end - start)
+        first = self.line_of(start - 1) if start > 0 else 0
+        last = self.line_of(end)
+        # Old line starts after `end` stay starts (the break before each is untouched text).
+        tail = starts[last + 1 :]
+        stop = tail[0] + delta if tail else len(text)
+        middle = [m.end() for m in _LINE_END.finditer(text, starts[first], stop)]
+        index = LineIndex.__new__(LineIndex)
+        index._text = text
+        if tail and middle and middle[-1] == stop:
+            middle.pop()  # `stop` itself: the first of the tail
+        index._starts = [*starts[: first + 1], *middle]
+        if delta:
+            index._starts.extend([s + delta for s in tail])
+        else:
+            index._starts.extend(tail)
+        index._blocks = {k: v for k, v in self._blocks.items() if k[0] < first}
+        return index
+
+    @property
     def line_count(self) -> int:
         """Number of lines (a text ending in a newline has an empty last line)."""
         return len(self._starts)
@@ -216,14 +246,23 @@ def apply_changes(
     (before its line break), a line past the end of the text the end of the text; a reversed
     range is read with its ends swapped; a position inside a character (between the halves of a
     UTF-16 surrogate pair, inside a UTF-8 sequence) means the position after that character."""
+    return apply_changes_to(LineIndex(text), changes, encoding).text
+
+
+def apply_changes_to(
+    index: LineIndex,
+    changes: Iterable[TextChange],
+    encoding: PositionEncoding = PositionEncoding.UTF16,
+) -> LineIndex:
+    """`apply_changes` on the text of `index`: the line index of the result, each change
+    updating the previous index (`LineIndex.replace`) rather than building one from scratch."""
     for change in changes:
         if change.range is None:
-            text = change.text
+            index = LineIndex(change.text)
             continue
-        index = LineIndex(text)
         a = index.offset(change.range.start, encoding)
         b = index.offset(change.range.end, encoding)
         if b < a:
             a, b = b, a
-        text = text[:a] + change.text + text[b:]
-    return text
+        index = index.replace(a, b, change.text)
+    return index

@@ -5,7 +5,9 @@
 * `textDocument/didChange` edits are applied as LSP says (`analysis.text.apply_changes`):
   pygls splits lines with `str.splitlines()` (at `\\x0b \\x0c \\x1c-\\x1e \\x85 \\u2028
   \\u2029` too), clamps a character past the end of a line wrongly and drops reversed ranges,
-  so its copy of a document would drift from the editor's.
+  so its copy of a document would drift from the editor's. The line index of each open
+  document's text is kept (`line_indexes`) and updated for each change, so a keystroke costs
+  the lines it touches, not the file; the diagnostics of that version are converted with it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
-from promptls.analysis.text import apply_changes
+from promptls.analysis.text import LineIndex, apply_changes_to
 from promptls.lsp.convert import encoding_of, to_change
 
 log = logging.getLogger("promptls")
@@ -39,6 +41,11 @@ class _Unanswerable:
 class PromptProtocol(LanguageServerProtocol):
     """LanguageServerProtocol that answers malformed requests instead of dropping them."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line_indexes: dict[str, LineIndex] = {}
+        """uri -> the line index of the open document's current text (kept across changes)."""
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Read a message; a malformed request becomes an error response to send."""
         try:
@@ -51,6 +58,10 @@ class PromptProtocol(LanguageServerProtocol):
             if isinstance(data, dict) and "id" in data and "method" in data:
                 return _Unanswerable(data["id"], JsonRpcInvalidParams(str(exc)))
             raise
+
+    def forget_lines(self, uri: str) -> None:
+        """A document closed: drop its line index."""
+        self.line_indexes.pop(unquote(uri), None)
 
     def handle_message(self, message: Any) -> Any:
         """Answer an unreadable request with its error; hand anything else to pygls."""
@@ -67,21 +78,27 @@ class PromptProtocol(LanguageServerProtocol):
         (Replaces pygls's own handler, which applies them with `TextDocument.apply_change`.)"""
         workspace = self.workspace
         uri = params.text_document.uri
-        doc = workspace.text_documents.get(unquote(uri))
+        key = unquote(uri)
+        doc = workspace.text_documents.get(key)
         if doc is None:
             log.warning("didChange for %s, which is not open: ignored", uri)
             return
-        text = apply_changes(
-            doc.source,
+        source = doc.source
+        lines = self.line_indexes.get(key)
+        if lines is None or lines.text is not source:
+            lines = LineIndex(source)
+        lines = apply_changes_to(
+            lines,
             (to_change(c) for c in params.content_changes),
             encoding_of(workspace.position_encoding),
         )
+        self.line_indexes[key] = lines
         workspace.put_text_document(
             types.TextDocumentItem(
                 uri=doc.uri,
                 language_id=doc.language_id or "",
                 version=params.text_document.version,
-                text=text,
+                text=lines.text,
             )
         )
         handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)

@@ -240,11 +240,14 @@ class PromptLanguageServer(LanguageServer):
         return fa
 
     def line_index(self, fa: FileAnalysis) -> LineIndex:
-        """The line index of an analysed file's text (kept while the analysis is current)."""
+        """The line index of an analysed file's text (kept while the analysis is current; for
+        an open document, the one the protocol keeps up to date with its edits)."""
         cached = self._line_indexes.get(fa.path)
         if cached is not None and cached[0] is fa:
             return cached[1]
-        index = LineIndex(fa.doc.text)
+        text = fa.doc.text
+        kept = self.protocol.line_indexes if isinstance(self.protocol, PromptProtocol) else {}
+        index = next((i for i in kept.values() if i.text is text), None) or LineIndex(text)
         self._line_indexes[fa.path] = (fa, index)
         return index
 

@@ -12,6 +12,7 @@ import asyncio
 from lsprotocol import types
 
 from promptls.lsp.diagnostics import publish_affected, publish_early
+from promptls.lsp.protocol import PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
 
 
@@ -60,6 +61,8 @@ async def did_close(ls: PromptLanguageServer, params: types.DidCloseTextDocument
     if pending is not None:
         pending.cancel()
     ls.analysed_versions.pop(uri, None)
+    if isinstance(ls.protocol, PromptProtocol):
+        ls.protocol.forget_lines(uri)
     path = ls.path_of(uri)
     index = ls.index
     if path is None or index is None:
