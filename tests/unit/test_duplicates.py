@@ -66,3 +66,21 @@ def test_threshold_setting(make_workspace: WorkspaceMaker) -> None:
     index = _index(make_workspace(FILES), duplicateMinTokens=500)
     a = os.path.join(index.workspace.folders[0], ".claude/modules/m/a.md")
     assert not [f for f in index.findings(a) if f.code == "duplicate-content"]
+
+
+def test_a_block_pasted_many_times_lists_a_bounded_number_of_copies(
+    make_workspace: WorkspaceMaker,
+) -> None:
+    """1,500 copies in one file: each is reported, with at most MAX_OTHERS related locations
+    (all of them would be 2.25 million, which the server once spent minutes publishing)."""
+    from promptls.analysis.duplicates import MAX_OTHERS
+
+    index = _index(make_workspace({"CLAUDE.md": "# Memory\n\n" + f"{PARAGRAPH}\n\n" * 1500}))
+    memory = os.path.join(index.workspace.folders[0], "CLAUDE.md")
+    found = [f for f in index.findings(memory) if f.code == "duplicate-content"]
+    assert len(found) == 1500
+    for finding in found:
+        assert 0 < len(finding.related) <= MAX_OTHERS
+        assert "(and 1,496 more)" in finding.message
+    starts = {f.start for f in found}
+    assert all(r.start in starts for f in found for r in f.related)

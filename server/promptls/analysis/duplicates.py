@@ -86,6 +86,14 @@ class Duplicate:
     label: str
     tokens: int
     others: tuple[tuple[str, int, int], ...]
+    """Where the other copies are: the first `MAX_OTHERS` of them."""
+    copies: int = 0
+    """How many other copies there are in all (`others` may list fewer)."""
+
+
+#: At most this many other copies are listed per copy: a block pasted a thousand times would
+#: otherwise make a million related locations.
+MAX_OTHERS = 20
 
 
 def find_duplicates(
@@ -108,17 +116,27 @@ def find_duplicates(
         tokens = count(text_of(path0)[first.start : first.end])
         if tokens < min_tokens:
             continue
+        listed = copies[: MAX_OTHERS + 1]
         for path, block in copies:
-            others = tuple((p, b.start, b.end) for p, b in copies if (p, b) != (path, block))
-            found.append(Duplicate(path, block.start, block.end, block.label, tokens, others))
+            others = tuple((p, b.start, b.end) for p, b in listed if (p, b) != (path, block))[
+                :MAX_OTHERS
+            ]
+            found.append(
+                Duplicate(
+                    path, block.start, block.end, block.label, tokens, others, len(copies) - 1
+                )
+            )
     # A copy inside a larger duplicated copy in the same file is reported with it, not alone.
-    spans: dict[str, list[tuple[int, int]]] = {}
+    spans: dict[str, set[tuple[int, int]]] = {}
     for d in found:
-        spans.setdefault(d.path, []).append((d.start, d.end))
-    return [
-        d
-        for d in found
-        if not any(
-            s <= d.start and d.end <= e and (s, e) != (d.start, d.end) for s, e in spans[d.path]
-        )
-    ]
+        spans.setdefault(d.path, set()).add((d.start, d.end))
+    inner: set[tuple[str, int, int]] = set()
+    for path, unique in spans.items():
+        # By start, the longest first: a span lies inside another one iff an earlier span
+        # reaches at least as far.
+        reach = -1
+        for start, end in sorted(unique, key=lambda se: (se[0], -se[1])):
+            if reach >= end:
+                inner.add((path, start, end))
+            reach = max(reach, end)
+    return [d for d in found if (d.path, d.start, d.end) not in inner]

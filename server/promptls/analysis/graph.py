@@ -691,6 +691,8 @@ class WorkspaceIndex:
         show = self.workspace.relative
         for d in found:
             where = ", ".join(f"{show(p)}" for p, _, _ in d.others[:3])
+            if d.copies > 3:
+                where += f" (and {d.copies - 3:,} more)"
             by_path.setdefault(d.path, []).append(
                 Finding(
                     "duplicate-content",
