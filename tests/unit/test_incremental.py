@@ -165,6 +165,37 @@ def test_shifted_document_equals_a_fresh_parse() -> None:
     assert shifted > 120  # the shortcut is really exercised
 
 
+ADJACENT = "```xml\n<r><a>q</a><b>z</b><c></c>\n<d>long text</d>\n<e>tail</e></r>\n```\n"
+
+
+@pytest.mark.parametrize(
+    ("at", "removed", "inserted"),
+    [
+        (ADJACENT.index("<b>"), 0, "x"),  # an empty text node between two elements
+        (ADJACENT.index("</c>"), 0, "x"),  # an empty element
+        (ADJACENT.index("</b>"), 1, ""),  # a text node emptied
+        (ADJACENT.index("</b>"), 1, "yy"),
+        (ADJACENT.index("text"), 0, " more"),  # moves the elements after it
+        (ADJACENT.index("text"), 4, ""),
+        (ADJACENT.index("tail"), 2, "x"),
+    ],
+    ids=["between", "empty", "emptied", "replaced", "insert", "delete", "last"],
+)
+def test_shift_at_element_boundaries(at: int, removed: int, inserted: str) -> None:
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    doc = parse_document(ADJACENT, "module")
+    new = ADJACENT[:at] + inserted + ADJACENT[at + removed :]
+    result = shift_document(doc, new, text_edit(ADJACENT, new), extract_references(doc))
+    if result is not None:
+        assert result[0] == parse_document(new, "module")
+    shifted = shift_document(parse_document(new, "module"), ADJACENT, text_edit(new, ADJACENT), [])
+    if shifted is not None:  # and back
+        assert shifted[0] == doc
+
+
 @pytest.mark.parametrize("kind_path", [".claude/modules/dev/review.md", ".claude/commands/rev.md"])
 def test_incremental_updates_equal_a_full_analysis(
     make_workspace: WorkspaceMaker, kind_path: str

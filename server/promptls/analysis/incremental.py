@@ -161,6 +161,10 @@ def _shift_check(
     if not after or body[min(after)] != "<" or (0 <= amp < min(after)):
         return None
     node_start, node_end = before + 1, min(after)
+    if node_start == node_end:
+        # An empty text node (`</a><b>`, `<a></a>`): an offset there may be an end before the
+        # insertion (`</a>`'s) or a start after it (`<b>`'s); not told apart here.
+        return None
     check = region.check
     for c in check.comments:
         if c.start < node_end and node_start < c.end:
@@ -171,69 +175,48 @@ def _shift_check(
     for p in check.problems:
         if node_start <= p.start <= node_end or node_start <= p.end <= node_end:
             return None
+    # One pass: an element ending before the text node stays as it is (most of them, built
+    # again for nothing before); one starting after it moves whole; one around it (an ancestor
+    # of the node, or an unclosed element running past it) keeps its start and may contain it.
     inside = False
-    for el in check.elements:
-        if el.start_tag_end <= node_start and node_end <= el.content_end:
-            # Paths are read from a `<module>`'s first text, an include element's whole text
-            # and the lines of `<depends_on>`/`<provides_to>`.
-            if el.name in _LINE_ELEMENTS or el.self_closing:
-                return None
-            if el.name in _PATH_ELEMENTS and (
-                node_start == el.content_start or node_end == el.content_end
-            ):
-                return None
-            inside = True
-    if not inside:
-        return None
-
-    def at(offset: int) -> int:
-        return offset + delta if offset >= node_end else offset
-
     elements: list[XmlElement] = []
+    keep = elements.append
     for e in check.elements:
         if e.end < node_end:
-            elements.append(e)
+            keep(e)
         elif e.start >= node_end:  # after the edit: everything moves
-            elements.append(
-                XmlElement(
-                    e.name,
-                    e.start + delta,
-                    e.start_tag_end + delta,
-                    e.end + delta,
-                    e.content_start + delta,
-                    e.content_end + delta,
-                    e.depth,
-                    tuple(
-                        XmlAttribute(
-                            a.name,
-                            a.value,
-                            a.name_start + delta,
-                            a.value_start + delta,
-                            a.value_end + delta,
-                        )
-                        for a in e.attributes
-                    )
-                    if e.attributes
-                    else (),
-                    e.self_closing,
-                    e.closed,
-                )
-            )
+            keep(_moved(e, delta))
         else:  # around the edit: its end moves
-            elements.append(
+            if e.start_tag_end <= node_start and node_end <= e.content_end:
+                # Paths are read from a `<module>`'s first text, an include element's whole
+                # text and the lines of `<depends_on>`/`<provides_to>`.
+                if e.name in _LINE_ELEMENTS or e.self_closing:
+                    return None
+                if e.name in _PATH_ELEMENTS and (
+                    node_start == e.content_start or node_end == e.content_end
+                ):
+                    return None
+                inside = True
+            keep(
                 XmlElement(
                     e.name,
                     e.start,
                     e.start_tag_end,
                     e.end + delta,
                     e.content_start,
-                    at(e.content_end),
+                    e.content_end + delta if e.content_end >= node_end else e.content_end,
                     e.depth,
                     e.attributes,
                     e.self_closing,
                     e.closed,
                 )
             )
+    if not inside:
+        return None
+
+    def at(offset: int) -> int:
+        return offset + delta if offset >= node_end else offset
+
     return XmlCheck(
         problems=tuple(
             XmlProblem(at(p.start), at(p.end), p.severity, p.message, p.kind, p.fix)
@@ -250,3 +233,52 @@ def _shift_check(
         well_formed=check.well_formed,
         oracle=check.oracle,
     )
+
+
+# The slots of the records, filled directly (see `_moved`).
+_NEW_ELEMENT, _NEW_ATTRIBUTE = XmlElement.__new__, XmlAttribute.__new__
+(
+    _E_NAME,
+    _E_START,
+    _E_TAG_END,
+    _E_END,
+    _E_CONTENT_START,
+    _E_CONTENT_END,
+    _E_DEPTH,
+    _E_ATTRS,
+    _E_SELF_CLOSING,
+    _E_CLOSED,
+) = (XmlElement.__dict__[n].__set__ for n in XmlElement.__slots__)
+_A_NAME, _A_VALUE, _A_NAME_START, _A_VALUE_START, _A_VALUE_END = (
+    XmlAttribute.__dict__[n].__set__ for n in XmlAttribute.__slots__
+)
+
+
+def _moved(e: XmlElement, delta: int) -> XmlElement:
+    """`e` moved by `delta` whole, attributes included. Its slots are filled directly: a frozen
+    dataclass's `__init__` sets each field through `object.__setattr__`, which takes half again
+    as long, and typing before the end of a large region moves hundreds of elements."""
+    moved = _NEW_ELEMENT(XmlElement)
+    _E_NAME(moved, e.name)
+    _E_START(moved, e.start + delta)
+    _E_TAG_END(moved, e.start_tag_end + delta)
+    _E_END(moved, e.end + delta)
+    _E_CONTENT_START(moved, e.content_start + delta)
+    _E_CONTENT_END(moved, e.content_end + delta)
+    _E_DEPTH(moved, e.depth)
+    _E_ATTRS(
+        moved, tuple([_moved_attribute(a, delta) for a in e.attributes]) if e.attributes else ()
+    )
+    _E_SELF_CLOSING(moved, e.self_closing)
+    _E_CLOSED(moved, e.closed)
+    return moved
+
+
+def _moved_attribute(a: XmlAttribute, delta: int) -> XmlAttribute:
+    moved = _NEW_ATTRIBUTE(XmlAttribute)
+    _A_NAME(moved, a.name)
+    _A_VALUE(moved, a.value)
+    _A_NAME_START(moved, a.name_start + delta)
+    _A_VALUE_START(moved, a.value_start + delta)
+    _A_VALUE_END(moved, a.value_end + delta)
+    return moved
