@@ -317,8 +317,54 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     elif transport == "ws":
         server.start_ws(host, port)
     else:
-        server.start_io()
+        _start_io(server)
     return 0
+
+
+def _start_io(server: PromptLanguageServer) -> None:
+    """`server.start_io()`, reading stdin with the event loop's own pipe reader. pygls reads it
+    on a worker thread, three hand-offs per message (header, blank line, body), each a thread
+    to wake on a busy machine: a keystroke's `didChange` then waits for them before it is
+    handled. A stdin that is not a pipe or a socket (a file, /dev/null) is read the pygls way."""
+    from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+
+    stop = server._stop_event = threading.Event()
+    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
+
+    async def read_messages() -> None:
+        reader: Any = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+        if _is_pipe(sys.stdin.buffer):
+            reader = asyncio.StreamReader()
+            await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer
+            )
+        await run_async(
+            stop_event=stop,
+            reader=reader,
+            protocol=server.protocol,
+            logger=log,
+            error_handler=server.report_server_error,
+        )
+
+    try:
+        asyncio.run(read_messages())
+    except BrokenPipeError:
+        log.error("Connection to the client is lost! Shutting down the server.")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()  # type: ignore[no-untyped-call]
+
+
+def _is_pipe(stream: Any) -> bool:
+    """Whether `stream` is a pipe or a socket (what the event loop can watch)."""
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def _dump_threads_on_signal() -> None:
