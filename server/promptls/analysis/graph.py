@@ -118,7 +118,10 @@ class WorkspaceIndex:
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
         self._dependents: dict[str, frozenset[str]] = {}
         """`dependents` by path, while no load set changes."""
-        self._chunk_bounds: dict[str, tuple[str, list[int]]] = {}
+        self._memories: list[str] | None = None
+        """The indexed files of kind "memory" (None: to list again, a file came or went)."""
+        self._chunk_bounds: dict[str, tuple[str, list[int], int, int]] = {}
+        """path -> (text, its chunk bounds, the chunk last edited, that chunk's token count)."""
         """Open buffers being edited: the text last counted and where its chunks start."""
         self._region_checks: RegionCache = SyncLRU(maxsize=4096)
         """XML checks by region text: an edit re-checks only the region it touched."""
@@ -184,6 +187,7 @@ class WorkspaceIndex:
         with self._lock:
             self.errors[path] = str(exc)
             self.files.pop(path, None)
+            self._memories = None
             self._invalidate(path)
 
     def update(self, path: str, version: int | None = None) -> set[str]:
@@ -274,8 +278,9 @@ class WorkspaceIndex:
         in; None when the chunk's ends are no longer safe breaks."""
         before = old.doc.text
         known = self._chunk_bounds.get(old.path)
+        last, last_count = -1, 0
         if known is not None and known[0] is before:
-            bounds = known[1]
+            bounds, last, last_count = known[1], known[2], known[3]
         else:
             bounds = [0]
             for chunk in split_chunks(before):
@@ -287,10 +292,12 @@ class WorkspaceIndex:
         new_high = high + edit.delta
         if not (is_safe_break(text, low) and is_safe_break(text, new_high)):
             return None
-        change = self.counter.count(text[low:new_high]) - self.counter.count(before[low:high])
+        # Typing on in the same chunk: its count is the one the previous edit made.
+        before_count = last_count if k == last else self.counter.count(before[low:high])
+        count = self.counter.count(text[low:new_high])
         moved = [*bounds[: k + 1], *(b + edit.delta for b in bounds[k + 1 :])]
-        self._chunk_bounds[old.path] = (text, moved)
-        return change
+        self._chunk_bounds[old.path] = (text, moved, k, count)
+        return count - before_count
 
     def analyse_alone(self, path: str, version: int | None = None) -> FileAnalysis | None:
         """Analyse one file on its own, without storing it: what the file itself and the file
@@ -331,6 +338,7 @@ class WorkspaceIndex:
         with self._lock:
             affected = self.dependents(path)
             self.files.pop(path, None)
+            self._memories = None
             self.errors.pop(path, None)
             self._chunk_bounds.pop(path, None)
             self._invalidate(path)
@@ -381,6 +389,8 @@ class WorkspaceIndex:
     def _store(self, analysis: FileAnalysis) -> None:
         old = self.files.get(analysis.path)
         self.files[analysis.path] = analysis
+        if old is None or old.kind != analysis.kind:
+            self._memories = None
         self.errors.pop(analysis.path, None)
         if (
             old is None
@@ -708,11 +718,12 @@ class WorkspaceIndex:
         return by_path
 
     def _roots_reaching(self, path: str) -> list[str]:
-        return [
-            root
-            for root, fa in self.files.items()
-            if fa.kind == "memory" and (root == path or path in self.load_set(root).files)
-        ]
+        with self._lock:  # (files are stored under the lock, which empties the list)
+            memories = self._memories
+            if memories is None:
+                memories = [p for p, fa in self.files.items() if fa.kind == "memory"]
+                self._memories = memories
+        return [root for root in memories if root == path or path in self.load_set(root).files]
 
     def _graph_findings(self) -> _Graph:
         with self._lock:
