@@ -7,6 +7,7 @@ The index is shared by every feature: one analysis per document version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import statistics
@@ -312,13 +313,24 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     sys.setswitchinterval(0.001)
     _dump_threads_on_signal()
     server = create_server()
-    if transport == "tcp":
-        server.start_tcp(host, port)
-    elif transport == "ws":
-        server.start_ws(host, port)
+    try:
+        if transport == "tcp":
+            server.start_tcp(host, port)
+        elif transport == "ws":
+            server.start_ws(host, port)
+        else:
+            _start_io(server)
+    except SystemExit as stop:  # pygls ends `exit` with sys.exit
+        code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     else:
-        _start_io(server)
-    return 0
+        code = 0
+    # A worker thread may still be busy (the slow findings of a huge file): the interpreter
+    # would wait for it at exit, and the client expects the process gone once it sent `exit`.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # the client closed the pipe
+            stream.flush()
+    os._exit(code)
 
 
 def _start_io(server: PromptLanguageServer) -> None:
