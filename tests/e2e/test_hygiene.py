@@ -326,3 +326,51 @@ def test_stdout_is_only_framed_json_rpc(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def _blocks(word: str, n: int) -> str:
+    return "# Memory\n\n" + "".join(
+        f"```xml\n<r{i}>\n  <a>  {word} word {i}  </a>\n"
+        f"  <b>  more   text {i} </b>\n</r{i}>\n```\n\n"
+        for i in range(n)
+    )
+
+
+def test_exits_at_once_while_a_worker_is_busy(tmp_path: Path) -> None:
+    """After a change the slow findings (compressing every block) run on a worker thread; the
+    interpreter would wait for it at exit. `exit` ends the process anyway."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    memory = root / "CLAUDE.md"
+    memory.write_text(_blocks("alpha", 3000))
+    uri = memory.as_uri()
+    proc = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        peer = Peer(proc.stdin.fileno(), Reader(proc.stdout.fileno()))
+        peer.initialize(root, os.getpid())
+        doc = {"uri": uri, "languageId": "markdown", "version": 1, "text": memory.read_text()}
+        peer.send({"method": "textDocument/didOpen", "params": {"textDocument": doc}})
+        assert "result" in peer.request("promptls/stats", None, timeout=120)
+        changed = {"uri": uri, "version": 2}
+        text = _blocks("beta", 3000)
+        peer.send(
+            {
+                "method": "textDocument/didChange",
+                "params": {"textDocument": changed, "contentChanges": [{"text": text}]},
+            }
+        )
+        time.sleep(1.0)  # the debounce, the fast findings, and the worker has started
+        assert "result" in peer.request("shutdown", None, timeout=30)
+        started = time.monotonic()
+        peer.send({"method": "exit"})
+        assert peer.reader.until_eof(timeout=30)  # what it still writes, then the end
+        code = proc.wait(timeout=30)
+        waited = time.monotonic() - started
+        assert waited < 2.5, f"{waited:.2f} s to exit while a worker was busy"
+        assert code == 0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -320,12 +320,17 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
             server.start_ws(host, port)
         else:
             _start_io(server)
-    except SystemExit as stop:  # pygls ends `exit` with sys.exit
+    except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
     else:
         code = 0
-    # A worker thread may still be busy (the slow findings of a huge file): the interpreter
-    # would wait for it at exit, and the client expects the process gone once it sent `exit`.
+    end_process(code)
+
+
+def end_process(code: int) -> NoReturn:
+    """End the process now, whatever the worker threads are doing (the slow findings of a huge
+    file): the interpreter would wait for them at exit, and work still queued would try to write
+    to a closed stdout. The client expects the process gone once it sent `exit`."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # the client closed the pipe

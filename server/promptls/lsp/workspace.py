@@ -257,8 +257,17 @@ async def did_change_workspace_folders(
     await reindex(ls)
 
 
+def exit_now(ls: PromptLanguageServer, params: Any = None) -> None:
+    """`exit`: end the process at once (0 after `shutdown`, else 1), even while a worker thread
+    is busy; pygls would close stdout and wait for the threads."""
+    from promptls.lsp.server import end_process
+
+    end_process(0 if getattr(ls.protocol, "_shutdown", False) else 1)
+
+
 def register(server: PromptLanguageServer) -> None:
     """Register the workspace features."""
+    server.feature(types.EXIT)(exit_now)
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
