@@ -4,6 +4,7 @@ writes nothing but framed JSON-RPC messages on stdout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,22 @@ def _workspace(tmp_path: Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def _session(root: Path, process_id: int | None) -> Iterator[tuple[subprocess.Popen[bytes], Peer]]:
+    """A server on pipes, initialized for `root`; killed when the block ends."""
+    proc = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        peer = Peer(proc.stdin.fileno(), Reader(proc.stdout.fileno()))
+        peer.initialize(root, process_id)
+        yield proc, peer
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
@@ -217,13 +235,8 @@ def test_exits_soon_after_its_parent_dies(tmp_path: Path) -> None:
 @needs_proc
 def test_exits_soon_after_its_input_closes(tmp_path: Path) -> None:
     root = _workspace(tmp_path)
-    proc = subprocess.Popen(
-        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        peer = Peer(proc.stdin.fileno(), Reader(proc.stdout.fileno()))
-        peer.initialize(root, os.getpid())
+    with _session(root, os.getpid()) as (proc, peer):
+        assert proc.stdin is not None
         peer.send(
             {
                 "method": "textDocument/didOpen",
@@ -247,9 +260,6 @@ def test_exits_soon_after_its_input_closes(tmp_path: Path) -> None:
         assert waited < 2.5, f"{waited:.2f} s to exit after its input closed"
         assert code == 0, proc.stderr.read() if proc.stderr else code
         assert all(_gone(child) for child in children)
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_stdout_is_only_framed_json_rpc(tmp_path: Path) -> None:
@@ -257,13 +267,7 @@ def test_stdout_is_only_framed_json_rpc(tmp_path: Path) -> None:
     document: every byte on stdout belongs to a well-formed message."""
     root = _workspace(tmp_path)
     (root / ".promptls.toml").write_text('loadBudget = "lots"\n[severity]\nnope = "loud"\n')
-    proc = subprocess.Popen(
-        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        peer = Peer(proc.stdin.fileno(), Reader(proc.stdout.fileno()))
-        peer.initialize(root, None)
+    with _session(root, None) as (proc, peer):
         uri = (root / ".claude" / "commands" / "a.md").as_uri()
         text = "---\n: : :\n---\n<a>\x00&nbsp;<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>&e;\n"
         peer.send(
@@ -323,9 +327,6 @@ def test_stdout_is_only_framed_json_rpc(tmp_path: Path) -> None:
         records = [line for line in stderr.splitlines() if line.startswith("promptls: ")]
         errors = [r for r in records if "ERROR" in r or "CRITICAL" in r]
         assert errors == ["promptls: ERROR Unable to deserialize message"], stderr
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def _blocks(word: str, n: int) -> str:
@@ -344,13 +345,7 @@ def test_exits_at_once_while_a_worker_is_busy(tmp_path: Path) -> None:
     memory = root / "CLAUDE.md"
     memory.write_text(_blocks("alpha", 3000))
     uri = memory.as_uri()
-    proc = subprocess.Popen(
-        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        peer = Peer(proc.stdin.fileno(), Reader(proc.stdout.fileno()))
-        peer.initialize(root, os.getpid())
+    with _session(root, os.getpid()) as (proc, peer):
         doc = {"uri": uri, "languageId": "markdown", "version": 1, "text": memory.read_text()}
         peer.send({"method": "textDocument/didOpen", "params": {"textDocument": doc}})
         assert "result" in peer.request("promptls/stats", None, timeout=120)
@@ -371,6 +366,3 @@ def test_exits_at_once_while_a_worker_is_busy(tmp_path: Path) -> None:
         waited = time.monotonic() - started
         assert waited < 2.5, f"{waited:.2f} s to exit while a worker was busy"
         assert code == 0
-    finally:
-        proc.kill()
-        proc.wait()
