@@ -165,6 +165,55 @@ def test_shifted_document_equals_a_fresh_parse() -> None:
     assert shifted > 120  # the shortcut is really exercised
 
 
+def test_typing_on_composes_shifts_that_equal_a_fresh_parse() -> None:
+    """Keystrokes in one text node chain shifts (each from the previous shifted document, the
+    elements after it moved lazily and only once); the result always equals a fresh parse,
+    also when the typing moves to another node, deletes, or the elements are read midway."""
+    import random
+
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+    from promptls.analysis.xml import ShiftedElements
+
+    composed = 0
+    for seed in range(12):
+        rng = random.Random(seed)
+        text = MODULE
+        doc = parse_document(text, "module")
+        refs = extract_references(doc)
+        spots = [i + 1 for i, ch in enumerate(text) if ch == ">" and text[i + 1 : i + 2].isalpha()]
+        at = rng.choice(spots)
+        for _ in range(80):
+            if rng.random() < 0.1:  # move elsewhere
+                at = rng.choice([i + 1 for i, ch in enumerate(text) if ch == ">"])
+            if rng.random() < 0.2 and at > 0 and text[at - 1].isalpha():  # backspace
+                new, at = text[: at - 1] + text[at:], at - 1
+            else:
+                new = text[:at] + rng.choice("abc .,") + text[at:]
+                at += 1
+            result = shift_document(doc, new, text_edit(text, new), refs)
+            fresh = parse_document(new, "module")
+            if result is None:
+                doc, refs = fresh, extract_references(fresh)
+            else:
+                before = [r.check.elements for r in doc.regions]
+                doc, refs = result
+                for region, old_elements in zip(doc.regions, before, strict=True):
+                    elements = region.check.elements
+                    if isinstance(elements, ShiftedElements) and elements.base is getattr(
+                        old_elements, "base", None
+                    ):
+                        composed += 1
+                if rng.random() < 0.2:  # read midway: built once, still composable
+                    for region in doc.regions:
+                        list(region.check.elements)
+                assert doc == fresh
+                assert refs == extract_references(fresh)
+            text = new
+    assert composed > 300  # typing on really composes
+
+
 ADJACENT = "```xml\n<r><a>q</a><b>z</b><c></c>\n<d>long text</d>\n<e>tail</e></r>\n```\n"
 
 

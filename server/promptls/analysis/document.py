@@ -159,9 +159,7 @@ class Document:
     def context_budget(self) -> tuple[int, int, int] | None:
         """A declared `<context_budget>` estimate: (tokens, start, end of the number)."""
         for region in self.regions:
-            for element in region.check.elements:
-                if element.name != "context_budget":
-                    continue
+            for element in region.check.named("context_budget"):
                 base = region.start + element.content_start
                 content = self.text[base : region.start + element.content_end]
                 match = _NUMBER.search(content)

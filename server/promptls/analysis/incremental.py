@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
-from promptls.analysis.xml import XmlAttribute, XmlCheck, XmlComment, XmlElement, XmlProblem
+from promptls.analysis.xml import (
+    ShiftedElements,
+    XmlAttribute,
+    XmlCheck,
+    XmlComment,
+    XmlElement,
+    XmlProblem,
+)
 
 #: Characters an edit may remove or insert and still keep the structure: ASCII letters, digits,
 #: spaces and punctuation that means nothing to XML, markdown fences, code spans or references
@@ -152,13 +159,22 @@ def _shift_check(
 ) -> XmlCheck | None:
     """The check of the region after replacing its `[start, old_end)` (region offsets), when
     that span lies in the text of an element, away from markup; else None."""
-    body = text[region.start : region.end]
-    before = max(body.rfind("<", 0, start), body.rfind(">", 0, start), body.rfind("&", 0, start))
-    if before < 0 or body[before] != ">":
+    base_at, region_end = region.start, region.end
+
+    def back(ch: str) -> int:
+        found = text.rfind(ch, base_at, base_at + start)
+        return found - base_at if found >= 0 else -1
+
+    def ahead(ch: str) -> int:
+        found = text.find(ch, base_at + old_end, region_end)
+        return found - base_at if found >= 0 else -1
+
+    before = max(back("<"), back(">"), back("&"))
+    if before < 0 or text[base_at + before] != ">":
         return None
-    after = [i for i in (body.find("<", old_end), body.find(">", old_end)) if i >= 0]
-    amp = body.find("&", old_end)
-    if not after or body[min(after)] != "<" or (0 <= amp < min(after)):
+    after = [i for i in (ahead("<"), ahead(">")) if i >= 0]
+    amp = ahead("&")
+    if not after or text[base_at + min(after)] != "<" or (0 <= amp < min(after)):
         return None
     node_start, node_end = before + 1, min(after)
     if node_start == node_end:
@@ -175,42 +191,50 @@ def _shift_check(
     for p in check.problems:
         if node_start <= p.start <= node_end or node_start <= p.end <= node_end:
             return None
-    # One pass: an element ending before the text node stays as it is (most of them, built
-    # again for nothing before); one starting after it moves whole; one around it (an ancestor
-    # of the node, or an unclosed element running past it) keeps its start and may contain it.
+    # Elements ending before the text node stay as they are; those starting after it move
+    # whole, lazily (`ShiftedElements`); those around it (its ancestors, or an unclosed element
+    # running past it) keep their start and may contain it: only these are built again. Typing
+    # on in the text node the previous edit shifted composes with that shift.
+    elements = check.elements
+    around: list[tuple[int, XmlElement]]
+    if isinstance(elements, ShiftedElements) and elements.node == (node_start, node_end):
+        base, pivot, total = elements.base, elements.pivot, elements.delta + delta
+        around = list(elements.around.items())
+    else:
+        base = elements.built() if isinstance(elements, ShiftedElements) else tuple(elements)
+        pivot, total, around = len(base), delta, []
+        for i, e in enumerate(base):
+            if e.start >= node_end:
+                pivot = min(pivot, i)
+            elif pivot < len(base):
+                return None  # (not in document order: never, but then parse again)
+            elif e.end >= node_end:
+                around.append((i, e))
     inside = False
-    elements: list[XmlElement] = []
-    keep = elements.append
-    for e in check.elements:
-        if e.end < node_end:
-            keep(e)
-        elif e.start >= node_end:  # after the edit: everything moves
-            keep(_moved(e, delta))
-        else:  # around the edit: its end moves
-            if e.start_tag_end <= node_start and node_end <= e.content_end:
-                # Paths are read from a `<module>`'s first text, an include element's whole
-                # text and the lines of `<depends_on>`/`<provides_to>`.
-                if e.name in _LINE_ELEMENTS or e.self_closing:
-                    return None
-                if e.name in _PATH_ELEMENTS and (
-                    node_start == e.content_start or node_end == e.content_end
-                ):
-                    return None
-                inside = True
-            keep(
-                XmlElement(
-                    e.name,
-                    e.start,
-                    e.start_tag_end,
-                    e.end + delta,
-                    e.content_start,
-                    e.content_end + delta if e.content_end >= node_end else e.content_end,
-                    e.depth,
-                    e.attributes,
-                    e.self_closing,
-                    e.closed,
-                )
-            )
+    moved_around: dict[int, XmlElement] = {}
+    for i, e in around:
+        if e.start_tag_end <= node_start and node_end <= e.content_end:
+            # Paths are read from a `<module>`'s first text, an include element's whole
+            # text and the lines of `<depends_on>`/`<provides_to>`.
+            if e.name in _LINE_ELEMENTS or e.self_closing:
+                return None
+            if e.name in _PATH_ELEMENTS and (
+                node_start == e.content_start or node_end == e.content_end
+            ):
+                return None
+            inside = True
+        moved_around[i] = XmlElement(
+            e.name,
+            e.start,
+            e.start_tag_end,
+            e.end + delta,
+            e.content_start,
+            e.content_end + delta if e.content_end >= node_end else e.content_end,
+            e.depth,
+            e.attributes,
+            e.self_closing,
+            e.closed,
+        )
     if not inside:
         return None
 
@@ -224,7 +248,7 @@ def _shift_check(
             else p
             for p in check.problems
         ),
-        elements=tuple(elements),
+        elements=ShiftedElements(base, pivot, total, moved_around, (node_start, node_end + delta)),
         comments=tuple(
             XmlComment(at(c.start), at(c.end), c.closed) if c.end >= node_end else c
             for c in check.comments
@@ -235,7 +259,7 @@ def _shift_check(
     )
 
 
-# The slots of the records, filled directly (see `_moved`).
+# The slots of the records, filled directly (see `moved_element`).
 _NEW_ELEMENT, _NEW_ATTRIBUTE = XmlElement.__new__, XmlAttribute.__new__
 (
     _E_NAME,
@@ -254,7 +278,7 @@ _A_NAME, _A_VALUE, _A_NAME_START, _A_VALUE_START, _A_VALUE_END = (
 )
 
 
-def _moved(e: XmlElement, delta: int) -> XmlElement:
+def moved_element(e: XmlElement, delta: int) -> XmlElement:
     """`e` moved by `delta` whole, attributes included. Its slots are filled directly: a frozen
     dataclass's `__init__` sets each field through `object.__setattr__`, which takes half again
     as long, and typing before the end of a large region moves hundreds of elements."""

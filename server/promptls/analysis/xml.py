@@ -30,9 +30,10 @@ import bisect
 import functools
 import html.entities
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import overload
 
 from lxml import etree
 
@@ -41,6 +42,7 @@ from promptls.analysis.findings import Severity
 __all__ = [
     "NAME_RE",
     "RawElementEnds",
+    "ShiftedElements",
     "XmlAttribute",
     "XmlCheck",
     "XmlComment",
@@ -130,11 +132,106 @@ class XmlCheck:
     """
 
     problems: tuple[XmlProblem, ...]
-    elements: tuple[XmlElement, ...]
+    elements: Sequence[XmlElement]
+    """In document order (of start tags): a tuple, or `ShiftedElements` after an edit."""
     comments: tuple[XmlComment, ...]
     cdata: tuple[tuple[int, int], ...]
     well_formed: bool
     oracle: str = "agree"
+
+    def named(self, name: str) -> Iterator[XmlElement]:
+        """The elements called `name`, in document order (without building the others of a
+        `ShiftedElements`)."""
+        elements = self.elements
+        if isinstance(elements, ShiftedElements):
+            yield from elements.named(name)
+        else:
+            yield from (e for e in elements if e.name == name)
+
+
+class ShiftedElements(Sequence[XmlElement]):
+    """The elements of a region after an edit in one text node, computed when first read.
+
+    `base[:pivot]` stay where they were except `around` (index -> element: the ancestors of the
+    text node, whose ends moved); `base[pivot:]` lie after the edit and move by `delta` whole.
+    Typing on in the same text node composes with the shift before (`node` is where that text
+    node now is), so a keystroke costs the depth of the node, not the number of elements; the
+    moved tuple is built once, by whoever reads it first (outline, hints, a worker thread).
+    """
+
+    __slots__ = ("_built", "around", "base", "delta", "node", "pivot")
+
+    def __init__(
+        self,
+        base: tuple[XmlElement, ...],
+        pivot: int,
+        delta: int,
+        around: dict[int, XmlElement],
+        node: tuple[int, int],
+    ) -> None:
+        self.base = base
+        self.pivot = pivot
+        self.delta = delta
+        self.around = around
+        self.node = node
+        self._built: tuple[XmlElement, ...] | None = None
+
+    def built(self) -> tuple[XmlElement, ...]:
+        """The elements, as a tuple (built on the first call)."""
+        built = self._built
+        if built is None:
+            from promptls.analysis.incremental import moved_element
+
+            base, pivot, delta, around = self.base, self.pivot, self.delta, self.around
+            head = (
+                [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
+            )
+            built = (*head, *(moved_element(e, delta) for e in base[pivot:]))
+            self._built = built
+        return built
+
+    def named(self, name: str) -> Iterator[XmlElement]:
+        for i, e in enumerate(self.base):
+            if e.name == name:
+                yield self[i]
+
+    @overload
+    def __getitem__(self, i: int) -> XmlElement: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[XmlElement]: ...
+
+    def __getitem__(self, i: int | slice) -> XmlElement | Sequence[XmlElement]:
+        if isinstance(i, slice) or self._built is not None:
+            return self.built()[i]
+        n = len(self.base)
+        k = i + n if i < 0 else i
+        if not 0 <= k < n:
+            raise IndexError(i)
+        if k >= self.pivot:
+            from promptls.analysis.incremental import moved_element
+
+            return moved_element(self.base[k], self.delta)
+        return self.around.get(k, self.base[k])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __iter__(self) -> Iterator[XmlElement]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ShiftedElements):
+            return self.built() == other.built()
+        if isinstance(other, tuple):
+            return self.built() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.built())
+
+    def __repr__(self) -> str:
+        return f"ShiftedElements({self.built()!r})"
 
 
 # --------------------------------------------------------------------------------------------
