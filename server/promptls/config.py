@@ -154,6 +154,9 @@ class Settings:
     """XML compression."""
     duplicate_min_tokens: int = 50
     """Smallest paragraph or XML element reported when it appears twice in one load set."""
+    max_problems: int = 1000
+    """Most findings reported per file (the most severe first; 0: no limit). More than this
+    in one file is noise, and each keystroke would publish them all again."""
     diagnostics_delay: int = 150
     """Milliseconds the editor waits after a keystroke before analysing (language server only)."""
     problems: list[str] = field(default_factory=list)

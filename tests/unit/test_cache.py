@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from promptls.analysis.cache import Cost, CostCache, FileKey
+from promptls.analysis.cache import Cost, CostCache, FileKey, SizedLRU
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings
@@ -100,3 +100,29 @@ def test_disk_change_changes_the_key(make_workspace: WorkspaceMaker) -> None:
     index.update(own)
     second = index.get(own)
     assert second is not None and second.stamp != first.stamp
+
+
+def test_sized_lru_is_bounded_by_the_size_of_its_keys() -> None:
+    """Many versions of a large document must not pile up: the bound is characters of key, and
+    an entry larger than the whole cache is not kept (the caller computes it again)."""
+    cache = SizedLRU(maxsize=10)
+    cache["abc"], cache["defgh"], cache["ij"] = 1, 2, 3
+    assert cache.currsize == 10
+    cache["x" * 11] = 4
+    assert "x" * 11 not in cache and len(cache) == 3
+    cache["klmn"] = 5  # the two least recently used go
+    assert dict(cache) == {"ij": 3, "klmn": 5} and cache.currsize == 6
+
+
+def test_region_checks_stay_bounded_over_many_versions(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace({".claude/commands/big.md": "x\n"})
+    s = Settings()
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    index.index()
+    path = os.path.join(index.workspace.folders[0], ".claude/commands/big.md")
+    body = "<a>" + "word " * 20_000 + "</a>"  # 100 K characters of XML
+    for i in range(200):  # 20 M characters of distinct regions (a count bound keeps them all)
+        index.workspace.overlay[path] = f"```xml\n{body}{i}\n```\n"
+        index.update(path, i + 1)
+    held = sum(len(text) for text, _masks in index._region_checks)
+    assert 0 < held == index._region_checks.currsize <= 16_000_000

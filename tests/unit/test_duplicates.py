@@ -75,7 +75,8 @@ def test_a_block_pasted_many_times_lists_a_bounded_number_of_copies(
     (all of them would be 2.25 million, which the server once spent minutes publishing)."""
     from promptls.analysis.duplicates import MAX_OTHERS
 
-    index = _index(make_workspace({"CLAUDE.md": "# Memory\n\n" + f"{PARAGRAPH}\n\n" * 1500}))
+    files = {"CLAUDE.md": "# Memory\n\n" + f"{PARAGRAPH}\n\n" * 1500}
+    index = _index(make_workspace(files), maxProblems=0)  # (all of them, not the first 1,000)
     memory = os.path.join(index.workspace.folders[0], "CLAUDE.md")
     found = [f for f in index.findings(memory) if f.code == "duplicate-content"]
     assert len(found) == 1500

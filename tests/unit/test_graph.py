@@ -159,3 +159,19 @@ def test_load_tree_marks_repeats(make_workspace: WorkspaceMaker) -> None:
     assert [index.workspace.relative(c.path) for c in change.children] == [
         ".claude/modules/quality/check.md"
     ]
+
+
+def test_findings_capped_most_severe_first(make_workspace: WorkspaceMaker) -> None:
+    """A file with thousands of problems reports `maxProblems` of them, errors before warnings,
+    and says how many more there are."""
+    body = "a < b & c\n" * 30 + "<open>\n"  # 60 lexical warnings, then an unclosed element
+    root = make_workspace({".claude/commands/noisy.md": f"```xml\n<r>\n{body}</r>\n```\n"})
+    index = _index(root, maxProblems=10)
+    found = index.findings(_p(index, ".claude/commands/noisy.md"))
+    assert len(found) == 11
+    (more,) = [f for f in found if f.code == "too-many-problems"]
+    assert more.message.startswith("51 more problems")
+    assert any(f.code == "xml-syntax" and f.severity == 1 for f in found)  # the error is kept
+    assert [f.start for f in found] == sorted(f.start for f in found)
+    everything = _index(root, maxProblems=0).findings(_p(index, ".claude/commands/noisy.md"))
+    assert len(everything) == 61 and "too-many-problems" not in {f.code for f in everything}

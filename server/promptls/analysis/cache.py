@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,11 +178,30 @@ class CostCache:
             )
 
 
-class SyncLRU(LRUCache[Any, Any]):
-    """An LRU cache safe to share between the indexing thread and the editor's."""
+class SizedLRU(LRUCache[Any, Any]):
+    """An LRU cache bounded by the total size of its keys (`sizeof(key)`, e.g. characters of
+    text), not by how many there are: a thousand versions of a 500 KB document must not hold
+    half a gigabyte. An entry larger than the whole cache is not kept."""
 
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize=maxsize)
+    def __init__(self, maxsize: int, sizeof: Callable[[Any], int] = len) -> None:
+        # The size cachetools asks for is the size of the key being stored (see __setitem__).
+        super().__init__(maxsize=maxsize, getsizeof=lambda _value: self._size)
+        self._sizeof_key = sizeof
+        self._size = 1
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        size = max(1, self._sizeof_key(key))
+        if size > self.maxsize:
+            return
+        self._size = size
+        super().__setitem__(key, value)
+
+
+class SyncLRU(SizedLRU):
+    """A `SizedLRU` safe to share between the indexing thread and the editor's."""
+
+    def __init__(self, maxsize: int, sizeof: Callable[[Any], int] = len) -> None:
+        super().__init__(maxsize, sizeof)
         self._lock = threading.RLock()
 
     def get(self, key: Any, default: Any = None) -> Any:

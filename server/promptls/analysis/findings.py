@@ -69,4 +69,5 @@ CODES: dict[str, str] = {
     "duplicate-content": "A paragraph or XML element loaded more than once by one file.",
     "xml-compressible": "An XML block that compresses (verified, same meaning) by a few tokens.",
     "file-too-large": "A file over the size limit: counted, not parsed.",
+    "too-many-problems": "More findings in a file than maxProblems; the most severe are shown.",
 }

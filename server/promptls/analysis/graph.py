@@ -32,6 +32,7 @@ from promptls.analysis.references import Reference, Resolution, Resolver, extrac
 from promptls.analysis.rules import (
     apply_overrides,
     budget_finding,
+    cap_findings,
     file_range,
     frontmatter_findings,
     reference_findings,
@@ -123,8 +124,9 @@ class WorkspaceIndex:
         self._chunk_bounds: dict[str, tuple[str, list[int], int, int]] = {}
         """path -> (text, its chunk bounds, the chunk last edited, that chunk's token count)."""
         """Open buffers being edited: the text last counted and where its chunks start."""
-        self._region_checks: RegionCache = SyncLRU(maxsize=4096)
-        """XML checks by region text: an edit re-checks only the region it touched."""
+        self._region_checks: RegionCache = SyncLRU(maxsize=16_000_000, sizeof=_region_chars)
+        """XML checks by region text (at most 16 M characters of it): an edit re-checks only the
+        region it touched."""
         self._lock = threading.RLock()
 
     # -- building --------------------------------------------------------------------------------
@@ -176,12 +178,19 @@ class WorkspaceIndex:
                 pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
                 future = pool.submit(self.counter.count_whole, pieces)
                 pending.append((path, text, stamp, time.perf_counter() - started, future))
+            # Parse everything first: the counts may wait for the encoding, still loading
+            # on another thread when the server starts (it hands the GIL over meanwhile).
+            parsed: list[tuple[FileAnalysis, Future[list[int]]]] = []
             for done, (path, text, stamp, spent, future) in enumerate(pending, 1):
-                analysis = self._analyse(path, text, None, future, spent, stamp)
-                with self._lock:
-                    self._store(analysis)
-                if progress is not None:
+                parsed.append((self._parse(path, text, None, spent, stamp), future))
+                if progress is not None and done < total:
                     progress(done, total)
+            for analysis, future in parsed:
+                finished = self._finish(analysis, future)
+                with self._lock:
+                    self._store(finished)
+            if progress is not None and parsed:
+                progress(total, total)
 
     def _record_error(self, path: str, exc: BaseException) -> None:
         with self._lock:
@@ -316,7 +325,8 @@ class WorkspaceIndex:
     def own_findings(self, fa: FileAnalysis) -> list[Finding]:
         """The findings of `fa` that need no other file, as `findings` orders and overrides them."""
         found = apply_overrides(fa.findings, self.settings.severity)
-        return sorted(found, key=lambda f: (f.start, f.end, f.code))
+        found.sort(key=lambda f: (f.start, f.end, f.code))
+        return cap_findings(found, self.settings.max_problems)
 
     def appeared(self, path: str) -> set[str]:
         """A file no prompt file loads appeared or changed on disk: resolve references again
@@ -364,25 +374,41 @@ class WorkspaceIndex:
         spent: float,
         stamp: Stamp,
     ) -> FileAnalysis:
+        return self._finish(self._parse(path, text, version, spent, stamp), counts)
+
+    def _parse(
+        self, path: str, text: str, version: int | None, spent: float, stamp: Stamp
+    ) -> FileAnalysis:
+        """Everything of `path`'s analysis but its token counts (zero until `_finish`)."""
         started = time.perf_counter()
         kind = self.workspace.kind(path)
         reduced = over_utf8_size(text, self.settings.max_file_bytes)
         doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
         refs = extract_references(doc)
         resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
-        raw, tokens = _tokens_from(counts.result(), doc, self.counter, self.settings)
-        fa = FileAnalysis(
+        return FileAnalysis(
             path=path,
             rel=self.workspace.relative(path),
             kind=kind,
             doc=doc,
-            raw_tokens=raw,
-            tokens=tokens,
+            raw_tokens=0,
+            tokens=0,
             resolutions=resolutions,
             findings=(),
             version=version,
             elapsed=spent + time.perf_counter() - started,
             stamp=stamp,
+        )
+
+    def _finish(self, parsed: FileAnalysis, counts: Future[list[int]]) -> FileAnalysis:
+        """`parsed` with its token counts (waiting for them) and its own findings."""
+        started = time.perf_counter()
+        raw, tokens = _tokens_from(counts.result(), parsed.doc, self.counter, self.settings)
+        fa = dataclasses.replace(
+            parsed,
+            raw_tokens=raw,
+            tokens=tokens,
+            elapsed=parsed.elapsed + time.perf_counter() - started,
         )
         return _with_local_findings(fa, self.settings)
 
@@ -555,7 +581,8 @@ class WorkspaceIndex:
         if slow:
             found += self._duplicate_findings(path) + self._compression_findings(path)
         found = apply_overrides(found, self.settings.severity)
-        return sorted(found, key=lambda f: (f.start, f.end, f.code))
+        found.sort(key=lambda f: (f.start, f.end, f.code))
+        return cap_findings(found, self.settings.max_problems)
 
     def _set_findings(self, fa: FileAnalysis) -> list[Finding]:
         out: list[Finding] = []
@@ -630,11 +657,12 @@ class WorkspaceIndex:
         return cached[1]
 
     def prepare_slow(self, path: str) -> None:
-        """Compute the costly parts of `path`'s slow findings (its compressions and duplicate
-        blocks) for its current analysis, so that `findings` then finds them remembered. Safe
-        on a worker thread while the index is updated: both depend on one immutable analysis."""
+        """Compute the costly parts of `path`'s slow findings (its compressions and the copies
+        of every load set it is in) for its current analysis, so that `findings` then finds them
+        remembered. Safe on a worker thread while the index is updated: each is computed from
+        immutable analyses and remembered only while they are current."""
         self.compressions(path)
-        self._blocks_of(path)
+        self._duplicate_findings(path)
 
     def _compression_findings(self, path: str) -> list[Finding]:
         minimum = self.settings.compression.min_saving
@@ -670,30 +698,37 @@ class WorkspaceIndex:
                 for r, fa in self.files.items()
                 if fa.kind in ENTRY_KINDS and path in self.load_set(r).files
             ]
-            for root in roots:
-                for finding in self._root_duplicates(root).get(path, []):
-                    out.setdefault((finding.start, finding.end), finding)
+        for root in roots:
+            for finding in self._root_duplicates(root).get(path, []):
+                out.setdefault((finding.start, finding.end), finding)
         return list(out.values())
 
-    def _blocks_of(self, path: str) -> list[Block]:
-        fa = self.files.get(path)
+    def _blocks_of(self, path: str, fa: FileAnalysis | None = None) -> list[Block]:
+        """The blocks of `path` (of its analysis `fa` when given) that copies are looked for in."""
+        fa = fa or self.files.get(path)
         if fa is None:
             return []
         cached = self._blocks.get(path)
         if cached is None or cached[0] is not fa:
             cached = (fa, blocks(fa.doc, self.settings.duplicate_min_tokens))
-            self._blocks[path] = cached
+            if self.files.get(path) is fa:
+                self._blocks[path] = cached
         return cached[1]
 
     def _root_duplicates(self, root: str) -> dict[str, list[Finding]]:
-        cached = self._dups.get(root)
-        if cached is not None:
-            return cached
-        members = self.load_set(root).files
+        """The copies `root`'s load set repeats, by file. Computed outside the lock from one
+        snapshot of the files (a worker thread does it while the user types, see
+        `prepare_slow`), and remembered only if none of them changed meanwhile."""
+        with self._lock:
+            cached = self._dups.get(root)
+            if cached is not None:
+                return cached
+            load_set = self.load_set(root)
+            snapshot = {p: fa for p in load_set.files if (fa := self.files.get(p)) is not None}
         found = find_duplicates(
-            members,
-            {p: self._blocks_of(p) for p in members},
-            lambda p: self.files[p].doc.text,
+            load_set.files,
+            {p: self._blocks_of(p, fa) for p, fa in snapshot.items()},
+            lambda p: snapshot[p].doc.text,
             self.counter.count,
             self.settings.duplicate_min_tokens,
         )
@@ -714,7 +749,11 @@ class WorkspaceIndex:
                     related=tuple(Related(p, s, e, "another copy") for p, s, e in d.others),
                 )
             )
-        self._dups[root] = by_path
+        with self._lock:
+            if self._load_sets.get(root) is load_set and all(
+                self.files.get(p) is fa for p, fa in snapshot.items()
+            ):
+                self._dups[root] = by_path
         return by_path
 
     def _roots_reaching(self, path: str) -> list[str]:
@@ -858,6 +897,10 @@ def _count_pieces(text: str, kind: str, settings: Settings) -> list[str]:
         if end and is_safe_break(text, end):
             return [text[:end], text[end:]]
     return [text]
+
+
+def _region_chars(key: tuple[str, tuple[tuple[int, int], ...]]) -> int:
+    return len(key[0])
 
 
 def _tokens_from(

