@@ -1398,7 +1398,10 @@ class RawElementEnds:
         self._tags: dict[str, tuple[list[int], list[tuple[bool, int]]]] = {}
         self._openers: list[int] = []
         self._opener_kind: list[bool] = []  # True for a comment, False for CDATA
-        for m in _RAW_TOKEN_RE.finditer(text):
+        # Tokens starting inside the skipped spans (code fences: most of a module) are never
+        # looked at, so they are not looked for; a token starting before a span is read whole
+        # (into the span, as a scan of the whole text would).
+        for m in self._tokens_between_spans(text, spans):
             token = m.group(0)
             if m.group(2) is None:
                 self._openers.append(m.start())
@@ -1412,6 +1415,18 @@ class RawElementEnds:
             False: _occurrences(text, "]]>"),
         }
         self._chains: dict[str, _RawChain] = {}
+
+    @staticmethod
+    def _tokens_between_spans(
+        text: str, spans: Sequence[tuple[int, int]]
+    ) -> Iterator[re.Match[str]]:
+        a = 0
+        for b, after in [*spans, (len(text), len(text))]:
+            for m in _RAW_TOKEN_RE.finditer(text, a):
+                if m.start() >= b:
+                    break
+                yield m
+            a = after
 
     def end(self, start: int) -> int | None:
         """`raw_element_end(text, start, skip)`, or None once the budget is spent."""
