@@ -75,6 +75,8 @@ def test_special_token_text_is_ordinary(counter: TokenCounter) -> None:
 def test_unknown_encoding_is_refused() -> None:
     with pytest.raises(EncodingUnavailable, match="not installed"):
         load_encoding("o200k_base")
+    with pytest.raises(EncodingUnavailable, match="available: cl100k_base"):
+        TokenCounter("o200k_base")  # at once, not at the first count
 
 
 @pytest.mark.parametrize(
