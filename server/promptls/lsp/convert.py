@@ -49,6 +49,12 @@ def to_range(index: LineIndex, start: int, end: int, encoding: PositionEncoding)
     )
 
 
+def to_position(index: LineIndex, offset: int, encoding: PositionEncoding) -> types.Position:
+    """An LSP position for an offset."""
+    p = index.position(offset, encoding)
+    return types.Position(line=p.line, character=p.character)
+
+
 def to_offset(index: LineIndex, position: types.Position, encoding: PositionEncoding) -> int:
     """The offset of an LSP position."""
     return index.offset(Position(position.line, position.character), encoding)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from promptls.analysis.graph import ENTRY_KINDS
-from promptls.lsp.convert import to_offset, to_range
+from promptls.lsp.convert import to_offset, to_position
 from promptls.lsp.server import PromptLanguageServer
 
 LENS_KINDS = frozenset({"command", "memory"}) | ENTRY_KINDS
@@ -26,9 +26,12 @@ def format_ms(ms: float) -> str:
 async def inlay_hint(
     ls: PromptLanguageServer, params: types.InlayHintParams
 ) -> list[types.InlayHint] | None:
-    """`textDocument/inlayHint`: after each resolved reference in the range, what it costs."""
+    """`textDocument/inlayHint`: after each resolved reference in the range, what it costs.
+    The hints of a document version are remembered with the costs they show: the editor asks
+    again on every scroll, and a referenced file that changed changes its cost."""
     settings = ls.settings.hints
-    fa = ls.analysis(params.text_document.uri)
+    uri = params.text_document.uri
+    fa = ls.analysis(uri)
     index = ls.index
     if fa is None or index is None or not (settings.tokens or settings.load_time):
         return []
@@ -36,7 +39,7 @@ async def inlay_hint(
     enc = ls.position_encoding
     first = to_offset(lines, params.range.start, enc)
     last = to_offset(lines, params.range.end, enc)
-    hints: list[types.InlayHint] = []
+    shown: list[tuple[int, object]] = []
     for res in fa.resolutions:
         ref = res.ref
         if res.status != "resolved" or res.path is None or ref.end < first or ref.end > last:
@@ -45,18 +48,28 @@ async def inlay_hint(
         if found is None:
             continue  # resolved, but not a file that is loaded (an image, a folder)
         cost, _, served_ms = found
+        shown.append((ref.end, (cost, served_ms) if settings.load_time else cost.tokens))
+    key = (enc, settings.tokens, settings.load_time, tuple(shown))
+    remembered = ls.hint_cache.get(uri)
+    if remembered is not None and remembered[0] is fa and remembered[1] == key:
+        return remembered[2]
+    hints: list[types.InlayHint] = []
+    for end, figures in shown:
         parts = []
+        tokens = figures[0].tokens if isinstance(figures, tuple) else figures
         if settings.tokens:
-            parts.append(f"≈{cost.tokens:,} tok")
-        if settings.load_time:
+            parts.append(f"≈{tokens:,} tok")
+        if isinstance(figures, tuple):
+            cost, served_ms = figures
             parts.append(f"{format_ms(cost.cold_ms)} (cached {format_ms(served_ms)})")
         hints.append(
             types.InlayHint(
-                position=to_range(lines, ref.end, ref.end, enc).end,
-                label=" · ".join(parts),
-                padding_left=True,
+                position=to_position(lines, end, enc), label=" · ".join(parts), padding_left=True
             )
         )
+    if len(ls.hint_cache) > 256:  # (documents never opened are asked about too)
+        ls.hint_cache.clear()
+    ls.hint_cache[uri] = (fa, key, hints)
     return hints
 
 

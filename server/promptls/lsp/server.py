@@ -76,6 +76,8 @@ class PromptLanguageServer(LanguageServer):
         self._ready_async: asyncio.Event | None = None
         self.stats = Stats()
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.hint_cache: dict[str, tuple[FileAnalysis, object, list[types.InlayHint]]] = {}
+        """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
         self.tasks: set[asyncio.Future[None]] = set()
         """Work running off the event loop (kept referenced until done)."""
         self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}
