@@ -46,7 +46,28 @@ def diagnostics_for(
                 related[rel.path] = ls.line_index(other)
     lines = ls.line_index(fa)
     encoding = ls.position_encoding
-    return [to_diagnostic(f, lines, encoding, related) for f in findings]
+    # A keystroke changes few diagnostics: those whose text and range (in lines and characters,
+    # which typing on one line leaves alone elsewhere) are the same reuse their LSP objects.
+    previous = ls.diagnostic_memo.get(fa.path, {})
+    memo: dict[tuple[object, ...], types.Diagnostic] = {}
+    out: list[types.Diagnostic] = []
+    for f in findings:
+        if f.related:
+            out.append(to_diagnostic(f, lines, encoding, related))
+            continue
+        r = lines.range(f.start, f.end, encoding)
+        start, end = r.start, r.end
+        key: tuple[object, ...] = (f.code, f.severity, f.message, f.data, encoding)
+        key += (start.line, start.character, end.line, end.character)
+        diagnostic = previous.get(key) or memo.get(key)
+        if diagnostic is None:
+            diagnostic = to_diagnostic(f, lines, encoding, related)
+        memo[key] = diagnostic
+        out.append(diagnostic)
+    if len(ls.diagnostic_memo) > 64 and fa.path not in ls.diagnostic_memo:
+        ls.diagnostic_memo.clear()  # (pulls of the whole workspace go through here too)
+    ls.diagnostic_memo[fa.path] = memo
+    return out
 
 
 def _result_id(ls: PromptLanguageServer, uri: str) -> str:

@@ -78,6 +78,8 @@ class PromptLanguageServer(LanguageServer):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.hint_cache: dict[str, tuple[FileAnalysis, object, list[types.InlayHint]]] = {}
         """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
+        self.diagnostic_memo: dict[str, dict[tuple[object, ...], types.Diagnostic]] = {}
+        """The LSP diagnostics last built for each file (see `diagnostics.diagnostics_for`)."""
         self.tasks: set[asyncio.Future[None]] = set()
         """Work running off the event loop (kept referenced until done)."""
         self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}

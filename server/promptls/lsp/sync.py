@@ -66,6 +66,8 @@ async def did_close(ls: PromptLanguageServer, params: types.DidCloseTextDocument
         ls.protocol.forget_lines(uri)
     path = ls.path_of(uri)
     index = ls.index
+    if path is not None:
+        ls.diagnostic_memo.pop(path, None)
     if path is None or index is None:
         return
     with ls.lock:
