@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import statistics
 import subprocess
 import sys
@@ -222,17 +223,82 @@ async def server_cold_index(workspace: Path) -> tuple[float, dict[str, float], d
     return elapsed, memory, stats
 
 
-def edit_position(lines: list[str]) -> tuple[int, int]:
-    """A place to type in: inside the text of a `<step>` near the middle of the file."""
+#: A line that is one element holding words, e.g. `  <rule>Always run the tests</rule>`.
+_TEXT_ELEMENT_LINE = re.compile(
+    r"\s*<([A-Za-z_][\w.-]*)>[^<>&`@\[\]]*[A-Za-z][^<>&`@\[\]]*</\1>\s*"
+)
+
+
+def edit_position(lines: list[str]) -> tuple[int, int] | None:
+    """A place to type in: inside the text of a `<step>` near the middle of the file (in a
+    workspace of someone else's, of any one-line element holding words); None if there is none."""
     steps = [
         i
         for i, line in enumerate(lines)
         if line.lstrip().startswith("<step>") and line.rstrip().endswith("</step>")
     ]
     if not steps:
-        raise SystemExit("the largest file has no <step> line to type into")
+        steps = [i for i, line in enumerate(lines) if _TEXT_ELEMENT_LINE.fullmatch(line)]
+    if not steps:
+        return None
     line = steps[len(steps) // 2]
-    return line, lines[line].rindex("</step>")
+    return line, lines[line].rindex("</")
+
+
+def survey(workspace: Path) -> dict[str, Any]:
+    """What `make_workspace` records of a generated workspace, found in any workspace (`run.py
+    --workspace`): its size, the largest file with a line of element text to type into, and the
+    command (or other entry file) with the most resolved references."""
+    from promptls.analysis.graph import ENTRY_KINDS
+
+    _, index = core_cold_index(workspace)
+    files = index.files
+    root = workspace.resolve()
+
+    def rel(path: str) -> str:
+        return Path(path).resolve().relative_to(root).as_posix()
+
+    largest = None
+    for fa in sorted(files.values(), key=lambda fa: -fa.raw_tokens):
+        if edit_position(fa.doc.text.splitlines()) is not None:
+            largest = fa
+            break
+    entries = [fa for fa in files.values() if fa.kind in ENTRY_KINDS]
+    busiest = max(
+        entries,
+        key=lambda fa: (sum(r.status == "resolved" for r in fa.resolutions), fa.path),
+        default=None,
+    )
+    if largest is None or busiest is None:
+        raise SystemExit(
+            f"{workspace}: needs a file with a line of element text to type into "
+            "and a command that references files"
+        )
+    return {
+        "seed": None,
+        "files": len(files),
+        "tokens": sum(fa.raw_tokens for fa in files.values()),
+        "modules": sum(fa.kind == "module" for fa in files.values()),
+        "commands": sum(fa.kind == "command" for fa in files.values()),
+        "malformedRegions": sum(
+            not r.check.well_formed for fa in files.values() for r in fa.doc.regions
+        ),
+        "largest": {"path": rel(largest.path), "tokens": largest.raw_tokens},
+        "busiestCommand": {
+            "path": rel(busiest.path),
+            "references": sum(r.status == "resolved" for r in busiest.resolutions),
+            "hover": _first_reference(busiest),
+        },
+    }
+
+
+def _first_reference(fa: Any) -> tuple[int, int] | None:
+    """(line, character) inside the first resolved reference of an analysed file."""
+    for r in fa.resolutions:
+        if r.status == "resolved":
+            before = fa.doc.text[: r.ref.start + 1]
+            return before.count("\n"), len(before) - before.rfind("\n") - 1
+    return None
 
 
 async def edit_session(
@@ -240,7 +306,10 @@ async def edit_session(
 ) -> tuple[list[float], dict[str, Any]]:
     """Type `edits` characters into `path` every `interval` seconds; latency of each (ms)."""
     text = path.read_text(encoding="utf-8")
-    line, column = edit_position(text.splitlines())
+    place = edit_position(text.splitlines())
+    if place is None:
+        raise SystemExit(f"{path}: no line of element text to type into")
+    line, column = place
     session = Session(workspace, dict(EDIT_SETTINGS))
     await session.start()
     try:
@@ -318,24 +387,27 @@ async def edit_session(
     return latencies, detail
 
 
-def hover_position(lines: list[str]) -> tuple[int, int]:
-    """On the path of the first `<module>` reference line (else the first delegation)."""
+def hover_position(lines: list[str], fallback: tuple[int, int] | None = None) -> tuple[int, int]:
+    """On the path of the first `<module>` reference line (else the first delegation, else
+    `fallback`: the first reference the core resolved)."""
     for marker, offset in (("<module ", ">"), ('<delegation target="', '"')):
         for i, line in enumerate(lines):
             if marker in line:
                 at = line.index(marker)
                 return i, line.index(offset, at + len(marker) - 1) + 2
+    if fallback is not None:
+        return fallback
     raise SystemExit("the command has no reference to hover")
 
 
 async def warm_session(
-    workspace: Path, path: Path, rounds: int
+    workspace: Path, path: Path, rounds: int, hover_at: tuple[int, int] | None = None
 ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Warm inlay hints, hover, code lens and the empty request, interleaved (ms)."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    blank = next(i for i, line in enumerate(lines) if not line.strip())
+    blank = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
     end = len(lines) + 1
-    hline, hchar = hover_position(lines)
+    hline, hchar = hover_position(lines, hover_at)
     session = Session(workspace)
     await session.start()
     try:
@@ -490,7 +562,11 @@ def workspace_texts(workspace: Path, paths: list[str]) -> list[str]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     info = machine(args.src, args.measured)  # before: the commit may move during the run
-    workspace, manifest = make_workspace.ensure(args.files, args.tokens, args.seed)
+    if args.workspace:
+        workspace = Path(args.workspace).resolve()
+        manifest = survey(workspace)
+    else:
+        workspace, manifest = make_workspace.ensure(args.files, args.tokens, args.seed)
     log(f"workspace {workspace} ({manifest['files']} files, {manifest['tokens']:,} tokens)")
     largest = workspace / manifest["largest"]["path"]
     command = workspace / manifest["busiestCommand"]["path"]
@@ -586,7 +662,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     if only & {"warm_inlay_hint", "warm_hover", "warm_code_lens"}:
-        times, detail = await warm_session(workspace, command, args.requests)
+        hover = manifest["busiestCommand"].get("hover")
+        times, detail = await warm_session(
+            workspace, command, args.requests, tuple(hover) if hover else None
+        )
         empty = summary(times["empty"])
         for key, name in (
             ("warm_inlay_hint", "hint"),
@@ -661,6 +740,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for k in ("seed", "files", "tokens", "modules", "commands", "malformedRegions")
             }
             | {"largest": manifest["largest"], "command": manifest["busiestCommand"]},
+            "path": str(workspace),
             "editSettings": EDIT_SETTINGS,
             "src": args.src or "installed",
         },
@@ -708,7 +788,11 @@ def table(results: dict[str, Any]) -> str:
 
 def profile(args: argparse.Namespace) -> None:
     """cProfile of the core: a cold index, then one update after an edit of the largest file."""
-    workspace, manifest = make_workspace.ensure(args.files, args.tokens, args.seed)
+    if args.workspace:
+        workspace = Path(args.workspace).resolve()
+        manifest = survey(workspace)
+    else:
+        workspace, manifest = make_workspace.ensure(args.files, args.tokens, args.seed)
     largest = str(workspace / manifest["largest"]["path"])
     core_cold_index(workspace)  # warm the process (imports, regexes), as run() does
     index = open_core(workspace)
@@ -722,7 +806,10 @@ def profile(args: argparse.Namespace) -> None:
 
     text = Path(largest).read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    line, column = edit_position([x.rstrip("\n") for x in lines])
+    place = edit_position([x.rstrip("\n") for x in lines])
+    if place is None:
+        raise SystemExit(f"{largest}: no line of element text to type into")
+    line, column = place
     for i in range(3):  # warm: the first updates also fill caches
         lines[line] = lines[line][: column + i] + "x" + lines[line][column + i :]
         index.workspace.overlay[largest] = "".join(lines)
@@ -756,6 +843,10 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=600)
     parser.add_argument("--tokens", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workspace",
+        help="measure this workspace (a framework of your own) instead of a generated one",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about half)")
     parser.add_argument(
         "--runs", type=int, help="cold-index and start-up runs (default 5, quick 3)"
@@ -813,9 +904,10 @@ def main() -> int:
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     m = results["machine"]
     w = results["run"]["workspace"]
+    origin = f"seed {w['seed']}" if w["seed"] is not None else results["run"]["path"]
     print(
         f"promptls {m['promptls']} ({m['commit']}), {m['cores']} cores, Python {m['python']}; "
-        f"workspace: {w['files']} files, {w['tokens']:,} tokens (seed {w['seed']}); "
+        f"workspace: {w['files']} files, {w['tokens']:,} tokens ({origin}); "
         f"diagnosticsDelay {EDIT_SETTINGS['diagnosticsDelay']} ms for the edit figure; "
         f"{results['run']['seconds']:.0f} s\n"
     )
