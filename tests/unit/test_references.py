@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptls.analysis.document import parse_document
 from promptls.analysis.references import Reference, Resolver, extract_references
@@ -308,3 +311,31 @@ def test_fifo_is_never_opened(make_workspace: WorkspaceMaker) -> None:
     resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
     source = os.path.join(ws.folders[0], "CLAUDE.md")
     assert resolver.resolve(source, Reference("import", "pipe.md", 0, 1)).status == "special"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stems=st.lists(
+        st.text(alphabet="abcdeklmnrst-_", min_size=1, max_size=14), min_size=1, max_size=40
+    ),
+    pick=st.integers(min_value=0),
+    edits=st.lists(st.tuples(st.integers(0, 20), st.sampled_from("abkz-")), max_size=3),
+)
+def test_close_stems_prefilter_finds_what_difflib_finds(
+    stems: list[str], pick: int, edits: list[tuple[int, str]]
+) -> None:
+    """Candidates are filtered by difflib's own upper bounds before difflib ranks them: the
+    suggestions are exactly those of `get_close_matches` over every known file (the query is a
+    known stem with a few characters changed, so that some come close)."""
+    import difflib
+
+    query = list(stems[pick % len(stems)])
+    for at, ch in edits:
+        query[at % len(query)] = ch
+    wanted = "".join(query)
+    resolver = Resolver.__new__(Resolver)
+    resolver._stems = {s: [s] for s in stems}
+    resolver._bags = [(s, len(s), Counter(s)) for s in resolver._stems]
+    resolver._close = {}
+    expected = difflib.get_close_matches(wanted, list(resolver._stems), n=5, cutoff=0.8)
+    assert resolver._close_stems(wanted) == expected

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import re
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -266,6 +267,7 @@ class Resolver:
         self._by_name: dict[str, list[str]] = {}
         self._stems: dict[str, list[str]] = {}
         self._close: dict[str, list[str]] = {}
+        self._bags: list[tuple[str, int, Counter[str]]] = []
         self._memo: dict[tuple[str, str, str], Resolution] = {}
         self._memo_at = -1
 
@@ -353,6 +355,7 @@ class Resolver:
             self._close = {}
             for name in names:
                 self._stems.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
+            self._bags = [(stem, len(stem), Counter(stem)) for stem in self._stems]
             self._names_at = generation
         return self._by_name
 
@@ -365,9 +368,26 @@ class Resolver:
         if known is None:
             if len(self._close) > 10_000:
                 self._close.clear()
-            known = difflib.get_close_matches(stem, list(self._stems), n=5, cutoff=0.8)
+            known = difflib.get_close_matches(stem, self._could_be_close(stem), n=5, cutoff=0.8)
             self._close[stem] = known
         return known
+
+    def _could_be_close(self, stem: str) -> list[str]:
+        """The known stems whose similarity to `stem` may reach 0.8: difflib's own upper bounds
+        (`real_quick_ratio`, `quick_ratio`: twice the characters in common, counted as a
+        multiset, over both lengths) computed from each stem's character counts, made once.
+        What `get_close_matches` then finds among them is what it finds among all of them."""
+        wanted = Counter(stem).items()
+        n = len(stem)
+        out: list[str] = []
+        for other, length, bag in self._bags:
+            total = (n + length) * 0.8 - 1e-9
+            if 2 * min(n, length) < total:
+                continue
+            if 2 * sum(min(k, bag[ch]) for ch, k in wanted) < total:
+                continue
+            out.append(other)
+        return out
 
     def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
         """The existing file closest to what the reference asked for, written as it would be:
