@@ -268,14 +268,29 @@ class Resolver:
         self._stems: dict[str, list[str]] = {}
         self._close: dict[str, list[str]] = {}
         self._bags: list[tuple[str, int, Counter[str]]] = []
+        self._bases: dict[tuple[str, str, bool], tuple[str, ...]] = {}
+        self._bases_at = -1
         self._memo: dict[tuple[str, str, str], Resolution] = {}
         self._memo_at = -1
 
     def bases(self, path: str, form: str, target: str = "") -> list[str]:
-        """Folders tried for a reference of `form` in the file at `path`, in order."""
+        """Folders tried for a reference of `form` in the file at `path`, in order (the same
+        for every file of a folder: remembered while the workspace's view of the disk stays)."""
+        generation = self.workspace.generation
+        if self._bases_at != generation or len(self._bases) > 10_000:
+            self._bases.clear()
+            self._bases_at = generation
+        component = form == "component" or target.startswith("components/")
+        key = (os.path.dirname(path), form, component)
+        known = self._bases.get(key)
+        if known is None:
+            known = self._bases[key] = tuple(self._find_bases(path, form, component))
+        return list(known)
+
+    def _find_bases(self, path: str, form: str, component: bool) -> list[str]:
         root = framework_root(path, self.workspace)
         bases = [os.path.dirname(path)]
-        if form == "component" or target.startswith("components/"):
+        if component:
             bases.insert(0, _component_root(path, self.workspace, root))
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in FORM_ROOTS[form])
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in self.search_roots)
