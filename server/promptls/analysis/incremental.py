@@ -19,7 +19,6 @@ from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
 from promptls.analysis.xml import (
     ShiftedElements,
-    XmlAttribute,
     XmlCheck,
     XmlComment,
     XmlElement,
@@ -257,52 +256,3 @@ def _shift_check(
         well_formed=check.well_formed,
         oracle=check.oracle,
     )
-
-
-# The slots of the records, filled directly (see `moved_element`).
-_NEW_ELEMENT, _NEW_ATTRIBUTE = XmlElement.__new__, XmlAttribute.__new__
-(
-    _E_NAME,
-    _E_START,
-    _E_TAG_END,
-    _E_END,
-    _E_CONTENT_START,
-    _E_CONTENT_END,
-    _E_DEPTH,
-    _E_ATTRS,
-    _E_SELF_CLOSING,
-    _E_CLOSED,
-) = (XmlElement.__dict__[n].__set__ for n in XmlElement.__slots__)
-_A_NAME, _A_VALUE, _A_NAME_START, _A_VALUE_START, _A_VALUE_END = (
-    XmlAttribute.__dict__[n].__set__ for n in XmlAttribute.__slots__
-)
-
-
-def moved_element(e: XmlElement, delta: int) -> XmlElement:
-    """`e` moved by `delta` whole, attributes included. Its slots are filled directly: a frozen
-    dataclass's `__init__` sets each field through `object.__setattr__`, which takes half again
-    as long, and typing before the end of a large region moves hundreds of elements."""
-    moved = _NEW_ELEMENT(XmlElement)
-    _E_NAME(moved, e.name)
-    _E_START(moved, e.start + delta)
-    _E_TAG_END(moved, e.start_tag_end + delta)
-    _E_END(moved, e.end + delta)
-    _E_CONTENT_START(moved, e.content_start + delta)
-    _E_CONTENT_END(moved, e.content_end + delta)
-    _E_DEPTH(moved, e.depth)
-    _E_ATTRS(
-        moved, tuple([_moved_attribute(a, delta) for a in e.attributes]) if e.attributes else ()
-    )
-    _E_SELF_CLOSING(moved, e.self_closing)
-    _E_CLOSED(moved, e.closed)
-    return moved
-
-
-def _moved_attribute(a: XmlAttribute, delta: int) -> XmlAttribute:
-    moved = _NEW_ATTRIBUTE(XmlAttribute)
-    _A_NAME(moved, a.name)
-    _A_VALUE(moved, a.value)
-    _A_NAME_START(moved, a.name_start + delta)
-    _A_VALUE_START(moved, a.value_start + delta)
-    _A_VALUE_END(moved, a.value_end + delta)
-    return moved
