@@ -39,7 +39,8 @@ async def inlay_hint(
     enc = ls.position_encoding
     first = to_offset(lines, params.range.start, enc)
     last = to_offset(lines, params.range.end, enc)
-    shown: list[tuple[int, object]] = []
+    # (where, tokens, (cold ms, served ms) when load times are shown): what the hints say.
+    shown: list[tuple[int, int, tuple[float, float] | None]] = []
     for res in fa.resolutions:
         ref = res.ref
         if res.status != "resolved" or res.path is None or ref.end < first or ref.end > last:
@@ -48,20 +49,19 @@ async def inlay_hint(
         if found is None:
             continue  # resolved, but not a file that is loaded (an image, a folder)
         cost, _, served_ms = found
-        shown.append((ref.end, (cost, served_ms) if settings.load_time else cost.tokens))
+        times = (cost.cold_ms, served_ms) if settings.load_time else None
+        shown.append((ref.end, cost.tokens, times))
     key = (enc, settings.tokens, settings.load_time, tuple(shown))
     remembered = ls.hint_cache.get(uri)
     if remembered is not None and remembered[0] is fa and remembered[1] == key:
         return remembered[2]
     hints: list[types.InlayHint] = []
-    for end, figures in shown:
+    for end, tokens, times in shown:
         parts = []
-        tokens = figures[0].tokens if isinstance(figures, tuple) else figures
         if settings.tokens:
             parts.append(f"≈{tokens:,} tok")
-        if isinstance(figures, tuple):
-            cost, served_ms = figures
-            parts.append(f"{format_ms(cost.cold_ms)} (cached {format_ms(served_ms)})")
+        if times is not None:
+            parts.append(f"{format_ms(times[0])} (cached {format_ms(times[1])})")
         hints.append(
             types.InlayHint(
                 position=to_position(lines, end, enc), label=" · ".join(parts), padding_left=True
