@@ -293,11 +293,14 @@ def survey(workspace: Path) -> dict[str, Any]:
 
 
 def _first_reference(fa: Any) -> tuple[int, int] | None:
-    """(line, character) inside the first resolved reference of an analysed file."""
+    """(line, character) inside the first resolved reference of an analysed file, in UTF-16
+    code units as the benchmark's client negotiates them."""
+    from promptls.analysis.text import LineIndex
+
     for r in fa.resolutions:
         if r.status == "resolved":
-            before = fa.doc.text[: r.ref.start + 1]
-            return before.count("\n"), len(before) - before.rfind("\n") - 1
+            at = LineIndex(fa.doc.text).position(r.ref.start + 1)
+            return at.line, at.character
     return None
 
 
