@@ -25,10 +25,14 @@ spaces.
 
 Every result is verified before it is returned: it is re-parsed with lxml as a fragment wrapped
 in a root element (no DTD, no entity resolution, no network) and its canonical form compared
-with the original's; a result that fails is never returned. Among the equivalent forms tried
+with the original's; a result that fails is never returned. Where the original had a line
+break (between elements, after a start tag, before an end tag, in text), the result has a line
+break or nothing (one space in text): each such place is decided by the tokenizer, not the
+character count, counting the text around it up to the nearest points no token crosses (see
+`_CUT`), the shorter on a tie. Its count is exact, and never more than that of any whole style
 (no whitespace between elements; one line break between sibling elements; one element per line;
-each with and without the line breaks of text kept) the one with the fewest tokens wins, the
-shorter on a tie: the tokenizer decides, not the character count.
+each with and without the line breaks of text kept), which are tried next, fewest tokens first,
+should it fail a check.
 
 Some spans are copied verbatim and hidden from lxml behind same-length placeholders: the
 lexical problems that a model reads fine but a strict parser rejects (a bare ``<`` or ``&``, an
@@ -56,8 +60,9 @@ Pure: imports neither pygls nor lsprotocol.
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -725,9 +730,14 @@ class _Layout:
         self.blocks = block_at
 
     def fill(self, choices: tuple[str, str, str]) -> list[str]:
+        """The parts with every slot of a kind filled the same way."""
+        return self.fill_each([choices[code] for _, code in self.slots])
+
+    def fill_each(self, values: Sequence[str]) -> list[str]:
+        """The parts with the k-th slot filled with `values[k]`."""
         parts = self.parts.copy()
-        for at, code in self.slots:
-            parts[at] = choices[code]
+        for (at, _), value in zip(self.slots, values, strict=True):
+            parts[at] = value
         return parts
 
     def blocks_start_lines(self, parts: Sequence[str]) -> bool:
@@ -739,6 +749,98 @@ class _Layout:
             if k >= 0 and not parts[k].endswith(("\n", "\r")):
                 return False
         return True
+
+
+# Where a text can be cut for counting: between an ASCII letter and an ASCII character that is
+# not a letter, a digit or an apostrophe. Every tiktoken encoding's pre-tokenizer ends a word
+# piece at the first character that is not a letter (a contraction such as 's, the one way a
+# word piece goes on, starts with an apostrophe), and no piece starting at such a character
+# takes in the letter before it; tokens never cross pieces. So the count of a text is the sum
+# of the counts of its parts between such points, and parts that begin and end at them can be
+# counted apart or joined in any order.
+_CUT = re.compile(r"(?<=[A-Za-z])[\x00-\x26\x28-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
+_LAST_CUT = re.compile(r"(?s:.*)(?<=[A-Za-z])[\x00-\x26\x28-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
+# A group with more slots than this tries only the fills where slots of a kind agree.
+_EACH_SLOT_MAX = 3
+
+
+def _cheapest(
+    layout: _Layout, counter: TokenCounter, newline: str, ending: str
+) -> tuple[list[str], int]:
+    """The fill of every slot that gives the fewest tokens (the shorter on a tie), and the
+    count of the result (the layout followed by `ending`).
+
+    Each slot is decided with its neighbours only: the layout is cut (see `_CUT`) into the
+    text every fill shares, counted once, and groups of slots with the text around them up to
+    the nearest cuts, each group counted for every way to fill its slots. The sum is the exact
+    count of the result, and it is never more than any one style's (every style fills each
+    group in one of the ways tried).
+    """
+    options = (("", newline), ("", newline), (" ", newline))  # by slot kind
+    parts = layout.parts
+    shared: list[str] = []
+    groups: list[list[str | int]] = []  # text, slot number, text, ..., text
+    group: list[str | int] = []
+    pos = 0
+    for k, (at, _) in enumerate([*layout.slots, (len(parts), -1)]):
+        text = "".join(parts[pos:at])
+        if k == len(layout.slots):
+            text += ending
+        pos = at + 1
+        first = _CUT.search(text)
+        if first is None:
+            group.append(text)
+        else:
+            last = _LAST_CUT.match(text)
+            assert last is not None
+            group.append(text[: first.start()])
+            if len(group) > 1:
+                groups.append(group)
+            else:
+                shared.append(group[0])  # type: ignore[arg-type]
+            shared.append(text[first.start() : last.end() - 1])
+            group = [text[last.end() - 1 :]]
+        if k < len(layout.slots):
+            group.append(k)
+    if len(group) > 1:
+        groups.append(group)
+    else:
+        shared.append(group[0])  # type: ignore[arg-type]
+
+    kinds = [code for _, code in layout.slots]
+    texts = ["".join(shared)]
+    tried: list[tuple[list[int], list[tuple[str, ...]]]] = []
+    for g in groups:
+        slots: list[int] = g[1::2]  # type: ignore[assignment]
+        if len(slots) == 1:
+            fills: list[tuple[str, ...]] = [(v,) for v in options[kinds[slots[0]]]]
+        elif len(slots) <= _EACH_SLOT_MAX:
+            fills = list(itertools.product(*(options[kinds[k]] for k in slots)))
+        else:
+            present = sorted({kinds[k] for k in slots})
+            fills = [
+                tuple(dict(zip(present, pick, strict=True))[kinds[k]] for k in slots)
+                for pick in itertools.product(*(options[c] for c in present))
+            ]
+        tried.append((slots, fills))
+        for fill in fills:
+            pieces: list[str] = g.copy()  # type: ignore[assignment]
+            pieces[1::2] = fill
+            texts.append("".join(pieces))
+    counts = counter.count_many(texts)
+    total = counts[0]
+    values = [""] * len(kinds)
+    n = 1
+    for slots, fills in tried:
+        best = n
+        for j in range(n + 1, n + len(fills)):
+            if (counts[j], len(texts[j])) < (counts[best], len(texts[best])):
+                best = j
+        total += counts[best]
+        for k, value in zip(slots, fills[best - n], strict=True):
+            values[k] = value
+        n += len(fills)
+    return values, total
 
 
 # --------------------------------------------------------------------------------------------
@@ -921,25 +1023,37 @@ def compress_xml(
     template.content(tree.items, root=True)
     block_spans = {(s, e) for s, e, kind in source.spans if kind == _BLOCK}
     layout = _Layout(template.out, body, block_spans)
-    candidates: dict[str, tuple[str, str, str]] = {}
-    for style in _STYLES:
-        choices = style.choices(newline)
-        candidates.setdefault("".join(layout.fill(choices)) + ending, choices)
-    texts = list(candidates)
-    counts = counter.count_many(texts)
-    ranked = sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i]), i))
     work_layout = _Layout(template.out, source.work, block_spans) if source.work != body else layout
-    for i in ranked:
-        if counts[i] >= tokens_before or texts[i] == text:
+
+    def forms() -> Iterator[tuple[list[str], str, int]]:
+        """Fills of the slots, fewest tokens first: each slot decided on its own, then (should
+        that one fail a check below) each style, filling every slot of a kind the same way."""
+        values, count = _cheapest(layout, counter, newline, ending)
+        yield values, "".join(layout.fill_each(values)) + ending, count
+        styles: dict[str, list[str]] = {}
+        for style in _STYLES:
+            choices = style.choices(newline)
+            values = [choices[code] for _, code in layout.slots]
+            styles.setdefault("".join(layout.fill_each(values)) + ending, values)
+        texts = list(styles)
+        counts = counter.count_many(texts)
+        for i in sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i]), i)):
+            yield styles[texts[i]], texts[i], counts[i]
+
+    tried: set[str] = set()
+    for values, candidate, count in forms():
+        if count >= tokens_before or candidate == text:
             return None
-        choices = candidates[texts[i]]
-        if not layout.blocks_start_lines(layout.fill(choices)):
+        if candidate in tried:
             continue
-        work = "".join(work_layout.fill(choices))
+        tried.add(candidate)
+        if not layout.blocks_start_lines(layout.fill_each(values)):
+            continue
+        work = "".join(work_layout.fill_each(values))
         if _canonical_work(work, mode, remove_comments, prefixes) != reference:
             continue
-        if accept is None or accept(texts[i]):
-            return Compressed(texts[i], tokens_before, counts[i], mode, restructured=True)
+        if accept is None or accept(candidate):
+            return Compressed(candidate, tokens_before, count, mode, restructured=True)
     return None
 
 
