@@ -169,11 +169,13 @@ def open_core(workspace: Path) -> Any:
 
 
 def core_cold_index(workspace: Path) -> tuple[float, Any]:
-    """Seconds for `index()` plus `findings()` of every indexed file; and the index."""
+    """Seconds for `index()` plus `findings()` of every indexed file, as `promptls check` does
+    it (the compressions first, on one worker process per core); and the index."""
     gc.collect()
     started = time.perf_counter()
     index = open_core(workspace)
     index.index()
+    index.prepare_compressions(list(index.files), processes=os.cpu_count() or 1)
     for path in list(index.files):
         index.findings(path)
     return time.perf_counter() - started, index

@@ -24,6 +24,8 @@ from promptls.config import Settings, load_settings
 from promptls.output import build_reports, render_json, render_sarif, render_text, severity_counts
 
 if TYPE_CHECKING:
+    from promptls.analysis.document import Document
+    from promptls.fileio import Snapshot
     from promptls.report import Baseline
 
 
@@ -154,8 +156,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--root", metavar="DIR", help="the workspace folder (default: found from the paths)"
     )
     parser.add_argument(
-        "-j", "--jobs", type=int, default=0, help="threads for counting (default: one per core)"
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        help="threads for counting, processes for compressing (default: one per core)",
     )
+
+
+def _processes(args: argparse.Namespace) -> int:
+    """Worker processes for the compressions (`--jobs`, or one per core)."""
+    return int(args.jobs or os.cpu_count() or 1)
 
 
 def _workspace_root(path: Path) -> Path:
@@ -262,7 +273,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "sarif" and encoding is PositionEncoding.UTF8:
         encoding = PositionEncoding.UTF16
     display = _display(index)
-    reports = build_reports(index, encoding, only, display)
+    reports = build_reports(index, encoding, only, display, _processes(args))
     if baseline is not None:
         from promptls.report import regression_findings, with_findings
 
@@ -330,7 +341,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     import difflib
     import json
 
-    from promptls.analysis.compress import Level, apply_edits, compress_document
+    from promptls.analysis.compress import Level, apply_edits, compress_documents
     from promptls.analysis.document import parse_document
     from promptls.analysis.text import LineIndex
     from promptls.fileio import ChangedOnDisk, atomic_write, read_snapshot
@@ -348,6 +359,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     problems: list[str] = []
     out: list[str] = []
     seen: set[str] = set()
+    files: list[tuple[str, str, Snapshot, Document]] = []
     for path in sorted(index.files):
         if only is not None and path not in only:
             continue
@@ -373,8 +385,15 @@ def cmd_compress(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             problems.append(f"{show(path)}: not valid UTF-8; left untouched")
             continue
-        doc = parse_document(text, fa.kind)
-        edits = compress_document(doc, index.counter, level=level, remove_comments=remove_comments)
+        files.append((path, text, snapshot, parse_document(text, fa.kind)))
+    compressed = compress_documents(
+        [doc for _, _, _, doc in files],
+        index.counter,
+        level=level,
+        remove_comments=remove_comments,
+        processes=_processes(args),
+    )
+    for (path, text, snapshot, _), edits in zip(files, compressed, strict=True):
         if not edits:
             continue
         changed_files += 1
@@ -500,7 +519,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         _check_encoding(baseline, settings)
     display = _display(index)
     assert callable(display)
-    report = build_report(index, baseline=baseline, display=display, top=args.top)
+    report = build_report(
+        index, baseline=baseline, display=display, top=args.top, processes=_processes(args)
+    )
     if args.html is not None:
         out = Path(args.html)
         base = out.resolve().parent
@@ -524,7 +545,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     index, _, _settings = _open_index(args.paths, args.root, args.jobs)
     display = _display(index)
     assert callable(display)
-    report = build_report(index, display=display)
+    report = build_report(index, display=display, processes=_processes(args))
     baseline = baseline_of(report)
     out = Path(args.output) if args.output else Path(index.workspace.folders[0]) / DEFAULT_BASELINE
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,9 +67,14 @@ def build_reports(
     encoding: PositionEncoding = PositionEncoding.UTF16,
     only: set[str] | None = None,
     display: Any = None,
+    processes: int = 1,
 ) -> list[FileReport]:
-    """One report per indexed file (or those in `only`), sorted by path."""
+    """One report per indexed file (or those in `only`), sorted by path; the compressions
+    computed first, on `processes` worker processes (see `WorkspaceIndex.prepare_compressions`)."""
     show = display or index.workspace.relative
+    index.prepare_compressions(
+        [p for p in index.files if only is None or p in only], processes=processes
+    )
     reports: list[FileReport] = []
     for path, fa in index.files.items():
         if only is not None and path not in only:

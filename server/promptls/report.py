@@ -344,11 +344,13 @@ def build_report(
     display: Display | None = None,
     top: int = 15,
     reports: Sequence[FileReport] | None = None,
+    processes: int = 1,
 ) -> Report:
-    """The report of every indexed file (`reports`: those of `build_reports`, if already built)."""
+    """The report of every indexed file (`reports`: those of `build_reports`, if already built;
+    `processes` as there)."""
     show = display or display_names(index)
     if reports is None:
-        reports = build_reports(index, PositionEncoding.UTF16, None, show)
+        reports = build_reports(index, PositionEncoding.UTF16, None, show, processes)
     by_path = {r.path: r for r in reports}
     settings = index.settings
     budget = settings.load_budget or None

@@ -70,6 +70,7 @@ from lxml import etree
 
 from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
+from promptls.analysis.processes import run_in_processes
 from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
@@ -82,6 +83,7 @@ __all__ = [
     "apply_edits",
     "canonical",
     "compress_document",
+    "compress_documents",
     "compress_xml",
     "equivalent",
     "line_trim",
@@ -1111,6 +1113,56 @@ def compress_document(
                 RegionEdit(region.start, region.end, result.text, result, _first_element(region))
             )
     return kept
+
+
+# Below this much XML, worker processes cost more to start than they save.
+_PROCESSES_MIN_CHARS = 256_000
+
+
+def compress_documents(
+    docs: Sequence[Document],
+    counter: TokenCounter,
+    *,
+    level: Level | str = "whitespace",
+    remove_comments: bool = False,
+    processes: int = 1,
+) -> list[list[RegionEdit]]:
+    """`compress_document` of each document, in order.
+
+    Compressing is Python work that holds the GIL (threads would not help), so with
+    `processes` > 1 and enough XML to repay them, the documents are compressed on that many
+    worker processes, each parsing its documents again from their text and kind (the same
+    parse, so the same edits). Where worker processes cannot be started, or fail, it is all
+    done here.
+    """
+    mode = _level(level)
+    sizes = [sum(r.end - r.start for r in d.regions) if not d.reduced else 0 for d in docs]
+    if processes > 1 and len(docs) > 1 and sum(sizes) >= _PROCESSES_MIN_CHARS:
+        # Largest first, so that no worker is left with a big one at the end.
+        order = sorted((i for i, n in enumerate(sizes) if n), key=lambda i: -sizes[i])
+        jobs = [(docs[i].text, docs[i].kind, counter.name, mode, remove_comments) for i in order]
+        done = run_in_processes(_compress_job, jobs, processes)
+        if done is not None:
+            out: list[list[RegionEdit]] = [[] for _ in docs]
+            for i, edits in zip(order, done, strict=True):
+                out[i] = edits
+            return out
+    return [
+        compress_document(d, counter, level=mode, remove_comments=remove_comments) for d in docs
+    ]
+
+
+_JOB_COUNTERS: dict[str, TokenCounter] = {}
+
+
+def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
+    """One document's compressions, in a worker process (see `compress_documents`)."""
+    text, kind, encoding, level, remove_comments = job
+    counter = _JOB_COUNTERS.get(encoding)
+    if counter is None:
+        counter = _JOB_COUNTERS[encoding] = TokenCounter(encoding)
+    doc = parse_document(text, kind)
+    return compress_document(doc, counter, level=level, remove_comments=remove_comments)
 
 
 def _compress_region(

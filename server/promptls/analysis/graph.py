@@ -641,20 +641,37 @@ class WorkspaceIndex:
             return []
         cached = self._compressions.get(path)
         if cached is None or cached[0] is not fa:
-            from promptls.analysis.compress import compress_document
-
-            level: Level = (
-                "lossless" if self.settings.compression.level == "lossless" else "whitespace"
-            )
-            edits = compress_document(
-                fa.doc,
-                self.counter,
-                level=level,
-                remove_comments=self.settings.compression.remove_comments,
-            )
-            cached = (fa, edits)
+            cached = (fa, self._compress([fa])[0])
             self._compressions[path] = cached
         return cached[1]
+
+    def prepare_compressions(self, paths: Iterable[str], processes: int = 1) -> None:
+        """Compute the compressions of many files at once, on `processes` worker processes
+        when that pays (see `compress.compress_documents`); `compressions` then finds them
+        remembered."""
+        todo: list[FileAnalysis] = []
+        for path in paths:
+            fa = self.files.get(path)
+            cached = self._compressions.get(path)
+            if fa is not None and fa.doc.regions and (cached is None or cached[0] is not fa):
+                todo.append(fa)
+        for fa, edits in zip(todo, self._compress(todo, processes), strict=True):
+            if self.files.get(fa.path) is fa:
+                self._compressions[fa.path] = (fa, edits)
+
+    def _compress(
+        self, files: Sequence[FileAnalysis], processes: int = 1
+    ) -> list[list[RegionEdit]]:
+        from promptls.analysis.compress import compress_documents
+
+        level: Level = "lossless" if self.settings.compression.level == "lossless" else "whitespace"
+        return compress_documents(
+            [fa.doc for fa in files],
+            self.counter,
+            level=level,
+            remove_comments=self.settings.compression.remove_comments,
+            processes=processes,
+        )
 
     def prepare_slow(self, path: str) -> None:
         """Compute the costly parts of `path`'s slow findings (its compressions and the copies

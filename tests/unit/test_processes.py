@@ -1,0 +1,117 @@
+"""Work on worker processes (analysis.processes), and the compressions spread over them."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from promptls.analysis import compress
+from promptls.analysis.compress import compress_document, compress_documents
+from promptls.analysis.document import parse_document
+from promptls.analysis.processes import run_in_processes
+from promptls.analysis.tokens import TokenCounter
+from promptls.cli import main
+from tests.conftest import WorkspaceMaker
+
+COUNTER = TokenCounter()
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def _fail(n: int) -> int:
+    raise ValueError(f"job {n} failed")
+
+
+def _module(i: int) -> str:
+    steps = "".join(
+        f"    <step>Step {k} of module {i}: check it.</step>\n" for k in range(i % 7 + 1)
+    )
+    return (
+        f'# Module {i}\n\n```xml\n<module name = "m{i}">\n  <purpose>\n    Module {i}.\n'
+        f"  </purpose>\n  <steps>\n{steps}  </steps>\n</module>\n```\n"
+    )
+
+
+def _spy(calls: list[int]) -> object:
+    """`run_in_processes`, noting how many results each call brought back (0: none)."""
+
+    def spy(*args: object) -> object:
+        result = run_in_processes(*args)  # type: ignore[arg-type]
+        calls.append(0 if result is None else len(result))
+        return result
+
+    return spy
+
+
+def test_results_come_in_the_order_of_the_jobs() -> None:
+    assert threading.active_count() == 1  # (the test runner runs one thread)
+    assert run_in_processes(_square, list(range(50)), 2) == [n * n for n in range(50)]
+    pids = run_in_processes(_pid, list(range(8)), 2)
+    assert pids is not None and os.getpid() not in pids
+
+
+def test_not_worth_processes() -> None:
+    assert run_in_processes(_square, [1, 2, 3], 1) is None
+    assert run_in_processes(_square, [3], 4) is None
+
+
+def test_no_fork_while_other_threads_run() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert run_in_processes(_square, [1, 2, 3], 2) is None
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_a_failing_job_raises_as_it_would_here() -> None:
+    with pytest.raises(ValueError, match="failed"):
+        run_in_processes(_fail, [1, 2], 2)
+
+
+def test_compressions_on_processes_equal_those_made_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
+    docs = [parse_document(_module(i), "module") for i in range(12)]
+    docs.insert(3, parse_document("# No XML here\n", "module"))
+    calls: list[int] = []
+    monkeypatch.setattr(compress, "run_in_processes", _spy(calls))
+    spread = compress_documents(docs, COUNTER, processes=2)
+    assert calls == [12]  # the document without XML is not sent
+    here = [compress_document(d, COUNTER) for d in docs]
+    assert spread == here
+    assert spread[3] == [] and all(spread[i] for i in range(13) if i != 3)
+
+
+def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
+    make_workspace: WorkspaceMaker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(10)}
+    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(10))
+    root: Path = make_workspace(files)
+    calls: list[int] = []
+    monkeypatch.setattr(compress, "run_in_processes", _spy(calls))
+    outputs = []
+    for jobs in ("1", "2"):
+        for argv in (["check", "--fail-on", "hint"], ["compress", "--format", "json"]):
+            code = main([*argv, "-j", jobs, str(root)])
+            outputs.append((code, capsys.readouterr().out))
+    assert outputs[:2] == outputs[2:]
+    assert "xml-compressible" in outputs[0][1]
+    assert outputs[0][0] == 1 and outputs[1][0] == 1
+    assert calls == [10, 10]  # with -j 2 (-j 1 never starts processes)
