@@ -632,6 +632,39 @@ def test_nothing_to_do() -> None:
     assert compress_document(parse_document(compact, "module"), COUNTER) == []
 
 
+def test_remembered_results_are_the_same_and_only_touched_regions_are_compressed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "# Memory\n\n<rules>\n  <rule>Be brief.</rule>\n</rules>\n\nProse with `<code>  x`.\n\n"
+        + "".join(f'```xml\n<step n="{i}">\n  Do {i}.\n</step>\n```\n\n' for i in range(4))
+    )
+    calls: list[str] = []
+    real = compress.compress_xml
+
+    def spy(region: str, *args: object, **kwargs: object) -> object:
+        calls.append(region)
+        return real(region, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compress, "compress_xml", spy)
+    results: dict[tuple[object, ...], object] = {}
+    doc = parse_document(text, "memory")
+    first = compress_document(doc, COUNTER, results=results)  # type: ignore[arg-type]
+    assert len(calls) == len(doc.regions) == 5
+    assert first == compress_document(doc, COUNTER)
+    calls.clear()
+    assert compress_document(doc, COUNTER, results=results) == first  # type: ignore[arg-type]
+    assert calls == []
+    edited = parse_document(text.replace("Do 2.", "Do 2 now."), "memory")
+    again = compress_document(edited, COUNTER, results=results)  # type: ignore[arg-type]
+    assert calls == ['<step n="2">\n  Do 2 now.\n</step>\n']
+    assert again == compress_document(edited, COUNTER)
+    # Other options are other results.
+    calls.clear()
+    compress_document(doc, COUNTER, level="lossless", results=results)  # type: ignore[arg-type]
+    assert len(calls) == 5
+
+
 def test_edits_that_move_markdown_are_dropped() -> None:
     text = "<a>\n  x\n</a>\n\n```xml\n<b>\n  y\n</b>\n```\n"
     doc = parse_document(text, "module")

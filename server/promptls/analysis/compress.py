@@ -62,12 +62,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from lxml import etree
 
+from promptls.analysis.cache import SizedLRU
 from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
 from promptls.analysis.processes import run_in_processes
@@ -132,6 +133,12 @@ class RegionEdit:
     compressed: Compressed
     element: str
     """Name of the region's first top-level element ("" if none), for titles."""
+
+
+RegionResults = MutableMapping[tuple[object, ...], Compressed | None]
+"""Results of `compress_xml` for regions, by all they depend on (see `_compress_region`)."""
+
+_UNKNOWN = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1070,6 +1077,7 @@ def compress_document(
     *,
     level: Level | str = "whitespace",
     remove_comments: bool = False,
+    results: RegionResults | None = None,
 ) -> list[RegionEdit]:
     """One verified edit per compressible XML region of the document, in document order.
 
@@ -1080,13 +1088,18 @@ def compress_document(
     block comments, code spans, regions (and their verdicts) and references, in order. A region
     whose smallest form would change that is compressed again, keeping only the forms that
     don't; if none does, it gets no edit.
+
+    `results`, when given, remembers each region's compression by all it depends on (its text
+    and form, the code spans, fences and comments inside it, the options): an edit compresses
+    again only the regions it touched, and a region repeated in another file is compressed
+    once. The shape of the edited document is still checked whole.
     """
     if doc.reduced or not doc.regions:
         return []
     mode = _level(level)
     planned: list[tuple[XmlRegion, RegionEdit]] = []
     for region in doc.regions:
-        result = _compress_region(doc, region, counter, mode, remove_comments, None)
+        result = _compress_region(doc, region, counter, mode, remove_comments, None, results)
         if result is not None:
             edit = RegionEdit(region.start, region.end, result.text, result, _first_element(region))
             planned.append((region, edit))
@@ -1126,6 +1139,7 @@ def compress_documents(
     level: Level | str = "whitespace",
     remove_comments: bool = False,
     processes: int = 1,
+    results: RegionResults | None = None,
 ) -> list[list[RegionEdit]]:
     """`compress_document` of each document, in order.
 
@@ -1133,7 +1147,7 @@ def compress_documents(
     `processes` > 1 and enough XML to repay them, the documents are compressed on that many
     worker processes, each parsing its documents again from their text and kind (the same
     parse, so the same edits). Where worker processes cannot be started, or fail, it is all
-    done here.
+    done here. `results` as for `compress_document` (here; each worker has its own).
     """
     mode = _level(level)
     sizes = [sum(r.end - r.start for r in d.regions) if not d.reduced else 0 for d in docs]
@@ -1148,11 +1162,13 @@ def compress_documents(
                 out[i] = edits
             return out
     return [
-        compress_document(d, counter, level=mode, remove_comments=remove_comments) for d in docs
+        compress_document(d, counter, level=mode, remove_comments=remove_comments, results=results)
+        for d in docs
     ]
 
 
 _JOB_COUNTERS: dict[str, TokenCounter] = {}
+_JOB_RESULTS: RegionResults = SizedLRU(maxsize=8_000_000, sizeof=lambda key: len(key[0]))
 
 
 def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
@@ -1162,7 +1178,9 @@ def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
     if counter is None:
         counter = _JOB_COUNTERS[encoding] = TokenCounter(encoding)
     doc = parse_document(text, kind)
-    return compress_document(doc, counter, level=level, remove_comments=remove_comments)
+    return compress_document(
+        doc, counter, level=level, remove_comments=remove_comments, results=_JOB_RESULTS
+    )
 
 
 def _compress_region(
@@ -1172,9 +1190,12 @@ def _compress_region(
     level: Level,
     remove_comments: bool,
     accept: Callable[[str], bool] | None,
+    results: RegionResults | None = None,
 ) -> Compressed | None:
-    masks: list[tuple[int, int]] = []
-    blocks: list[tuple[int, int]] = []
+    text = doc.text[region.start : region.end]
+    masks: list[tuple[int, int]] = []  # code spans
+    fences: list[tuple[int, int]] = []
+    comments: list[tuple[int, int]] = []
     if region.form == "raw":
 
         def clip(start: int, end: int) -> tuple[int, int] | None:
@@ -1182,25 +1203,37 @@ def _compress_region(
                 return max(start, region.start) - region.start, min(end, region.end) - region.start
             return None
 
-        for span in doc.code_spans:
-            if (clipped := clip(span.start, span.end)) is not None:
-                masks.append(clipped)
-        lines = [(f.start, f.end) for f in doc.fences] + [(c.start, c.end) for c in doc.comments]
-        for start, end in lines:
-            if (clipped := clip(start, end)) is not None:
-                blocks.append(clipped)
-    return compress_xml(
-        doc.text[region.start : region.end],
+        for into, spans in (
+            (masks, doc.code_spans),
+            (fences, doc.fences),
+            (comments, doc.comments),
+        ):
+            for span in spans:
+                if (clipped := clip(span.start, span.end)) is not None:
+                    into.append(clipped)
+    # The region's check is made from its text, code spans and fences (see `parse_document`),
+    # so these make the whole input of `compress_xml`.
+    key = (text, region.form, *masks, None, *fences, None, *comments, level, remove_comments)
+    key += (counter.name,)
+    if accept is None and results is not None:
+        found = results.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+    result = compress_xml(
+        text,
         counter,
         level=level,
         remove_comments=remove_comments,
         check=region.check,
         masks=masks,
-        blocks=blocks,
+        blocks=fences + comments,
         keep_final_newline=region.form != "raw",
         markdown=region.form == "raw",
         accept=accept,
     )
+    if accept is None and results is not None:
+        results[key] = result
+    return result
 
 
 class _Shape:

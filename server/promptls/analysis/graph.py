@@ -44,7 +44,7 @@ from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
 
 if TYPE_CHECKING:  # compress.py is imported when first needed (it is slow to import)
-    from promptls.analysis.compress import Level, RegionEdit
+    from promptls.analysis.compress import Level, RegionEdit, RegionResults
 
 #: Kinds Claude Code loads on their own: their load cost is checked against the load budget.
 ENTRY_KINDS = frozenset({"memory", "command", "agent", "skill", "output-style"})
@@ -117,6 +117,9 @@ class WorkspaceIndex:
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
+        self._region_compressions: RegionResults = SyncLRU(maxsize=8_000_000, sizeof=_region_chars)
+        """Compressions by region (at most 8 M characters of region text): an edit compresses
+        again only the region it touched."""
         self._dependents: dict[str, frozenset[str]] = {}
         """`dependents` by path, while no load set changes."""
         self._memories: list[str] | None = None
@@ -671,6 +674,7 @@ class WorkspaceIndex:
             level=level,
             remove_comments=self.settings.compression.remove_comments,
             processes=processes,
+            results=self._region_compressions,
         )
 
     def prepare_slow(self, path: str) -> None:
