@@ -267,7 +267,7 @@ class Resolver:
         self._by_name: dict[str, list[str]] = {}
         self._stems: dict[str, list[str]] = {}
         self._close: dict[str, list[str]] = {}
-        self._bags: list[tuple[str, int, Counter[str]]] = []
+        self._bags: list[tuple[str, int, Counter[str], frozenset[str]]] = []
         self._bases: dict[tuple[str, str, bool], tuple[str, ...]] = {}
         self._bases_at = -1
         self._memo: dict[tuple[str, str, str], Resolution] = {}
@@ -370,7 +370,7 @@ class Resolver:
             self._close = {}
             for name in names:
                 self._stems.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
-            self._bags = [(stem, len(stem), Counter(stem)) for stem in self._stems]
+            self._bags = [self._bag(stem) for stem in self._stems]
             self._names_at = generation
         return self._by_name
 
@@ -387,17 +387,29 @@ class Resolver:
             self._close[stem] = known
         return known
 
+    @staticmethod
+    def _bag(stem: str) -> tuple[str, int, Counter[str], frozenset[str]]:
+        """What `_could_be_close` compares of a known stem, made once."""
+        return stem, len(stem), Counter(stem), frozenset(stem)
+
     def _could_be_close(self, stem: str) -> list[str]:
         """The known stems whose similarity to `stem` may reach 0.8: difflib's own upper bounds
         (`real_quick_ratio`, `quick_ratio`: twice the characters in common, counted as a
         multiset, over both lengths) computed from each stem's character counts, made once.
-        What `get_close_matches` then finds among them is what it finds among all of them."""
-        wanted = Counter(stem).items()
+        What `get_close_matches` then finds among them is what it finds among all of them.
+        Before the characters in common are counted, a set difference (made in C) bounds them:
+        every character of `stem` that the other lacks is missing as many times as it occurs."""
+        counts = Counter(stem)
+        wanted = counts.items()
+        chars = set(counts)
         n = len(stem)
         out: list[str] = []
-        for other, length, bag in self._bags:
+        for other, length, bag, others in self._bags:
             total = (n + length) * 0.8 - 1e-9
             if 2 * min(n, length) < total:
+                continue
+            lacking = chars - others
+            if lacking and 2 * (n - sum(counts[ch] for ch in lacking)) < total:
                 continue
             if 2 * sum(min(k, bag[ch]) for ch, k in wanted) < total:
                 continue
