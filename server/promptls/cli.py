@@ -179,8 +179,10 @@ def _workspace_root(path: Path) -> Path:
 
 
 def _open_index(
-    paths: Sequence[str], root: str | None, jobs: int
+    paths: Sequence[str], root: str | None, jobs: int, processes: int = 1
 ) -> tuple[WorkspaceIndex, set[str] | None, Settings]:
+    """The indexed workspace of `paths`; with `processes` > 1, compressions are computed on
+    that many worker processes while it is indexed (for the commands that report them)."""
     targets = [Path(p) for p in (paths or ["."])]
     for target in targets:
         if not target.exists():
@@ -208,7 +210,7 @@ def _open_index(
         index = WorkspaceIndex(workspace, settings)
     except EncodingUnavailable as exc:
         raise UsageError(str(exc)) from None
-    index.index(threads=jobs or None)
+    index.index(threads=jobs or None, processes=processes)
     if only is not None:
         missing = [p for p in only if index.get(p) is None]
         if missing:
@@ -268,7 +270,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(f"--max-growth: {exc}") from None
     if args.baseline is not None:
         baseline = _read_baseline(args.baseline)
-    index, only, settings = _open_index(args.paths, args.root, args.jobs)
+    index, only, settings = _open_index(args.paths, args.root, args.jobs, _processes(args))
     encoding = PositionEncoding(args.position_encoding)
     if args.format == "sarif" and encoding is PositionEncoding.UTF8:
         encoding = PositionEncoding.UTF16
@@ -514,7 +516,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError("--top must be at least 1")
     baseline = _read_baseline(args.baseline) if args.baseline is not None else None
-    index, _, settings = _open_index(args.paths, args.root, args.jobs)
+    index, _, settings = _open_index(args.paths, args.root, args.jobs, _processes(args))
     if baseline is not None:
         _check_encoding(baseline, settings)
     display = _display(index)
@@ -542,7 +544,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     """`promptls baseline`: record tokens and load costs for `check --baseline`."""
     from promptls.report import DEFAULT_BASELINE, baseline_of, build_report
 
-    index, _, _settings = _open_index(args.paths, args.root, args.jobs)
+    index, _, _settings = _open_index(args.paths, args.root, args.jobs, _processes(args))
     display = _display(index)
     assert callable(display)
     report = build_report(index, display=display, processes=_processes(args))

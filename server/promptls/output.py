@@ -72,9 +72,9 @@ def build_reports(
     """One report per indexed file (or those in `only`), sorted by path; the compressions
     computed first, on `processes` worker processes (see `WorkspaceIndex.prepare_compressions`)."""
     show = display or index.workspace.relative
-    index.prepare_compressions(
-        [p for p in index.files if only is None or p in only], processes=processes
-    )
+    paths = [p for p in index.files if only is None or p in only]
+    index.prepare_duplicates(paths)  # (while worker processes still compress, if any)
+    index.prepare_compressions(paths, processes=processes)
     reports: list[FileReport] = []
     for path, fa in index.files.items():
         if only is not None and path not in only:

@@ -11,9 +11,12 @@ import pytest
 from promptls.analysis import compress
 from promptls.analysis.compress import compress_document, compress_documents
 from promptls.analysis.document import parse_document
+from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.processes import run_in_processes
 from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.workspace import Workspace
 from promptls.cli import main
+from promptls.config import load_settings
 from tests.conftest import WorkspaceMaker
 
 COUNTER = TokenCounter()
@@ -50,6 +53,18 @@ def _spy(calls: list[int]) -> object:
         return result
 
     return spy
+
+
+def _take_spy(taken: list[bool]) -> object:
+    """`CompressionPool.take`, noting whether each document came from a worker."""
+    real = compress.CompressionPool.take
+
+    def take(self: compress.CompressionPool, key: str, text: str) -> object:
+        edits = real(self, key, text)
+        taken.append(edits is not None)
+        return edits
+
+    return take
 
 
 def test_results_come_in_the_order_of_the_jobs() -> None:
@@ -106,6 +121,8 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
     root: Path = make_workspace(files)
     calls: list[int] = []
     monkeypatch.setattr(compress, "run_in_processes", _spy(calls))
+    taken: list[bool] = []
+    monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
     outputs = []
     for jobs in ("1", "2"):
         for argv in (["check", "--fail-on", "hint"], ["compress", "--format", "json"]):
@@ -114,4 +131,50 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
     assert outputs[:2] == outputs[2:]
     assert "xml-compressible" in outputs[0][1]
     assert outputs[0][0] == 1 and outputs[1][0] == 1
-    assert calls == [10, 10]  # with -j 2 (-j 1 never starts processes)
+    # With -j 2 (-j 1 never starts processes): check compresses while it indexes, compress
+    # after (with its own options).
+    assert taken == [True] * 10
+    assert calls == [10]
+
+
+def test_compression_pool_takes_only_what_was_sent_with_that_text() -> None:
+    texts = {f"m{i}": _module(i) for i in range(4)}
+    pool = compress.CompressionPool(2, COUNTER.name, "whitespace", False)
+    assert pool.running
+    for key, text in texts.items():
+        pool.submit(key, text, "module")
+    pool.done_submitting()
+    assert not pool.running
+    before = threading.active_count()
+    pool.submit("late", texts["m0"], "module")  # ignored once done
+    for key in ("m0", "m1"):
+        expected = compress_document(parse_document(texts[key], "module"), COUNTER)
+        assert pool.take(key, texts[key]) == expected
+    assert pool.take("m0", texts["m0"]) is None  # taken already
+    assert pool.take("m2", texts["m2"] + " ") is None  # not this text
+    assert pool.take("late", texts["m0"]) is None
+    pool.close()
+    assert pool.take("m3", texts["m3"]) is None
+    assert threading.active_count() < before  # the pool's own thread is gone
+
+
+def test_index_compresses_on_workers_while_it_reads(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(8)}
+    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(8))
+    root: Path = make_workspace(files)
+    settings = load_settings(root)
+    taken: list[bool] = []
+    monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
+    spread = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    spread.index(processes=2)
+    here = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    here.index()
+    paths = sorted(here.files)
+    spread.prepare_compressions(paths, processes=2)
+    assert taken == [True] * 8  # every module came from a worker
+    assert spread._compressing is None  # the pool is closed once asked
+    for path in paths:
+        assert spread.compressions(path) == here.compressions(path)
+        assert spread.findings(path) == here.findings(path)

@@ -63,6 +63,7 @@ import bisect
 import itertools
 import re
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,7 +72,7 @@ from lxml import etree
 from promptls.analysis.cache import SizedLRU
 from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
-from promptls.analysis.processes import run_in_processes
+from promptls.analysis.processes import FAILURES, run_in_processes, start_workers
 from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
@@ -79,6 +80,7 @@ from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
 __all__ = [
     "LEVELS",
     "Compressed",
+    "CompressionPool",
     "Level",
     "RegionEdit",
     "apply_edits",
@@ -1165,6 +1167,61 @@ def compress_documents(
         compress_document(d, counter, level=mode, remove_comments=remove_comments, results=results)
         for d in docs
     ]
+
+
+class CompressionPool:
+    """Compressions computed on worker processes while this process does other work (the
+    command line's index: they start as each file is read). Each document goes as its text and
+    kind, and the worker parses it again: the same parse, so the same edits."""
+
+    def __init__(
+        self, processes: int, encoding: str, level: Level | str, remove_comments: bool
+    ) -> None:
+        self._options = (encoding, _level(level), remove_comments)
+        self._workers = start_workers(processes)
+        self._pool = self._workers  # (None once no more jobs are sent)
+        self._jobs: dict[str, tuple[str, Future[list[RegionEdit]]]] = {}
+
+    @property
+    def running(self) -> bool:
+        """Whether worker processes could be started (and jobs are still taken)."""
+        return self._pool is not None
+
+    def submit(self, key: str, text: str, kind: str) -> None:
+        """Compress the document `key` (the text of a file of `kind`) on a worker."""
+        if self._pool is None:
+            return
+        try:
+            job = self._pool.submit(_compress_job, (text, kind, *self._options))
+        except (RuntimeError, *FAILURES):  # (the pool broke)
+            self._pool = None
+            return
+        self._jobs[key] = (text, job)
+
+    def done_submitting(self) -> None:
+        """No more jobs (the workers go on with those sent until `close`)."""
+        self._pool = None
+
+    def take(self, key: str, text: str) -> list[RegionEdit] | None:
+        """The edits of document `key` if it was sent with this very text, waiting for them;
+        None if it was not (or its worker failed): then compute them here."""
+        job = self._jobs.pop(key, None)
+        if job is None or job[0] != text:
+            return None
+        try:
+            return job[1].result()
+        except FAILURES:
+            return None
+
+    def close(self) -> None:
+        """Cancel the jobs no one took, and wait for the workers to exit."""
+        self.done_submitting()
+        for _, job in self._jobs.values():
+            job.cancel()
+        self._jobs.clear()
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
 
 
 _JOB_COUNTERS: dict[str, TokenCounter] = {}

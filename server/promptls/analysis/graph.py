@@ -44,7 +44,7 @@ from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
 
 if TYPE_CHECKING:  # compress.py is imported when first needed (it is slow to import)
-    from promptls.analysis.compress import Level, RegionEdit, RegionResults
+    from promptls.analysis.compress import CompressionPool, Level, RegionEdit, RegionResults
 
 #: Kinds Claude Code loads on their own: their load cost is checked against the load budget.
 ENTRY_KINDS = frozenset({"memory", "command", "agent", "skill", "output-style"})
@@ -117,6 +117,8 @@ class WorkspaceIndex:
         self._blocks: dict[str, tuple[FileAnalysis, list[Block]]] = {}
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
+        self._compressing: CompressionPool | None = None
+        """Worker processes computing compressions during `index` (the command line)."""
         self._region_compressions: RegionResults = SyncLRU(maxsize=8_000_000, sizeof=_region_chars)
         """Compressions by region (at most 8 M characters of region text): an edit compresses
         again only the region it touched."""
@@ -141,13 +143,55 @@ class WorkspaceIndex:
         self,
         threads: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        *,
+        processes: int = 1,
     ) -> None:
-        """Scan the workspace folders and analyse every prompt file and every file they load."""
-        paths = self.prompt_files(self.workspace.scan())
-        self.analyse_many(paths, threads=threads, progress=progress)
-        self._pull_referenced(threads)
+        """Scan the workspace folders and analyse every prompt file and every file they load.
 
-    def _pull_referenced(self, threads: int | None) -> None:
+        With `processes` > 1 (the command line, which reports every file's findings), the
+        compressions behind `xml-compressible` are computed at the same time, on that many
+        worker processes, each file as soon as it is read (see `compress.CompressionPool`);
+        `compressions` and `prepare_compressions` take them from there. The workers must be
+        started before any thread: a process running other threads is never forked, and then
+        the compressions are computed here when asked for."""
+        on_read: Callable[[str, str], None] | None = None
+        if processes > 1:
+            from promptls.analysis.compress import CompressionPool
+
+            pool = CompressionPool(
+                processes,
+                self.counter.name,
+                self._compression_level(),
+                self.settings.compression.remove_comments,
+            )
+            if pool.running:
+                self._compressing = pool
+                on_read = self._send_to_compress
+        try:
+            paths = self.prompt_files(self.workspace.scan())
+            self.analyse_many(paths, threads=threads, progress=progress, on_read=on_read)
+            self._pull_referenced(threads, on_read)
+        except BaseException:
+            self._stop_compressing()
+            raise
+        if self._compressing is not None:
+            self._compressing.done_submitting()
+
+    def _stop_compressing(self) -> None:
+        if self._compressing is not None:
+            self._compressing.close()
+            self._compressing = None
+
+    def _send_to_compress(self, path: str, text: str) -> None:
+        pool = self._compressing
+        # Only what may hold an XML region, and what will not be reduced.
+        wanted = "<" in text and not over_utf8_size(text, self.settings.max_file_bytes)
+        if pool is not None and wanted:
+            pool.submit(path, text, self.workspace.kind(path))
+
+    def _pull_referenced(
+        self, threads: int | None, on_read: Callable[[str, str], None] | None = None
+    ) -> None:
         while True:
             wanted = {
                 r.path
@@ -157,16 +201,17 @@ class WorkspaceIndex:
             }
             if not wanted:
                 return
-            self.analyse_many(sorted(wanted), threads=threads)
+            self.analyse_many(sorted(wanted), threads=threads, on_read=on_read)
 
     def analyse_many(
         self,
         paths: Sequence[str],
         threads: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        on_read: Callable[[str, str], None] | None = None,
     ) -> None:
         """Analyse `paths`: counting runs on worker threads (tiktoken releases the GIL) while
-        this thread reads and parses."""
+        this thread reads and parses. `on_read(path, text)` is called as each file is read."""
         workers = threads or os.cpu_count() or 1
         total = len(paths)
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -178,6 +223,8 @@ class WorkspaceIndex:
                 except (OSError, OutsideWorkspace) as exc:
                     self._record_error(path, exc)
                     continue
+                if on_read is not None:
+                    on_read(path, text)
                 pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
                 future = pool.submit(self.counter.count_whole, pieces)
                 pending.append((path, text, stamp, time.perf_counter() - started, future))
@@ -644,9 +691,14 @@ class WorkspaceIndex:
             return []
         cached = self._compressions.get(path)
         if cached is None or cached[0] is not fa:
-            cached = (fa, self._compress([fa])[0])
+            edits = self._compressed_by_workers(fa)
+            cached = (fa, self._compress([fa])[0] if edits is None else edits)
             self._compressions[path] = cached
         return cached[1]
+
+    def _compressed_by_workers(self, fa: FileAnalysis) -> list[RegionEdit] | None:
+        pool = self._compressing
+        return None if pool is None else pool.take(fa.path, fa.doc.text)
 
     def prepare_compressions(self, paths: Iterable[str], processes: int = 1) -> None:
         """Compute the compressions of many files at once, on `processes` worker processes
@@ -656,26 +708,40 @@ class WorkspaceIndex:
         for path in paths:
             fa = self.files.get(path)
             cached = self._compressions.get(path)
-            if fa is not None and fa.doc.regions and (cached is None or cached[0] is not fa):
+            if fa is None or not fa.doc.regions or (cached is not None and cached[0] is fa):
+                continue
+            edits = self._compressed_by_workers(fa)
+            if edits is None:
                 todo.append(fa)
+            else:
+                self._compressions[path] = (fa, edits)
+        self._stop_compressing()  # (what the workers made that no one asked for)
         for fa, edits in zip(todo, self._compress(todo, processes), strict=True):
             if self.files.get(fa.path) is fa:
                 self._compressions[fa.path] = (fa, edits)
+
+    def prepare_duplicates(self, paths: Iterable[str]) -> None:
+        """Find the copies every load set holding one of `paths` repeats (`findings` then finds
+        them remembered): for the command line, while worker processes compress."""
+        for path in paths:
+            self._duplicate_findings(path)
 
     def _compress(
         self, files: Sequence[FileAnalysis], processes: int = 1
     ) -> list[list[RegionEdit]]:
         from promptls.analysis.compress import compress_documents
 
-        level: Level = "lossless" if self.settings.compression.level == "lossless" else "whitespace"
         return compress_documents(
             [fa.doc for fa in files],
             self.counter,
-            level=level,
+            level=self._compression_level(),
             remove_comments=self.settings.compression.remove_comments,
             processes=processes,
             results=self._region_compressions,
         )
+
+    def _compression_level(self) -> Level:
+        return "lossless" if self.settings.compression.level == "lossless" else "whitespace"
 
     def prepare_slow(self, path: str) -> None:
         """Compute the costly parts of `path`'s slow findings (its compressions and the copies

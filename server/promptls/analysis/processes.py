@@ -14,22 +14,25 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-__all__ = ["run_in_processes"]
+__all__ = ["FAILURES", "run_in_processes", "start_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+FAILURES = (OSError, BrokenProcessPool, pickle.PicklingError)
+"""What a pool of worker processes may raise for reasons of its own (not a job's)."""
 
-def run_in_processes(fn: Callable[[T], R], jobs: Sequence[T], processes: int) -> list[R] | None:
-    """`fn` of each job on `processes` worker processes, results in the order of `jobs`; None
-    when worker processes cannot be used here (the caller then does the work itself).
 
-    On Linux the workers are forked, inheriting what this process has imported and loaded (the
-    tokenizer's encoding among it), but only from a process running one thread: forking a
-    process whose other threads may hold locks is not safe. Elsewhere they are spawned. `fn`
-    must be a module-level function, and jobs and results picklable.
+def start_workers(processes: int) -> ProcessPoolExecutor | None:
+    """A pool of `processes` worker processes, started now; None when worker processes cannot
+    be used here (then the caller does the work itself).
+
+    On Linux the workers are forked, inheriting what this process has imported and loaded, but
+    only from a process running one thread: forking a process whose other threads may hold
+    locks is not safe (so start them before any thread, to use them later). Elsewhere they are
+    spawned. Jobs must be module-level functions, with picklable arguments and results.
     """
-    if processes < 2 or len(jobs) < 2:
+    if processes < 2:
         return None
     if sys.platform.startswith("linux"):
         if threading.active_count() > 1:
@@ -41,10 +44,27 @@ def run_in_processes(fn: Callable[[T], R], jobs: Sequence[T], processes: int) ->
     # process had buffered would be written twice.
     sys.stdout.flush()
     sys.stderr.flush()
-    workers = min(processes, len(jobs))
-    chunk = max(1, len(jobs) // (workers * 8))
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=context)
+        # With fork, the first job starts every worker, before the pool's own thread exists.
+        pool.submit(int).result()
+    except FAILURES:
+        return None
+    return pool
+
+
+def run_in_processes(fn: Callable[[T], R], jobs: Sequence[T], processes: int) -> list[R] | None:
+    """`fn` of each job on `processes` worker processes (see `start_workers`), results in the
+    order of `jobs`; None when worker processes cannot be used here. A job that raises raises
+    here."""
+    if len(jobs) < 2:
+        return None
+    pool = start_workers(min(processes, len(jobs)))
+    if pool is None:
+        return None
+    chunk = max(1, len(jobs) // (processes * 8))
+    try:
+        with pool:
             return list(pool.map(fn, jobs, chunksize=chunk))
-    except (OSError, BrokenProcessPool, pickle.PicklingError):
+    except FAILURES:
         return None
