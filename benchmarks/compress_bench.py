@@ -288,7 +288,7 @@ def table(
         " its non-whitespace characters changed. files with references changed: the references"
         " promptls reads (`<depends_on>` lines, component lines, @imports, links...) differ once"
         " the outputs replace the regions.",
-        "* promptls: all of `compress_document` (token counting of every candidate, verification,"
+        "* promptls: all of `compress_document` (token counting, verification,"
         " markdown re-parse), warm; minify-xml: `minify()` calls only, inside node.",
     ]
     if note:
