@@ -74,7 +74,7 @@ from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
 from promptls.analysis.processes import FAILURES, run_in_processes, start_workers
 from promptls.analysis.references import extract_references
-from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.tokens import TokenCounter, load_encoding
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
 
 __all__ = [
@@ -1178,6 +1178,8 @@ class CompressionPool:
         self, processes: int, encoding: str, level: Level | str, remove_comments: bool
     ) -> None:
         self._options = (encoding, _level(level), remove_comments)
+        # Forked workers inherit the encoding: loaded once here, not once in each of them.
+        load_encoding(encoding)
         self._workers = start_workers(processes)
         self._pool = self._workers  # (None once no more jobs are sent)
         self._jobs: dict[str, tuple[str, Future[list[RegionEdit]]]] = {}
