@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.workspace import Workspace
@@ -85,3 +90,12 @@ def test_a_block_pasted_many_times_lists_a_bounded_number_of_copies(
         assert "(and 1,496 more)" in finding.message
     starts = {f.start for f in found}
     assert all(r.start in starts for f in found for r in f.related)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x85\xa0\u2000\u2028\u3000\u200bab<", max_size=30))
+def test_digest_normalises_whitespace_as_the_regular_expression_does(text: str) -> None:
+    from promptls.analysis.duplicates import _digest
+
+    words = re.sub(r"\s+", " ", text).strip()
+    assert _digest(text) == hashlib.blake2b(words.encode("utf-8"), digest_size=16).digest()

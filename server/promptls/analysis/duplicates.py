@@ -31,7 +31,9 @@ class Block:
 
 
 def _digest(text: str) -> bytes:
-    return hashlib.blake2b(_SPACE.sub(" ", text).strip().encode("utf-8"), digest_size=16).digest()
+    # The words, one space between them: `str.split` cuts at the characters `\s` matches (both
+    # use `str.isspace`), several times faster than a regular expression.
+    return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).digest()
 
 
 def blocks(doc: Document, min_chars: int) -> list[Block]:
