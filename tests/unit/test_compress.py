@@ -385,7 +385,10 @@ def _layout(text: str) -> compress._Layout:
 
 def _style_counts(text: str) -> list[int]:
     layout = _layout(text)
-    return [COUNTER.count("".join(layout.fill(s.choices("\n")))) for s in compress._STYLES]
+    return [
+        COUNTER.count("".join(layout.fill_each(layout.styled(s.choices("\n")))))
+        for s in compress._STYLES
+    ]
 
 
 def test_token_choice_prefers_fewer_tokens() -> None:

@@ -740,9 +740,9 @@ class _Layout:
         self.slots = slots
         self.blocks = block_at
 
-    def fill(self, choices: tuple[str, str, str]) -> list[str]:
-        """The parts with every slot of a kind filled the same way."""
-        return self.fill_each([choices[code] for _, code in self.slots])
+    def styled(self, choices: tuple[str, str, str]) -> list[str]:
+        """The value of each slot when every slot of a kind is filled the same way."""
+        return [choices[code] for _, code in self.slots]
 
     def fill_each(self, values: Sequence[str]) -> list[str]:
         """The parts with the k-th slot filled with `values[k]`."""
@@ -1044,7 +1044,7 @@ def compress_xml(
         styles: dict[str, list[str]] = {}
         for style in _STYLES:
             choices = style.choices(newline)
-            values = [choices[code] for _, code in layout.slots]
+            values = layout.styled(choices)
             styles.setdefault("".join(layout.fill_each(values)) + ending, values)
         texts = list(styles)
         counts = counter.count_many(texts)
