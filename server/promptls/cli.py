@@ -160,13 +160,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=0,
-        help="threads for counting, processes for compressing (default: one per core)",
+        help="threads for counting, processes for compressing (default: one per core; at most "
+        "8 processes)",
     )
 
 
+# Worker processes by default at most: each holds its own copy of the documents it compresses.
+_MAX_DEFAULT_PROCESSES = 8
+
+
 def _processes(args: argparse.Namespace) -> int:
-    """Worker processes for the compressions (`--jobs`, or one per core)."""
-    return int(args.jobs or os.cpu_count() or 1)
+    """Worker processes for the compressions: `--jobs`, or one per core this process may run
+    on, at most 8."""
+    if args.jobs:
+        return int(args.jobs)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # (not on every platform)
+        cores = os.cpu_count() or 1
+    return min(cores, _MAX_DEFAULT_PROCESSES)
 
 
 def _workspace_root(path: Path) -> Path:

@@ -178,3 +178,15 @@ def test_index_compresses_on_workers_while_it_reads(
     for path in paths:
         assert spread.compressions(path) == here.compressions(path)
         assert spread.findings(path) == here.findings(path)
+
+
+def test_default_processes_one_per_core_at_most_eight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from promptls import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    assert cli._processes(argparse.Namespace(jobs=0)) == 8
+    assert cli._processes(argparse.Namespace(jobs=12)) == 12
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert cli._processes(argparse.Namespace(jobs=0)) == 2
