@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from promptls.analysis import compress
+from promptls.analysis import compress, processes
 from promptls.analysis.compress import compress_document, compress_documents
 from promptls.analysis.document import parse_document
 from promptls.analysis.graph import WorkspaceIndex
@@ -102,7 +102,7 @@ def test_compressions_on_processes_equal_those_made_here(
     docs = [parse_document(_module(i), "module") for i in range(12)]
     docs.insert(3, parse_document("# No XML here\n", "module"))
     calls: list[int] = []
-    monkeypatch.setattr(compress, "run_in_processes", _spy(calls))
+    monkeypatch.setattr(processes, "run_in_processes", _spy(calls))
     spread = compress_documents(docs, COUNTER, processes=2)
     assert calls == [12]  # the document without XML is not sent
     here = [compress_document(d, COUNTER) for d in docs]
@@ -120,7 +120,7 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
     files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(10))
     root: Path = make_workspace(files)
     calls: list[int] = []
-    monkeypatch.setattr(compress, "run_in_processes", _spy(calls))
+    monkeypatch.setattr(processes, "run_in_processes", _spy(calls))
     taken: list[bool] = []
     monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
     outputs = []

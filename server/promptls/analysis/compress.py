@@ -72,7 +72,6 @@ from lxml import etree
 from promptls.analysis.cache import SizedLRU
 from promptls.analysis.document import Document, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
-from promptls.analysis.processes import FAILURES, run_in_processes, start_workers
 from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter, load_encoding
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
@@ -1157,7 +1156,9 @@ def compress_documents(
         # Largest first, so that no worker is left with a big one at the end.
         order = sorted((i for i, n in enumerate(sizes) if n), key=lambda i: -sizes[i])
         jobs = [(docs[i].text, docs[i].kind, counter.name, mode, remove_comments) for i in order]
-        done = run_in_processes(_compress_job, jobs, processes)
+        from promptls.analysis import processes as workers  # (multiprocessing: slow to import)
+
+        done = workers.run_in_processes(_compress_job, jobs, processes)
         if done is not None:
             out: list[list[RegionEdit]] = [[] for _ in docs]
             for i, edits in zip(order, done, strict=True):
@@ -1177,6 +1178,9 @@ class CompressionPool:
     def __init__(
         self, processes: int, encoding: str, level: Level | str, remove_comments: bool
     ) -> None:
+        from promptls.analysis.processes import FAILURES, start_workers
+
+        self._failures = FAILURES
         self._options = (encoding, _level(level), remove_comments)
         # Forked workers inherit the encoding: loaded once here, not once in each of them.
         load_encoding(encoding)
@@ -1195,7 +1199,7 @@ class CompressionPool:
             return
         try:
             job = self._pool.submit(_compress_job, (text, kind, *self._options))
-        except (RuntimeError, *FAILURES):  # (the pool broke)
+        except (RuntimeError, *self._failures):  # (the pool broke)
             self._pool = None
             return
         self._jobs[key] = (text, job)
@@ -1212,7 +1216,7 @@ class CompressionPool:
             return None
         try:
             return job[1].result()
-        except FAILURES:
+        except self._failures:
             return None
 
     def close(self) -> None:
