@@ -668,6 +668,30 @@ def test_remembered_results_are_the_same_and_only_touched_regions_are_compressed
     assert len(calls) == 5
 
 
+def test_shape_check_reuses_region_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptls.analysis import document
+
+    text = "".join(f'```xml\n<step n="{i}">\n  Do {i}.\n</step>\n```\n\n' for i in range(4))
+    doc = parse_document(text, "module")
+    checked: list[str] = []
+    real = document.check_region
+
+    def spy(region: str, *args: object) -> object:
+        checked.append(region)
+        return real(region, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(document, "check_region", spy)
+    checks: dict[tuple[str, tuple[tuple[int, int], ...]], object] = {}
+    first = compress_document(doc, COUNTER, checks=checks)  # type: ignore[arg-type]
+    assert len(checked) == 4  # the compressed regions of the edited document
+    edited = parse_document(text.replace("Do 2.", "Do 2 now."), "module")
+    checked.clear()
+    again = compress_document(edited, COUNTER, checks=checks)  # type: ignore[arg-type]
+    assert checked == ['<step n="2">Do 2 now.</step>\n']
+    assert first == compress_document(doc, COUNTER)
+    assert again == compress_document(edited, COUNTER)
+
+
 def test_edits_that_move_markdown_are_dropped() -> None:
     text = "<a>\n  x\n</a>\n\n```xml\n<b>\n  y\n</b>\n```\n"
     doc = parse_document(text, "module")

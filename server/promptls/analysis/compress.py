@@ -70,7 +70,7 @@ from typing import Literal
 from lxml import etree
 
 from promptls.analysis.cache import SizedLRU
-from promptls.analysis.document import Document, XmlRegion, parse_document
+from promptls.analysis.document import Document, RegionCache, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
 from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter, load_encoding
@@ -1079,6 +1079,7 @@ def compress_document(
     level: Level | str = "whitespace",
     remove_comments: bool = False,
     results: RegionResults | None = None,
+    checks: RegionCache | None = None,
 ) -> list[RegionEdit]:
     """One verified edit per compressible XML region of the document, in document order.
 
@@ -1093,7 +1094,9 @@ def compress_document(
     `results`, when given, remembers each region's compression by all it depends on (its text
     and form, the code spans, fences and comments inside it, the options): an edit compresses
     again only the regions it touched, and a region repeated in another file is compressed
-    once. The shape of the edited document is still checked whole.
+    once. The shape of the edited document is still checked whole; `checks` remembers the XML
+    checks of its regions by their text (see `parse_document`), so that the regions an edit left
+    as they were are not checked again.
     """
     if doc.reduced or not doc.regions:
         return []
@@ -1106,7 +1109,7 @@ def compress_document(
             planned.append((region, edit))
     if not planned:
         return []
-    shape = _Shape(doc)
+    shape = _Shape(doc, checks)
     if shape.kept_by([edit for _, edit in planned]):
         return [edit for _, edit in planned]
     kept: list[RegionEdit] = []
@@ -1141,6 +1144,7 @@ def compress_documents(
     remove_comments: bool = False,
     processes: int = 1,
     results: RegionResults | None = None,
+    checks: RegionCache | None = None,
 ) -> list[list[RegionEdit]]:
     """`compress_document` of each document, in order.
 
@@ -1148,7 +1152,8 @@ def compress_documents(
     `processes` > 1 and enough XML to repay them, the documents are compressed on that many
     worker processes, each parsing its documents again from their text and kind (the same
     parse, so the same edits). Where worker processes cannot be started, or fail, it is all
-    done here. `results` as for `compress_document` (here; each worker has its own).
+    done here. `results` and `checks` as for `compress_document` (here; each worker has its
+    own).
     """
     mode = _level(level)
     sizes = [sum(r.end - r.start for r in d.regions) if not d.reduced else 0 for d in docs]
@@ -1165,7 +1170,9 @@ def compress_documents(
                 out[i] = edits
             return out
     return [
-        compress_document(d, counter, level=mode, remove_comments=remove_comments, results=results)
+        compress_document(
+            d, counter, level=mode, remove_comments=remove_comments, results=results, checks=checks
+        )
         for d in docs
     ]
 
@@ -1232,6 +1239,7 @@ class CompressionPool:
 
 _JOB_COUNTERS: dict[str, TokenCounter] = {}
 _JOB_RESULTS: RegionResults = SizedLRU(maxsize=8_000_000, sizeof=lambda key: len(key[0]))
+_JOB_CHECKS: RegionCache = SizedLRU(maxsize=8_000_000, sizeof=lambda key: len(key[0]))
 
 
 def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
@@ -1240,9 +1248,14 @@ def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
     counter = _JOB_COUNTERS.get(encoding)
     if counter is None:
         counter = _JOB_COUNTERS[encoding] = TokenCounter(encoding)
-    doc = parse_document(text, kind)
+    doc = parse_document(text, kind, regions=_JOB_CHECKS)
     return compress_document(
-        doc, counter, level=level, remove_comments=remove_comments, results=_JOB_RESULTS
+        doc,
+        counter,
+        level=level,
+        remove_comments=remove_comments,
+        results=_JOB_RESULTS,
+        checks=_JOB_CHECKS,
     )
 
 
@@ -1302,8 +1315,9 @@ def _compress_region(
 class _Shape:
     """What an edit of a document's XML regions must leave as it was."""
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, checks: RegionCache | None = None) -> None:
         self.doc = doc
+        self.checks = checks
         self.fences = [(f.info, f.closed) for f in doc.fences]
         self.comments = self._comments(doc)
         self.code_spans = [doc.text[c.start : c.end] for c in doc.code_spans]
@@ -1316,7 +1330,7 @@ class _Shape:
 
     def kept_by(self, edits: Sequence[RegionEdit]) -> bool:
         doc = self.doc
-        new = parse_document(apply_edits(doc.text, edits), doc.kind)
+        new = parse_document(apply_edits(doc.text, edits), doc.kind, regions=self.checks)
         ordered = sorted(edits, key=lambda e: e.start)
         ends = [e.end for e in ordered]
         deltas = [0]

@@ -738,6 +738,7 @@ class WorkspaceIndex:
             remove_comments=self.settings.compression.remove_comments,
             processes=processes,
             results=self._region_compressions,
+            checks=self._region_checks,
         )
 
     def _compression_level(self) -> Level:
