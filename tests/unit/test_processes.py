@@ -190,3 +190,29 @@ def test_default_processes_one_per_core_at_most_eight(monkeypatch: pytest.Monkey
     assert cli._processes(argparse.Namespace(jobs=12)) == 12
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     assert cli._processes(argparse.Namespace(jobs=0)) == 2
+
+
+def _die(job: object) -> object:
+    os._exit(3)  # a worker killed mid-job (out of memory, a signal)
+
+
+def test_a_worker_that_dies_leaves_the_compressions_to_this_process(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(4)}
+    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(4))
+    root: Path = make_workspace(files)
+    settings = load_settings(root)
+    here = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    here.index()
+    monkeypatch.setattr(compress, "_compress_job", _die)  # (the forked workers inherit it)
+    taken: list[bool] = []
+    monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
+    broken = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    broken.index(processes=2)
+    paths = sorted(here.files)
+    broken.prepare_compressions(paths)
+    assert taken and not any(taken)  # nothing came from the workers
+    for path in paths:
+        assert broken.findings(path) == here.findings(path)
+    assert threading.active_count() == 1
