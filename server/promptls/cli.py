@@ -222,7 +222,9 @@ def _open_index(
         index = WorkspaceIndex(workspace, settings)
     except EncodingUnavailable as exc:
         raise UsageError(str(exc)) from None
-    index.index(threads=jobs or None, processes=processes)
+    # Files named alone are reported alone: workers compressing the whole workspace while it is
+    # indexed would only compete with the index (those files are compressed when reported).
+    index.index(threads=jobs or None, processes=processes if only is None else 1)
     if only is not None:
         missing = [p for p in only if index.get(p) is None]
         if missing:

@@ -216,3 +216,27 @@ def test_a_worker_that_dies_leaves_the_compressions_to_this_process(
     for path in paths:
         assert broken.findings(path) == here.findings(path)
     assert threading.active_count() == 1
+
+
+def test_checking_named_files_does_not_compress_the_whole_workspace(
+    make_workspace: WorkspaceMaker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(6)}
+    root: Path = make_workspace(files)
+    submitted: list[str] = []
+    real = compress.CompressionPool.submit
+
+    def submit(self: compress.CompressionPool, key: str, text: str, kind: str) -> None:
+        submitted.append(key)
+        real(self, key, text, kind)
+
+    monkeypatch.setattr(compress.CompressionPool, "submit", submit)
+    one = root / ".claude/modules/m5.md"
+    assert main(["check", "--fail-on", "hint", "-j", "2", str(one)]) == 1
+    out = capsys.readouterr().out
+    assert "m5.md" in out and "m4.md" not in out and "xml-compressible" in out
+    assert submitted == []
+    assert main(["check", "--fail-on", "hint", "-j", "2", str(root)]) == 1
+    assert len(submitted) == 6
