@@ -1192,28 +1192,28 @@ class CompressionPool:
         # Forked workers inherit the encoding: loaded once here, not once in each of them.
         load_encoding(encoding)
         self._workers = start_workers(processes)
-        self._pool = self._workers  # (None once no more jobs are sent)
+        self._sending = self._workers is not None
         self._jobs: dict[str, tuple[str, Future[list[RegionEdit]]]] = {}
 
     @property
     def running(self) -> bool:
         """Whether worker processes could be started (and jobs are still taken)."""
-        return self._pool is not None
+        return self._sending
 
     def submit(self, key: str, text: str, kind: str) -> None:
         """Compress the document `key` (the text of a file of `kind`) on a worker."""
-        if self._pool is None:
+        if not self._sending or self._workers is None:
             return
         try:
-            job = self._pool.submit(_compress_job, (text, kind, *self._options))
+            job = self._workers.submit(_compress_job, (text, kind, *self._options))
         except (RuntimeError, *self._failures):  # (the pool broke)
-            self._pool = None
+            self._sending = False
             return
         self._jobs[key] = (text, job)
 
     def done_submitting(self) -> None:
         """No more jobs (the workers go on with those sent until `close`)."""
-        self._pool = None
+        self._sending = False
 
     def take(self, key: str, text: str) -> list[RegionEdit] | None:
         """The edits of document `key` if it was sent with this very text, waiting for them;
