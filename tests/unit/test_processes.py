@@ -44,6 +44,23 @@ def _module(i: int) -> str:
     )
 
 
+def _framework(make_workspace: WorkspaceMaker, modules: int) -> Path:
+    """A workspace of `modules` modules and a command loading them all."""
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(modules)}
+    files[".claude/commands/run.md"] = "".join(
+        f"@.claude/modules/m{i}.md\n" for i in range(modules)
+    )
+    return make_workspace(files)
+
+
+def _index(root: Path, processes: int = 1) -> WorkspaceIndex:
+    """`root` indexed (compressing on `processes` worker processes as it is read)."""
+    settings = load_settings(root)
+    index = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    index.index(processes=processes)
+    return index
+
+
 def _spy(calls: list[int]) -> object:
     """`run_in_processes`, noting how many results each call brought back (0: none)."""
 
@@ -116,9 +133,7 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
-    files = {f".claude/modules/m{i}.md": _module(i) for i in range(10)}
-    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(10))
-    root: Path = make_workspace(files)
+    root = _framework(make_workspace, 10)
     calls: list[int] = []
     monkeypatch.setattr(processes, "run_in_processes", _spy(calls))
     taken: list[bool] = []
@@ -161,16 +176,11 @@ def test_compression_pool_takes_only_what_was_sent_with_that_text() -> None:
 def test_index_compresses_on_workers_while_it_reads(
     make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {f".claude/modules/m{i}.md": _module(i) for i in range(8)}
-    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(8))
-    root: Path = make_workspace(files)
-    settings = load_settings(root)
+    root = _framework(make_workspace, 8)
     taken: list[bool] = []
     monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
-    spread = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
-    spread.index(processes=2)
-    here = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
-    here.index()
+    spread = _index(root, processes=2)
+    here = _index(root)
     paths = sorted(here.files)
     spread.prepare_compressions(paths, processes=2)
     assert taken == [True] * 8  # every module came from a worker
@@ -199,17 +209,12 @@ def _die(job: object) -> object:
 def test_a_worker_that_dies_leaves_the_compressions_to_this_process(
     make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {f".claude/modules/m{i}.md": _module(i) for i in range(4)}
-    files[".claude/commands/run.md"] = "".join(f"@.claude/modules/m{i}.md\n" for i in range(4))
-    root: Path = make_workspace(files)
-    settings = load_settings(root)
-    here = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
-    here.index()
+    root = _framework(make_workspace, 4)
+    here = _index(root)
     monkeypatch.setattr(compress, "_compress_job", _die)  # (the forked workers inherit it)
     taken: list[bool] = []
     monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
-    broken = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
-    broken.index(processes=2)
+    broken = _index(root, processes=2)
     paths = sorted(here.files)
     broken.prepare_compressions(paths)
     assert taken and not any(taken)  # nothing came from the workers
@@ -223,8 +228,7 @@ def test_checking_named_files_does_not_compress_the_whole_workspace(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    files = {f".claude/modules/m{i}.md": _module(i) for i in range(6)}
-    root: Path = make_workspace(files)
+    root = _framework(make_workspace, 6)
     submitted: list[str] = []
     real = compress.CompressionPool.submit
 
