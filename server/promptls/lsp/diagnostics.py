@@ -4,6 +4,7 @@ findings, codes and ranges as `promptls check`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable
 
@@ -12,6 +13,7 @@ from lsprotocol import types
 from promptls.analysis.graph import FileAnalysis
 from promptls.analysis.text import LineIndex
 from promptls.lsp.convert import to_diagnostic
+from promptls.lsp.protocol import PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
 
 IDENTIFIER = "promptls"
@@ -151,9 +153,27 @@ def publish(ls: PromptLanguageServer, uri: str, *, slow: bool = True) -> None:
     if fa is None or fa.version != doc.version:
         return  # never publish a result for another version
     items = diagnostics_for(ls, fa, slow=slow)
-    ls.text_document_publish_diagnostics(
-        types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
-    )
+    if isinstance(ls.protocol, PromptProtocol):
+        # Each diagnostic is encoded once, while `diagnostics_for` keeps reusing its object.
+        protocol = ls.protocol
+        previous = ls.diagnostic_json.get(uri, {})
+        encoded: dict[int, tuple[types.Diagnostic, str]] = {}
+        for item in items:
+            known = previous.get(id(item))
+            encoded[id(item)] = (
+                known if known is not None and known[0] is item else (item, protocol.to_json(item))
+            )
+        ls.diagnostic_json[uri] = encoded
+        listed = ",".join(encoded[id(item)][1] for item in items)
+        version = "" if doc.version is None else f',"version":{int(doc.version)}'
+        protocol.notify_json(
+            types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+            f'{{"uri":{json.dumps(uri)},"diagnostics":[{listed}]{version}}}',
+        )
+    else:
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
+        )
     if not slow:
         _complete_later(ls, uri, doc.version)
 

@@ -8,10 +8,17 @@
   so its copy of a document would drift from the editor's. The line index of each open
   document's text is kept (`line_indexes`) and updated for each change, so a keystroke costs
   the lines it touches, not the file; the diagnostics of that version are converted with it.
+
+It also sends notifications whose parameters are JSON text already (`notify_json`): the pushed
+diagnostics of a document, most of them the same from one keystroke to the next, are encoded
+once each (see `diagnostics.publish`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import json
 import logging
 from collections.abc import Generator
 from typing import Any
@@ -45,6 +52,40 @@ class PromptProtocol(LanguageServerProtocol):
         super().__init__(*args, **kwargs)
         self.line_indexes: dict[str, LineIndex] = {}
         """uri -> the line index of the open document's current text (kept across changes)."""
+        self._framed = True
+        self._sending: set[asyncio.Future[Any]] = set()
+
+    def set_writer(self, writer: Any, include_headers: bool = True) -> None:
+        """Where messages go, and whether each gets a header (not over a WebSocket)."""
+        super().set_writer(writer, include_headers)
+        self._framed = include_headers
+
+    def to_json(self, value: Any) -> str:
+        """`value` (an lsprotocol object) as JSON text, exactly as pygls would send it."""
+        return json.dumps(self._converter.unstructure(value))
+
+    def notify_json(self, method: str, params: str) -> None:
+        """Send the notification `method` whose parameters are JSON text already (ASCII, as
+        `to_json` writes it): pygls would build the whole message again with cattrs and encode
+        it, which for fifty diagnostics costs more than analysing the keystroke that made them."""
+        writer = self.writer
+        if writer is None:
+            log.error("cannot send %s: no transport", method)
+            return
+        body = f'{{"params":{params},"method":{json.dumps(method)},"jsonrpc":"2.0"}}'.encode()
+        if self._framed:
+            head = f"Content-Length: {len(body)}\r\nContent-Type: {self.CONTENT_TYPE}; "
+            body = f"{head}charset={self.CHARSET}\r\n\r\n".encode() + body
+        try:
+            written = writer.write(body)
+            if inspect.isawaitable(written):  # (a WebSocket)
+                sending = asyncio.ensure_future(written)
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
+        except BrokenPipeError:
+            raise  # the client is gone: as pygls does, let the server end
+        except Exception:
+            log.exception("could not send %s", method)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Read a message; a malformed request becomes an error response to send."""

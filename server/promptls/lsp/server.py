@@ -80,6 +80,9 @@ class PromptLanguageServer(LanguageServer):
         """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
         self.diagnostic_memo: dict[str, dict[tuple[object, ...], types.Diagnostic]] = {}
         """The LSP diagnostics last built for each file (see `diagnostics.diagnostics_for`)."""
+        self.diagnostic_json: dict[str, dict[int, tuple[types.Diagnostic, str]]] = {}
+        """uri -> the JSON text of each diagnostic last pushed for it, by the object's id (see
+        `diagnostics.publish`)."""
         self.tasks: set[asyncio.Future[None]] = set()
         """Work running off the event loop (kept referenced until done)."""
         self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}

@@ -1,0 +1,88 @@
+"""Notifications sent from JSON text (`PromptProtocol.notify_json`) are the messages pygls would
+send: the same framing, the same JSON once parsed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from lsprotocol import types
+
+from promptls.lsp.protocol import PromptProtocol
+from promptls.lsp.server import create_server
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self) -> None:
+        pass
+
+
+def _messages(raw: bytes, framed: bool) -> list[dict[str, Any]]:
+    if not framed:
+        return [json.loads(raw)]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    fields = dict(line.split(": ", 1) for line in head.decode("ascii").split("\r\n"))
+    assert int(fields["Content-Length"]) == len(body)
+    assert fields["Content-Type"] == "application/vscode-jsonrpc; charset=utf-8"
+    return [json.loads(body)]
+
+
+def _diagnostic(line: int, message: str, **extra: Any) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=types.Range(types.Position(line, 2), types.Position(line, 9)),
+        message=message,
+        severity=types.DiagnosticSeverity.Warning,
+        code="unresolved-reference",
+        source="promptls",
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("framed", [True, False], ids=["stdio", "websocket"])
+@pytest.mark.parametrize("version", [7, None])
+def test_publish_from_json_text_is_what_pygls_sends(framed: bool, version: int | None) -> None:
+    server = create_server()
+    protocol = server.protocol
+    assert isinstance(protocol, PromptProtocol)
+    pipe = _Pipe()
+    protocol.set_writer(pipe, include_headers=framed)
+    uri = "file:///w/.claude/commands/ship\u00e9.md"
+    items = [
+        _diagnostic(0, "no file “modules/x.md” \u2192 did you mean modules/y.md?"),
+        _diagnostic(3, "over budget: 1,234 tokens", data={"tokens": 1234}),
+        _diagnostic(
+            5,
+            "copy of a block",
+            related_information=[
+                types.DiagnosticRelatedInformation(
+                    types.Location(uri, types.Range(types.Position(1, 0), types.Position(2, 0))),
+                    "first here",
+                )
+            ],
+            tags=[types.DiagnosticTag.Unnecessary],
+        ),
+    ]
+    params = types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=version)
+    protocol.notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+    listed = ",".join(protocol.to_json(d) for d in items)
+    tail = "" if version is None else f',"version":{version}'
+    protocol.notify_json(
+        types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+        f'{{"uri":{json.dumps(uri)},"diagnostics":[{listed}]{tail}}}',
+    )
+    by_pygls, ours = pipe.sent
+    assert ours.isascii()  # (non-ASCII escaped, as pygls writes it)
+    assert _messages(ours, framed) == _messages(by_pygls, framed)
+
+
+def test_nothing_is_sent_without_a_transport() -> None:
+    protocol = create_server().protocol
+    assert isinstance(protocol, PromptProtocol)
+    protocol.notify_json("promptls/status", "{}")  # logged, not raised
