@@ -42,7 +42,11 @@ def path_to_uri(path: str) -> str:
 
 def to_range(index: LineIndex, start: int, end: int, encoding: PositionEncoding) -> types.Range:
     """An LSP range for two offsets."""
-    r = index.range(start, end, encoding)
+    return lsp_range(index.range(start, end, encoding))
+
+
+def lsp_range(r: Range) -> types.Range:
+    """The LSP form of a range of `analysis.text`."""
     return types.Range(
         start=types.Position(line=r.start.line, character=r.start.character),
         end=types.Position(line=r.end.line, character=r.end.character),
@@ -76,8 +80,10 @@ def to_diagnostic(
     index: LineIndex,
     encoding: PositionEncoding,
     related_text: dict[str, LineIndex] | None = None,
+    at: Range | None = None,
 ) -> types.Diagnostic:
-    """An LSP diagnostic for a finding (with related locations when their files are known)."""
+    """An LSP diagnostic for a finding (with related locations when their files are known);
+    `at` is the finding's range when the caller has it already."""
     related: list[types.DiagnosticRelatedInformation] = []
     for rel in finding.related:
         other = (related_text or {}).get(rel.path)
@@ -93,7 +99,7 @@ def to_diagnostic(
         )
     data = dict(finding.data) if finding.data else None
     return types.Diagnostic(
-        range=to_range(index, finding.start, finding.end, encoding),
+        range=lsp_range(at or index.range(finding.start, finding.end, encoding)),
         message=finding.message,
         severity=types.DiagnosticSeverity(int(finding.severity)),
         code=finding.code,

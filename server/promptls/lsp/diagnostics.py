@@ -63,7 +63,7 @@ def diagnostics_for(
         key += (start.line, start.character, end.line, end.character)
         diagnostic = previous.get(key) or memo.get(key)
         if diagnostic is None:
-            diagnostic = to_diagnostic(f, lines, encoding, related)
+            diagnostic = to_diagnostic(f, lines, encoding, related, at=r)
         memo[key] = diagnostic
         out.append(diagnostic)
     if len(ls.diagnostic_memo) > 64 and fa.path not in ls.diagnostic_memo:
