@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from promptls.analysis import compress, processes
+from promptls.analysis import compress
 from promptls.analysis.compress import compress_document, compress_documents
 from promptls.analysis.document import parse_document
 from promptls.analysis.graph import WorkspaceIndex
-from promptls.analysis.processes import run_in_processes
+from promptls.analysis.processes import start_workers
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.cli import main
@@ -20,10 +20,6 @@ from promptls.config import load_settings
 from tests.conftest import WorkspaceMaker
 
 COUNTER = TokenCounter()
-
-
-def _square(n: int) -> int:
-    return n * n
 
 
 def _pid(_: int) -> int:
@@ -61,17 +57,6 @@ def _index(root: Path, processes: int = 1) -> WorkspaceIndex:
     return index
 
 
-def _spy(calls: list[int]) -> object:
-    """`run_in_processes`, noting how many results each call brought back (0: none)."""
-
-    def spy(*args: object) -> object:
-        result = run_in_processes(*args)  # type: ignore[arg-type]
-        calls.append(0 if result is None else len(result))
-        return result
-
-    return spy
-
-
 def _take_spy(taken: list[bool]) -> object:
     """`CompressionPool.take`, noting whether each document came from a worker."""
     real = compress.CompressionPool.take
@@ -84,16 +69,17 @@ def _take_spy(taken: list[bool]) -> object:
     return take
 
 
-def test_results_come_in_the_order_of_the_jobs() -> None:
+def test_workers_are_other_processes() -> None:
     assert threading.active_count() == 1  # (the test runner runs one thread)
-    assert run_in_processes(_square, list(range(50)), 2) == [n * n for n in range(50)]
-    pids = run_in_processes(_pid, list(range(8)), 2)
-    assert pids is not None and os.getpid() not in pids
+    pool = start_workers(2)
+    assert pool is not None
+    with pool:
+        pids = list(pool.map(_pid, range(8)))
+    assert os.getpid() not in pids
 
 
-def test_not_worth_processes() -> None:
-    assert run_in_processes(_square, [1, 2, 3], 1) is None
-    assert run_in_processes(_square, [3], 4) is None
+def test_one_process_is_this_one() -> None:
+    assert start_workers(1) is None
 
 
 def test_no_fork_while_other_threads_run() -> None:
@@ -101,15 +87,20 @@ def test_no_fork_while_other_threads_run() -> None:
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert run_in_processes(_square, [1, 2, 3], 2) is None
+        assert start_workers(2) is None
     finally:
         stop.set()
         other.join()
 
 
-def test_a_failing_job_raises_as_it_would_here() -> None:
+def test_a_failing_compression_job_raises_as_it_would_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
+    monkeypatch.setattr(compress, "_compress_job", _fail)  # (the forked workers inherit it)
+    docs = [parse_document(_module(i), "module") for i in range(3)]
     with pytest.raises(ValueError, match="failed"):
-        run_in_processes(_fail, [1, 2], 2)
+        compress_documents(docs, COUNTER, processes=2)
 
 
 def test_compressions_on_processes_equal_those_made_here(
@@ -118,10 +109,10 @@ def test_compressions_on_processes_equal_those_made_here(
     monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
     docs = [parse_document(_module(i), "module") for i in range(12)]
     docs.insert(3, parse_document("# No XML here\n", "module"))
-    calls: list[int] = []
-    monkeypatch.setattr(processes, "run_in_processes", _spy(calls))
+    taken: list[bool] = []
+    monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
     spread = compress_documents(docs, COUNTER, processes=2)
-    assert calls == [12]  # the document without XML is not sent
+    assert taken == [True] * 12  # from the workers; the document without XML is not sent
     here = [compress_document(d, COUNTER) for d in docs]
     assert spread == here
     assert spread[3] == [] and all(spread[i] for i in range(13) if i != 3)
@@ -134,8 +125,6 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
 ) -> None:
     monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
     root = _framework(make_workspace, 10)
-    calls: list[int] = []
-    monkeypatch.setattr(processes, "run_in_processes", _spy(calls))
     taken: list[bool] = []
     monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
     outputs = []
@@ -147,9 +136,8 @@ def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
     assert "xml-compressible" in outputs[0][1]
     assert outputs[0][0] == 1 and outputs[1][0] == 1
     # With -j 2 (-j 1 never starts processes): check compresses while it indexes, compress
-    # after (with its own options).
-    assert taken == [True] * 10
-    assert calls == [10]
+    # after (with its own options); every module from a worker.
+    assert taken == [True] * 20
 
 
 def test_compression_pool_takes_only_what_was_sent_with_that_text() -> None:
@@ -220,6 +208,18 @@ def test_a_worker_that_dies_leaves_the_compressions_to_this_process(
     assert taken and not any(taken)  # nothing came from the workers
     for path in paths:
         assert broken.findings(path) == here.findings(path)
+    assert threading.active_count() == 1
+
+
+def test_compress_does_here_what_dead_workers_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
+    docs = [parse_document(_module(i), "module") for i in range(4)]
+    here = [compress_document(d, COUNTER) for d in docs]
+    monkeypatch.setattr(compress, "_compress_job", _die)
+    taken: list[bool] = []
+    monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
+    assert compress_documents(docs, COUNTER, processes=2) == here
+    assert taken == [False] * 4
     assert threading.active_count() == 1
 
 

@@ -1150,31 +1150,39 @@ def compress_documents(
 
     Compressing is Python work that holds the GIL (threads would not help), so with
     `processes` > 1 and enough XML to repay them, the documents are compressed on that many
-    worker processes, each parsing its documents again from their text and kind (the same
-    parse, so the same edits). Where worker processes cannot be started, or fail, it is all
-    done here. `results` and `checks` as for `compress_document` (here; each worker has its
-    own).
+    worker processes (a `CompressionPool`), each parsing its documents again from their text
+    and kind (the same parse, so the same edits). What the workers cannot do (they could not
+    be started, or one died) is done here, document by document. `results` and `checks` as
+    for `compress_document` (here; each worker has its own).
     """
     mode = _level(level)
-    sizes = [sum(r.end - r.start for r in d.regions) if not d.reduced else 0 for d in docs]
-    if processes > 1 and len(docs) > 1 and sum(sizes) >= _PROCESSES_MIN_CHARS:
-        # Largest first, so that no worker is left with a big one at the end.
-        order = sorted((i for i, n in enumerate(sizes) if n), key=lambda i: -sizes[i])
-        jobs = [(docs[i].text, docs[i].kind, counter.name, mode, remove_comments) for i in order]
-        from promptls.analysis import processes as workers  # (multiprocessing: slow to import)
 
-        done = workers.run_in_processes(_compress_job, jobs, processes)
-        if done is not None:
-            out: list[list[RegionEdit]] = [[] for _ in docs]
-            for i, edits in zip(order, done, strict=True):
-                out[i] = edits
-            return out
-    return [
-        compress_document(
-            d, counter, level=mode, remove_comments=remove_comments, results=results, checks=checks
+    def here(doc: Document) -> list[RegionEdit]:
+        return compress_document(
+            doc,
+            counter,
+            level=mode,
+            remove_comments=remove_comments,
+            results=results,
+            checks=checks,
         )
-        for d in docs
-    ]
+
+    sizes = [sum(r.end - r.start for r in d.regions) if not d.reduced else 0 for d in docs]
+    sent = sorted((i for i, n in enumerate(sizes) if n), key=lambda i: -sizes[i])
+    if processes < 2 or len(sent) < 2 or sum(sizes) < _PROCESSES_MIN_CHARS:
+        return [here(d) for d in docs]
+    pool = CompressionPool(min(processes, len(sent)), counter.name, mode, remove_comments)
+    try:
+        for i in sent:  # largest first, so that no worker is left with a big one at the end
+            pool.submit(str(i), docs[i].text, docs[i].kind)
+        pool.done_submitting()
+        out: list[list[RegionEdit]] = []
+        for i, doc in enumerate(docs):
+            edits = pool.take(str(i), doc.text) if sizes[i] else []
+            out.append(here(doc) if edits is None else edits)
+        return out
+    finally:
+        pool.close()
 
 
 class CompressionPool:

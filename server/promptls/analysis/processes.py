@@ -9,15 +9,10 @@ import multiprocessing
 import pickle
 import sys
 import threading
-from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
 
-__all__ = ["FAILURES", "run_in_processes", "start_workers"]
-
-T = TypeVar("T")
-R = TypeVar("R")
+__all__ = ["FAILURES", "start_workers"]
 
 FAILURES = (OSError, BrokenProcessPool, pickle.PicklingError)
 """What a pool of worker processes may raise for reasons of its own (not a job's)."""
@@ -51,20 +46,3 @@ def start_workers(processes: int) -> ProcessPoolExecutor | None:
     except FAILURES:
         return None
     return pool
-
-
-def run_in_processes(fn: Callable[[T], R], jobs: Sequence[T], processes: int) -> list[R] | None:
-    """`fn` of each job on `processes` worker processes (see `start_workers`), results in the
-    order of `jobs`; None when worker processes cannot be used here. A job that raises raises
-    here."""
-    if len(jobs) < 2:
-        return None
-    pool = start_workers(min(processes, len(jobs)))
-    if pool is None:
-        return None
-    chunk = max(1, len(jobs) // (processes * 8))
-    try:
-        with pool:
-            return list(pool.map(fn, jobs, chunksize=chunk))
-    except FAILURES:
-        return None
