@@ -401,7 +401,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             problems.append(f"{show(path)}: not valid UTF-8; left untouched")
             continue
-        files.append((path, text, snapshot, parse_document(text, fa.kind)))
+        # What the index parsed, unless the file changed since (what is written is this text).
+        doc = fa.doc if fa.doc.text == text else parse_document(text, fa.kind)
+        files.append((path, text, snapshot, doc))
     compressed = compress_documents(
         [doc for _, _, _, doc in files],
         index.counter,

@@ -126,3 +126,29 @@ def test_crlf_files_keep_crlf(
     run(capsys, "compress", str(root), "--write")
     after = (root / ".claude/modules/review.md").read_bytes()
     assert b"\n" not in after.replace(b"\r\n", b"")
+
+
+def test_a_file_changed_after_indexing_is_compressed_as_it_is_now(
+    make_workspace: WorkspaceMaker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index's parse is reused only for the very text that will be written."""
+    import promptls.fileio
+
+    root = make_workspace({".claude/modules/review.md": MODULE})
+    path = root / ".claude/modules/review.md"
+    now = MODULE.replace("Read the diff.", "Read   the   whole   diff.")
+    real = promptls.fileio.read_snapshot
+
+    def changed_meanwhile(target: str) -> object:
+        path.write_text(now, encoding="utf-8")
+        return real(target)
+
+    monkeypatch.setattr(promptls.fileio, "read_snapshot", changed_meanwhile)
+    code, _ = run(capsys, "compress", str(root), "--write")
+    assert code == 0
+    written = path.read_text(encoding="utf-8")
+    assert "<step>Read the whole diff.</step>" in written
+    assert written.startswith("# Review\n\nIntro paragraph") and written.endswith("```\n\nOutro.\n")
+    assert equivalent(_block(now), _block(written), "whitespace")
