@@ -175,3 +175,40 @@ def test_findings_capped_most_severe_first(make_workspace: WorkspaceMaker) -> No
     assert [f.start for f in found] == sorted(f.start for f in found)
     everything = _index(root, maxProblems=0).findings(_p(index, ".claude/commands/noisy.md"))
     assert len(everything) == 61 and "too-many-problems" not in {f.code for f in everything}
+
+
+def test_the_garbage_collector_is_paused_while_indexing_then_as_it_was(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from promptls.analysis import graph
+
+    root = make_workspace({"CLAUDE.md": "@.claude/modules/a.md\n", ".claude/modules/a.md": "A\n"})
+    seen: list[bool] = []
+    real = WorkspaceIndex.analyse_many
+
+    def analyse_many(self: WorkspaceIndex, *args: object, **kwargs: object) -> None:
+        seen.append(gc.isenabled())
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WorkspaceIndex, "analyse_many", analyse_many)
+    assert gc.isenabled()
+    _index(root)
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _index(root)
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()
+    # Builds overlapping (a rebuild while another runs): on again only after the last.
+    with graph._collector_paused():
+        with graph._collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+        with pytest.raises(ValueError), graph._collector_paused():
+            raise ValueError
+        assert not gc.isenabled()
+    assert gc.isenabled()

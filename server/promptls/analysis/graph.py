@@ -8,12 +8,14 @@ that can have changed. The CLI and the language server share it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
+import gc
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -94,6 +96,31 @@ class _Graph:
     built: bool = False
 
 
+_PAUSE_LOCK = threading.Lock()
+_pauses = [0, False]
+"""How many builds have the cyclic garbage collector paused, and whether it was on before."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while an index is built (and back as it was after the
+    last of concurrent builds): the objects a build makes are kept, not garbage, yet each
+    collection of the older generations walks all of them made so far (in a server's cold index
+    of a million tokens, 120 collections and 0.1 s). Reference counting still frees the rest."""
+    with _PAUSE_LOCK:
+        if _pauses[0] == 0:
+            _pauses[1] = gc.isenabled()
+            gc.disable()
+        _pauses[0] += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _pauses[0] -= 1
+            if _pauses[0] == 0 and _pauses[1]:
+                gc.enable()
+
+
 class WorkspaceIndex:
     """All prompt files of a workspace, and the files they load."""
 
@@ -168,9 +195,10 @@ class WorkspaceIndex:
                 self._compressing = pool
                 on_read = self._send_to_compress
         try:
-            paths = self.prompt_files(self.workspace.scan())
-            self.analyse_many(paths, threads=threads, progress=progress, on_read=on_read)
-            self._pull_referenced(threads, on_read)
+            with _collector_paused():
+                paths = self.prompt_files(self.workspace.scan())
+                self.analyse_many(paths, threads=threads, progress=progress, on_read=on_read)
+                self._pull_referenced(threads, on_read)
         except BaseException:
             self._stop_compressing()
             raise
