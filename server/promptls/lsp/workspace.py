@@ -74,7 +74,25 @@ async def reindex(ls: PromptLanguageServer) -> None:
     generation = ls.generation
     for uri in ls.open_uris() if first else ():
         publish_early(ls, uri)
-    token: str | None = None
+    loop = asyncio.get_running_loop()
+    reporting: list[str] = []  # the progress token, once the client has made it
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not reporting or (now - last[0] < 0.1 and done < total):
+            return
+        last[0] = now
+        percentage = int(done * 100 / total) if total else 100
+        loop.call_soon_threadsafe(
+            ls.work_done_progress.report,
+            reporting[0],
+            types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=percentage),
+        )
+
+    started = time.perf_counter()
+    # Indexing starts at once; the progress bar is set up with the client meanwhile.
+    job = loop.run_in_executor(None, lambda: index.index(progress=progress))
     window = ls.client_capabilities.window
     if window and window.work_done_progress:
         token = f"promptls-index-{uuid.uuid4().hex[:8]}"
@@ -86,27 +104,11 @@ async def reindex(ls: PromptLanguageServer) -> None:
                     title="promptls: indexing", percentage=0, cancellable=False
                 ),
             )
+            reporting.append(token)
         except Exception as exc:
             log.warning("progress unavailable: %s", exc)
-            token = None
-    loop = asyncio.get_running_loop()
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        if token is None or (now - last[0] < 0.1 and done < total):
-            return
-        last[0] = now
-        percentage = int(done * 100 / total) if total else 100
-        loop.call_soon_threadsafe(
-            ls.work_done_progress.report,
-            token,
-            types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=percentage),
-        )
-
-    started = time.perf_counter()
     try:
-        await loop.run_in_executor(None, lambda: index.index(progress=progress))
+        await job
     except Exception as exc:
         log.exception("indexing failed")
         ls.window_show_message(
@@ -115,9 +117,9 @@ async def reindex(ls: PromptLanguageServer) -> None:
             )
         )
     ls.stats.indexing_seconds = time.perf_counter() - started
-    if token is not None:
+    if reporting:
         ls.work_done_progress.end(
-            token, types.WorkDoneProgressEnd(message=f"{len(index.files)} files indexed")
+            reporting[0], types.WorkDoneProgressEnd(message=f"{len(index.files)} files indexed")
         )
     if generation != ls.generation:
         return  # a newer rebuild took over
@@ -179,9 +181,22 @@ async def initialized(ls: PromptLanguageServer, params: types.InitializedParams)
     """Pull settings, register file watching, index the workspace in the background."""
     editor = await _pull_configuration(ls)
     _show_problems(ls, ls.load_settings(editor))
+    registering = _watch_files(ls)
+    if registering is not None:
+        ls.tasks.add(registering)
+        registering.add_done_callback(ls.tasks.discard)
+    await reindex(ls)
+
+
+def _watch_files(ls: PromptLanguageServer) -> asyncio.Future[None] | None:
+    """Ask the client to report changes to prompt files; the request goes out at once, and the
+    index starts without waiting for the answer."""
     caps = ls.client_capabilities.workspace
     watch = caps.did_change_watched_files if caps else None
-    if watch and watch.dynamic_registration:
+    if not (watch and watch.dynamic_registration):
+        return None
+
+    async def register() -> None:
         try:
             await ls.client_register_capability_async(
                 types.RegistrationParams(
@@ -200,7 +215,8 @@ async def initialized(ls: PromptLanguageServer, params: types.InitializedParams)
             )
         except Exception as exc:
             log.warning("could not register file watching: %s", exc)
-    await reindex(ls)
+
+    return asyncio.ensure_future(register())
 
 
 async def did_change_configuration(
