@@ -67,7 +67,8 @@ class PromptProtocol(LanguageServerProtocol):
     def notify_json(self, method: str, params: str) -> None:
         """Send the notification `method` whose parameters are JSON text already (ASCII, as
         `to_json` writes it): pygls would build the whole message again with cattrs and encode
-        it, which for fifty diagnostics costs more than analysing the keystroke that made them."""
+        it, which for fifty diagnostics costs a third of analysing the keystroke that made them
+        (0.4 ms against 1.2 ms in the real framework's `CLAUDE.md`)."""
         writer = self.writer
         if writer is None:
             log.error("cannot send %s: no transport", method)
