@@ -596,9 +596,17 @@ def _write_text(path: Path, text: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`promptls serve`: the language server."""
+    import importlib.util
+
     from promptls.lsp.server import serve
 
     transport = "tcp" if args.tcp else "ws" if args.ws else "stdio"
+    if transport == "ws" and importlib.util.find_spec("websockets") is None:
+        print(
+            "promptls: serve --ws needs the websockets package: pip install 'promptls[ws]'",
+            file=sys.stderr,
+        )
+        return 2
     return serve(transport, args.host, args.port)
 
 
