@@ -102,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(baseline)
 
-    tokens = sub.add_parser("tokens", help="count the tokens of files")
-    tokens.add_argument("files", nargs="+", metavar="FILE")
+    tokens = sub.add_parser(
+        "tokens", help="count the tokens of files (of every prompt file in a folder)"
+    )
+    tokens.add_argument("files", nargs="+", metavar="PATH")
     _common(tokens)
 
     compress = sub.add_parser(
@@ -190,6 +192,11 @@ def _workspace_root(path: Path) -> Path:
     return start
 
 
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` lies below `folder` (both real paths)."""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _open_index(
     paths: Sequence[str], root: str | None, jobs: int, processes: int = 1
 ) -> tuple[WorkspaceIndex, set[str] | None, Settings]:
@@ -200,20 +207,23 @@ def _open_index(
         if not target.exists():
             raise UsageError(f"{target}: no such file or folder")
     folders: list[Path]
-    only: set[str] | None = None
     if root is not None:
         if not Path(root).is_dir():
             raise UsageError(f"--root {root}: not a folder")
         folders = [Path(root)]
     else:
+        # A file or a folder inside a framework belongs to the framework (the nearest folder
+        # holding `.claude` or `.git`): its references resolve there, as Claude Code's do.
         folders = []
         for target in targets:
-            folder = target if target.is_dir() else _workspace_root(target.resolve())
+            folder = _workspace_root(target.resolve())
             if folder.resolve() not in [f.resolve() for f in folders]:
                 folders.append(folder)
-    files = [t for t in targets if t.is_file()]
-    if files and not any(t.is_dir() for t in targets):
-        only = {os.path.realpath(f) for f in files}
+    roots = {os.path.realpath(f) for f in folders}
+    files = {os.path.realpath(t) for t in targets if t.is_file()}
+    # What is reported: everything, unless only files, or folders inside a framework, are named.
+    within = [os.path.realpath(t) for t in targets if t.is_dir()]
+    whole = any(d in roots for d in within)
     settings = load_settings(folders[0])
     for problem in settings.problems:
         print(f"promptls: settings: {problem}", file=sys.stderr)
@@ -224,11 +234,15 @@ def _open_index(
         raise UsageError(str(exc)) from None
     # Files named alone are reported alone: workers compressing the whole workspace while it is
     # indexed would only compete with the index (those files are compressed when reported).
-    index.index(threads=jobs or None, processes=processes if only is None else 1)
-    if only is not None:
-        missing = [p for p in only if index.get(p) is None]
+    index.index(threads=jobs or None, processes=processes if within else 1)
+    only: set[str] | None = None
+    if not whole:
+        missing = [p for p in sorted(files) if index.get(p) is None]
         if missing:
-            index.analyse_many(sorted(missing), threads=jobs or None)
+            index.analyse_many(missing, threads=jobs or None)
+        only = set(files)
+        for named in within:
+            only.update(p for p in index.files if _inside(p, named))
     return index, only, settings
 
 
@@ -312,17 +326,27 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
-    """`promptls tokens FILE...`: raw tokens, loaded tokens and kind of each file."""
+    """`promptls tokens PATH...`: raw tokens, loaded tokens and kind of each file (of each
+    prompt file inside a folder)."""
     index, _, settings = _open_index(args.files, args.root, args.jobs)
     total_raw = total = 0
     rows: list[tuple[str, str, int, int]] = []
     for name in args.files:
-        fa = index.get(os.path.realpath(name))
-        if fa is None:
-            raise UsageError(f"{name}: could not be read")
-        rows.append((name, fa.kind, fa.raw_tokens, fa.tokens))
-        total_raw += fa.raw_tokens
-        total += fa.tokens
+        real = os.path.realpath(name)
+        if os.path.isdir(real):
+            inside = [p for p in sorted(index.files) if _inside(p, real)]
+            found = [(os.path.join(name, os.path.relpath(p, real)), index.files[p]) for p in inside]
+        else:
+            fa = index.get(real)
+            if fa is None:
+                raise UsageError(f"{name}: {index.errors.get(real, 'could not be read')}")
+            found = [(name, fa)]
+        for shown, fa in found:
+            rows.append((shown, fa.kind, fa.raw_tokens, fa.tokens))
+            total_raw += fa.raw_tokens
+            total += fa.tokens
+    if not rows:
+        raise UsageError(f"no prompt files in {', '.join(args.files)}")
     width = max(len(r[0]) for r in rows)
     print(f"{'file':<{width}}  {'kind':<14} {'raw':>9} {'loaded':>9}")
     for name, kind, raw, tokens in rows:
@@ -335,10 +359,12 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     """`promptls graph FILE`: the load tree."""
+    if os.path.isdir(args.file):
+        raise UsageError(f"{args.file}: a folder; graph shows the load tree of one file")
     index, _, settings = _open_index([args.file], args.root, args.jobs)
     path = os.path.realpath(args.file)
     if index.get(path) is None:
-        raise UsageError(f"{args.file}: could not be read")
+        raise UsageError(f"{args.file}: {index.errors.get(path, 'could not be read')}")
     tree = load_tree(index, path)
     load_set = index.load_set(path)
     rel = index.workspace.relative
@@ -634,6 +660,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"promptls: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`promptls check | head`): stop quietly, as a program killed by
+        # SIGPIPE would, with nothing left in stdout's buffer to fail again at exit.
+        with contextlib.suppress(OSError, ValueError):  # (a stdout that is not a file)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 141
     except OSError as exc:
         print(f"promptls: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,11 +160,67 @@ def test_check_one_file_reports_only_it(
     assert [f["path"] for f in json.loads(out)["files"]] == ["docs/a.md"]
 
 
+def test_a_folder_inside_a_framework_is_checked_as_part_of_it(
+    make_workspace: WorkspaceMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check .claude/commands` reports the commands, resolved against the framework (it once
+    took the folder for a workspace of its own and reported nothing, exit 0)."""
+    root = make_workspace(
+        {
+            **WS,
+            ".claude/commands/ok.md": "---\ndescription: x\n---\n@.claude/modules/ok.md\n",
+        }
+    )
+    _, whole, _ = run(capsys, "check", str(root), "--format", "json")
+    everything = {f["path"]: f for f in json.loads(whole)["files"]}
+    code, out, _ = run(capsys, "check", str(root / ".claude/commands"), "--format", "json")
+    files = {f["path"]: f for f in json.loads(out)["files"]}
+    assert set(files) == {".claude/commands/bad.md", ".claude/commands/ok.md"}
+    assert files == {path: everything[path] for path in files}
+    assert files[".claude/commands/ok.md"]["loads"] == [
+        ".claude/commands/ok.md",
+        ".claude/modules/ok.md",
+    ]
+    assert code == 1  # bad.md's XML
+
+
+def test_tokens_of_a_folder_and_graph_of_a_folder(
+    make_workspace: WorkspaceMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_workspace(WS)
+    code, out, _ = run(capsys, "tokens", str(root / ".claude"), str(root / "CLAUDE.md"))
+    assert code == 0
+    shown = [line.split()[0] for line in out.splitlines()[1:]]
+    assert shown == [
+        str(root / ".claude/commands/bad.md"),
+        str(root / ".claude/modules/ok.md"),
+        str(root / "CLAUDE.md"),
+        "total",
+    ]
+    code, _, err = run(capsys, "graph", str(root / ".claude"))
+    assert code == 2 and "graph shows the load tree of one file" in err
+
+
+def test_a_closed_pipe_ends_quietly(make_workspace: WorkspaceMaker) -> None:
+    """`promptls check | head`: a reader that went away is no error to report."""
+    import subprocess
+
+    root = make_workspace(WS)
+    # `true` reads nothing and is gone long before Python has started and writes.
+    script = '"$0" -m promptls check "$1" | true; echo "${PIPESTATUS[0]}"'
+    shell = subprocess.run(
+        ["bash", "-c", script, sys.executable, str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shell.stderr == ""
+    assert shell.stdout.strip() == "141"
+
+
 def test_nothing_outside_the_workspace_is_opened(
     make_workspace: WorkspaceMaker, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    import sys
-
     outside = tmp_path / "outside.md"
     outside.write_text("secret")
     root = make_workspace({"CLAUDE.md": f"@../outside.md @{outside} @link.md\n"})
