@@ -633,6 +633,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if transport != "stdio" and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"promptls: warning: listening on {args.host}: whoever connects can have the server "
+            "read any folder you can (no authentication; see SECURITY.md)",
+            file=sys.stderr,
+        )
     return serve(transport, args.host, args.port)
 
 

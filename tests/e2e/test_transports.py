@@ -146,3 +146,17 @@ def test_serve_ws_without_websockets_says_what_to_install(
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert main(["serve", "--ws", "--port", str(_free_port())]) == 2
     assert "pip install 'promptls[ws]'" in capsys.readouterr().err
+
+
+def test_listening_beyond_this_machine_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import promptls.lsp.server
+
+    served: list[tuple[str, str, int]] = []
+    monkeypatch.setattr(promptls.lsp.server, "serve", lambda *args: served.append(args) or 0)
+    assert main(["serve", "--tcp", "--port", "2087"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["serve", "--tcp", "--host", "0.0.0.0", "--port", "2087"]) == 0
+    assert "whoever connects" in capsys.readouterr().err
+    assert served == [("tcp", "127.0.0.1", 2087), ("tcp", "0.0.0.0", 2087)]
