@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from promptls.analysis.cache import Cost, CostCache, FileKey, SizedLRU
+from promptls.analysis.cache import Cost, CostCache, FileKey, SizedLRU, SyncLRU
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings
@@ -125,4 +125,33 @@ def test_region_checks_stay_bounded_over_many_versions(make_workspace: Workspace
         index.workspace.overlay[path] = f"```xml\n{body}{i}\n```\n"
         index.update(path, i + 1)
     held = sum(len(text) for text, _masks in index._region_checks)
-    assert 0 < held == index._region_checks.currsize <= 16_000_000
+    # (4 M characters: at least that much, or twice the workspace's XML, after the index)
+    assert 0 < held == index._region_checks.currsize <= index._region_checks.maxsize == 4_000_000
+
+
+def test_resized_keeps_what_fits_the_earliest_stored_going_first() -> None:
+    cache = SyncLRU(maxsize=10)
+    cache["abc"], cache["defgh"], cache["ij"] = 1, 2, 3
+    assert isinstance(cache.resized(20), SyncLRU)
+    assert dict(cache.resized(20)) == {"abc": 1, "defgh": 2, "ij": 3}
+    smaller = cache.resized(7)
+    assert dict(smaller) == {"defgh": 2, "ij": 3} and smaller.maxsize == 7
+    assert dict(cache) == {"abc": 1, "defgh": 2, "ij": 3}  # (this one unchanged)
+
+
+def test_the_check_cache_is_sized_from_the_workspace_xml(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptls.analysis import graph
+
+    region = "<module>" + "step " * 200 + "</module>\n"
+    root = make_workspace({f".claude/modules/m{i}.md": f"```xml\n{region}```\n" for i in range(5)})
+    s = Settings()
+    monkeypatch.setattr(graph, "_CHECKS_MIN", 100)
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    assert index._region_checks.maxsize == 16_000_000
+    index.index()
+    xml = sum(r.end - r.start for fa in index.files.values() for r in fa.doc.regions)
+    assert xml == 5 * len(region)
+    assert index._region_checks.maxsize == 2 * xml
+    assert len(index._region_checks) == 1  # the five are one text, checked once, still held

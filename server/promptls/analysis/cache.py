@@ -196,6 +196,14 @@ class SizedLRU(LRUCache[Any, Any]):
         self._size = size
         super().__setitem__(key, value)
 
+    def resized(self, maxsize: int) -> SizedLRU:
+        """A cache of the same kind bounded by `maxsize`, holding this one's entries (those
+        stored first are the first to go when they do not all fit)."""
+        other = type(self)(maxsize, self._sizeof_key)
+        for key, value in list(self.items()):
+            other[key] = value
+        return other
+
 
 class SyncLRU(SizedLRU):
     """A `SizedLRU` safe to share between the indexing thread and the editor's."""
@@ -215,3 +223,7 @@ class SyncLRU(SizedLRU):
     def __setitem__(self, key: Any, value: Any) -> None:
         with self._lock:
             super().__setitem__(key, value)
+
+    def resized(self, maxsize: int) -> SizedLRU:
+        with self._lock:
+            return super().resized(maxsize)
