@@ -116,7 +116,8 @@ async function runCommand(title) {
 }
 
 /** Open a workspace file: its tab when it has one, else Quick Open (an absolute path opens
- * directly); one retry, since a keystroke can land before the widget is ready. */
+ * directly); two retries, since a keystroke can land before the widget is ready, or in a panel's
+ * filter box that holds the focus (each retry first gives the focus back to the editor area). */
 async function openFile(rel) {
   const name = path.basename(rel);
   const activeTab = page.locator('.editor-group-container.active .tab.active', { hasText: name });
@@ -137,8 +138,12 @@ async function openFile(rel) {
       await page.locator(`${ACTIVE_EDITOR} .view-lines .view-line`).first().waitFor({ timeout: 10000 });
       return;
     } catch (error) {
-      if (attempt >= 2) throw new Error(`could not open ${rel}: ${error.message.split('\n')[0]}`);
+      if (attempt >= 3) throw new Error(`could not open ${rel}: ${error.message.split('\n')[0]}`);
       await page.keyboard.press('Escape');
+      await page.keyboard.press('Escape');
+      await page.locator(`${ACTIVE_EDITOR} .view-lines`).first().click({ position: { x: 5, y: 5 }, timeout: 3000 })
+        .catch(() => undefined);
+      await page.waitForTimeout(300);
     }
   }
 }
