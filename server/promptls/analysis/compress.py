@@ -841,16 +841,50 @@ def _cheapest(
     total = counts[0]
     values = [""] * len(kinds)
     n = 1
-    for slots, fills in tried:
+    for g, (slots, fills) in zip(groups, tried, strict=True):
         best = n
         for j in range(n + 1, n + len(fills)):
             if (counts[j], len(texts[j])) < (counts[best], len(texts[best])):
                 best = j
-        total += counts[best]
-        for k, value in zip(slots, fills[best - n], strict=True):
+        chosen, score = list(fills[best - n]), (counts[best], len(texts[best]))
+        if len(slots) > _EACH_SLOT_MAX:
+            chosen, score = _improve_each(
+                g, chosen, score, [options[kinds[k]] for k in slots], counter
+            )
+        total += score[0]
+        for k, value in zip(slots, chosen, strict=True):
             values[k] = value
         n += len(fills)
     return values, total
+
+
+def _improve_each(
+    group: list[str | int],
+    fill: list[str],
+    score: tuple[int, int],
+    choices: list[tuple[str, str]],
+    counter: TokenCounter,
+) -> tuple[list[str], tuple[int, int]]:
+    """A group with too many slots to try every fill: from the best fill where slots of a kind
+    agree, change one slot at a time while that gives fewer tokens (or as many in fewer
+    characters), until no single change does. Without it a second compression of the result,
+    where the groups fall differently, could still find a saving."""
+    pieces: list[str] = group.copy()  # type: ignore[assignment]
+    for _ in range(len(fill)):  # (each round improves the score, or ends the search)
+        improved = False
+        for i, options in enumerate(choices):
+            for value in options:
+                if value == fill[i]:
+                    continue
+                trial = [*fill[:i], value, *fill[i + 1 :]]
+                pieces[1::2] = trial
+                text = "".join(pieces)
+                candidate = (counter.count(text), len(text))
+                if candidate < score:
+                    fill, score, improved = trial, candidate, True
+        if not improved:
+            break
+    return fill, score
 
 
 # --------------------------------------------------------------------------------------------
