@@ -833,10 +833,7 @@ def _cheapest(
                 for pick in itertools.product(*(options[c] for c in present))
             ]
         tried.append((slots, fills))
-        for fill in fills:
-            pieces: list[str] = g.copy()  # type: ignore[assignment]
-            pieces[1::2] = fill
-            texts.append("".join(pieces))
+        texts.extend(_filled(g, fill) for fill in fills)
     counts = counter.count_many(texts)
     total = counts[0]
     values = [""] * len(kinds)
@@ -858,6 +855,13 @@ def _cheapest(
     return values, total
 
 
+def _filled(group: list[str | int], fill: Sequence[str]) -> str:
+    """The text of a group (text, slot number, text, ...) with its slots filled by `fill`."""
+    pieces: list[str] = group.copy()  # type: ignore[assignment]
+    pieces[1::2] = fill
+    return "".join(pieces)
+
+
 def _improve_each(
     group: list[str | int],
     fill: list[str],
@@ -869,7 +873,6 @@ def _improve_each(
     agree, change one slot at a time while that gives fewer tokens (or as many in fewer
     characters), until no single change does. Without it a second compression of the result,
     where the groups fall differently, could still find a saving."""
-    pieces: list[str] = group.copy()  # type: ignore[assignment]
     for _ in range(len(fill)):  # (each round improves the score, or ends the search)
         improved = False
         for i, options in enumerate(choices):
@@ -877,8 +880,7 @@ def _improve_each(
                 if value == fill[i]:
                     continue
                 trial = [*fill[:i], value, *fill[i + 1 :]]
-                pieces[1::2] = trial
-                text = "".join(pieces)
+                text = _filled(group, trial)
                 candidate = (counter.count(text), len(text))
                 if candidate < score:
                     fill, score, improved = trial, candidate, True
