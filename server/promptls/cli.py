@@ -192,9 +192,10 @@ def _workspace_root(path: Path) -> Path:
     return start
 
 
-def _inside(path: str, folder: str) -> bool:
-    """Whether `path` lies below `folder` (both real paths)."""
-    return path.startswith(folder.rstrip(os.sep) + os.sep)
+def _indexed_inside(index: WorkspaceIndex, folder: str) -> list[str]:
+    """The indexed files below `folder` (a real path), sorted."""
+    prefix = folder.rstrip(os.sep) + os.sep
+    return sorted(p for p in index.files if p.startswith(prefix))
 
 
 def _open_index(
@@ -242,7 +243,7 @@ def _open_index(
             index.analyse_many(missing, threads=jobs or None)
         only = set(files)
         for named in within:
-            only.update(p for p in index.files if _inside(p, named))
+            only.update(_indexed_inside(index, named))
     return index, only, settings
 
 
@@ -334,8 +335,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     for name in args.files:
         real = os.path.realpath(name)
         if os.path.isdir(real):
-            inside = [p for p in sorted(index.files) if _inside(p, real)]
-            found = [(os.path.join(name, os.path.relpath(p, real)), index.files[p]) for p in inside]
+            found = [
+                (os.path.join(name, os.path.relpath(p, real)), index.files[p])
+                for p in _indexed_inside(index, real)
+            ]
         else:
             fa = index.get(real)
             if fa is None:
