@@ -32,14 +32,14 @@ class _ArrivalProtocol(LanguageServerProtocol):
     lsprotocol objects from it with cattrs (about 1 ms for 50 diagnostics, client-side work that
     an editor does its own, much faster way, and no part of the server's latency)."""
 
-    arrivals: dict[tuple[str, int | None], float]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals: dict[tuple[str, int | None], float] = {}
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         # The JSON decoder's object hook: called for the message itself after everything in it.
         if data.get("method") == types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS and "jsonrpc" in data:
             params = data.get("params") or {}
-            if not hasattr(self, "arrivals"):
-                self.arrivals = {}
             self.arrivals[(params.get("uri"), params.get("version"))] = time.perf_counter()
         return super().structure_message(data)
 
@@ -68,8 +68,10 @@ class Session:
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def _published(params: types.PublishDiagnosticsParams) -> None:
             codes = frozenset(str(d.code) for d in params.diagnostics if d.code is not None)
-            arrivals = getattr(self.client.protocol, "arrivals", {})
-            arrived = arrivals.pop((params.uri, params.version), None) or time.perf_counter()
+            protocol = self.client.protocol
+            assert isinstance(protocol, _ArrivalProtocol)
+            arrived = protocol.arrivals.pop((params.uri, params.version), None)
+            arrived = arrived or time.perf_counter()
             self.publish_log.append((arrived, params.uri, params.version, codes))
             self.published[params.uri] = params.version
             event = self.events.get(params.uri)
