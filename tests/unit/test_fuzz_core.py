@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from promptls.analysis.compress import compress_document
-from promptls.analysis.document import Document, _heading, _segment_code_spans, parse_document
+from promptls.analysis.document import Document, _segment_code_spans, atx_heading, parse_document
 from promptls.analysis.findings import Finding
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.outline import MAX_OUTLINE_DEPTH, OutlineNode, folds, outline
@@ -327,7 +327,7 @@ def test_code_spans_as_the_regex_found_them(text: str, start: int, cut: int) -> 
 def test_headings_as_the_regex_found_them(line: str) -> None:
     m = _OLD_HEADING.match(line)
     old = (len(m.group(1)), (m.group(2) or "").strip()) if m else None
-    assert _heading(line) == old
+    assert atx_heading(line) == old
 
 
 @settings(PROFILE, max_examples=max(200, PROFILE.max_examples))

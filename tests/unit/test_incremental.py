@@ -105,6 +105,49 @@ Some prose with `code` and a [link](../../notes.txt).
 </rules>
 ```
 """
+# XML written straight into the markdown, as most real frameworks do (raw regions), after a
+# frontmatter and a blank line (no safe break: the count pieces cut further on).
+RAW = """---
+description: review in raw XML
+allowed-tools: Read
+---
+
+# Review
+
+<command name="review">
+  <purpose>Review the change before it ships; keep it short.</purpose>
+  <depends_on>
+    quality/check.md
+  </depends_on>
+  <include>quality/check.md</include>
+  <procedure>
+    <step>Read the diff &amp; the tests, with `git diff` and
+    a second line of text; then a third.</step>
+    <step>Prose lines inside an element
+    # not a heading yet
+    more prose</step>
+    <!-- a comment -- with a double hyphen -->
+    <step>Compare with <![CDATA[ <raw> ]]> the plan.</step>
+    <step>Unclosed step
+  </procedure>
+  <module>quality/check.md - the checks</module>
+```xml
+<nested>a fence in a raw region</nested>
+```
+  <context_budget>~1,200 tokens</context_budget>
+</command>
+
+Between regions, a paragraph with `code` and a [link](../../notes.txt).
+
+<notes>an unclosed raw element
+runs to the end of its paragraph
+
+<rules>
+  <rule>One more region, well formed.</rule>
+  <rule>components/not-a-line.md is text here.</rule>
+</rules>
+"""
+DOCUMENTS = pytest.mark.parametrize("source", [MODULE, RAW], ids=["fenced", "raw"])
 ALPHABET = "abcdefghij klmnop.,:;-_=#*/\t" + "<>&\"'`~[]()@\n\r\\]]>--"
 
 
@@ -143,14 +186,15 @@ def _summary(index: WorkspaceIndex, path: str) -> object:
     )
 
 
-def test_shifted_document_equals_a_fresh_parse() -> None:
+@DOCUMENTS
+def test_shifted_document_equals_a_fresh_parse(source: str) -> None:
     from promptls.analysis.document import parse_document
     from promptls.analysis.incremental import shift_document, text_edit
     from promptls.analysis.references import extract_references
 
     shifted = 0
     for seed in range(20):
-        old = MODULE
+        old = source
         doc = parse_document(old, "module")
         refs = extract_references(doc)
         for new in _edits(seed, old, 60):
@@ -165,7 +209,8 @@ def test_shifted_document_equals_a_fresh_parse() -> None:
     assert shifted > 120  # the shortcut is really exercised
 
 
-def test_typing_on_composes_shifts_that_equal_a_fresh_parse() -> None:
+@DOCUMENTS
+def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None:
     """Keystrokes in one text node chain shifts (each from the previous shifted document, the
     elements after it moved lazily and only once); the result always equals a fresh parse,
     also when the typing moves to another node, deletes, or the elements are read midway."""
@@ -179,7 +224,7 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse() -> None:
     composed = 0
     for seed in range(12):
         rng = random.Random(seed)
-        text = MODULE
+        text = source
         doc = parse_document(text, "module")
         refs = extract_references(doc)
         spots = [i + 1 for i, ch in enumerate(text) if ch == ">" and text[i + 1 : i + 2].isalpha()]
@@ -245,18 +290,19 @@ def test_shift_at_element_boundaries(at: int, removed: int, inserted: str) -> No
         assert shifted[0] == doc
 
 
+@DOCUMENTS
 @pytest.mark.parametrize("kind_path", [".claude/modules/dev/review.md", ".claude/commands/rev.md"])
 def test_incremental_updates_equal_a_full_analysis(
-    make_workspace: WorkspaceMaker, kind_path: str
+    make_workspace: WorkspaceMaker, kind_path: str, source: str
 ) -> None:
-    root = make_workspace({**FILES, kind_path: MODULE})
+    root = make_workspace({**FILES, kind_path: source})
     index = _fresh(root)
     index.index()
     path = os.path.join(index.workspace.folders[0], kind_path)
     counter = TokenCounter()
     shortcuts = 0
     for seed in range(3):
-        for version, text in enumerate(_edits(seed, MODULE, 40), 1):
+        for version, text in enumerate(_edits(seed, source, 40), 1):
             index.workspace.overlay[path] = text
             index.update(path, version)
             shortcuts += index._chunk_bounds.get(path, ("",))[0] is text  # counted by the edit
@@ -264,8 +310,10 @@ def test_incremental_updates_equal_a_full_analysis(
             reference.workspace.overlay[path] = text
             reference.index()
             assert _summary(index, path) == _summary(reference, path)
-            assert index.files[path].raw_tokens == counter.count_exact(text)
-    assert shortcuts > 10
+            fa = index.files[path]
+            assert fa.raw_tokens == counter.count_exact(text)
+            assert fa.tokens == counter.count_exact(fa.doc.loaded_text())
+    assert shortcuts > (10 if source is MODULE else 4)  # (random edits soon break the XML)
 
 
 @pytest.mark.parametrize(
@@ -303,6 +351,41 @@ def test_missing_paths_in_scanned_folders_match_the_disk(make_workspace: Workspa
     assert ws.status(deep_file) is Status.FILE
     assert ws.status(os.path.join(folder, ".claude/modules/fresh")) is Status.DIRECTORY
     assert ws.status(os.path.join(folder, ".claude/modules/quality/other.md")) is Status.MISSING
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "---\na: 1\n---\n\n# Title\nbody\n",  # a blank line: no safe break at the end
+        "---\na: 1\n---\n# Title\n",  # a safe break
+        "---\na: 1\n---\n\n\n   \n",  # nothing but whitespace after it
+        "---\na: 1\n---\n",
+        "---\r\na: 1\r\n---\r\n\r\n  indented\r\n",
+        "---\na: 1\n---\n \tword\n",
+        "no frontmatter\n",
+    ],
+)
+@pytest.mark.parametrize("kind", ["command", "module"])
+def test_count_pieces_give_exact_file_and_loaded_counts(
+    make_workspace: WorkspaceMaker, text: str, kind: str
+) -> None:
+    """rawTokens is the count of the file and tokens that of what loads (for a command, the
+    file without its frontmatter), each as one full encode gives it, whichever way the
+    frontmatter ends; in a full analysis and after an edit."""
+    rel = ".claude/commands/c.md" if kind == "command" else ".claude/modules/m.md"
+    root = make_workspace({rel: text})
+    index = _fresh(root)
+    index.index()
+    path = os.path.join(index.workspace.folders[0], rel)
+    counter = TokenCounter()
+    for version, edited in enumerate([text, text + "<r>one more line</r>\n", text + "x"], 1):
+        index.workspace.overlay[path] = edited
+        index.update(path, version)
+        fa = index.files[path]
+        assert fa.raw_tokens == counter.count_exact(edited)
+        assert fa.tokens == counter.count_exact(fa.doc.loaded_text())
+        if kind == "command" and edited.startswith("---"):
+            assert fa.doc.loaded_text() == edited.split("---", 2)[2].split("\n", 1)[1]
 
 
 def test_whole_counts_equal_exact_counts() -> None:

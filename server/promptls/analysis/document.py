@@ -354,7 +354,7 @@ def parse_document(
             comments.append(Span(start, comment_end))
             i += 1
             continue
-        heading = _heading(line)
+        heading = atx_heading(line)
         if heading:
             headings.append(Heading(heading[0], heading[1], start, end))
         else:
@@ -396,7 +396,7 @@ def parse_document(
     )
 
 
-def _heading(line: str) -> tuple[int, str] | None:
+def atx_heading(line: str) -> tuple[int, str] | None:
     """(level, title) of an ATX heading line (no line ending), or None.
 
     One to six `#` after at most three spaces, then a space or tab (or nothing); the title is the

@@ -41,7 +41,13 @@ from promptls.analysis.rules import (
     xml_findings,
 )
 from promptls.analysis.text import first_line_break, over_utf8_size, utf8_size
-from promptls.analysis.tokens import TokenCounter, calibrate, is_safe_break, split_chunks
+from promptls.analysis.tokens import (
+    TokenCounter,
+    calibrate,
+    is_safe_break,
+    next_safe_break,
+    split_chunks,
+)
 from promptls.analysis.workspace import OutsideWorkspace, Workspace
 from promptls.config import Settings
 
@@ -351,8 +357,9 @@ class WorkspaceIndex:
             return None
         raw = old.raw_tokens + change
         pieces = _count_pieces(text, old.kind, self.settings)
-        if len(pieces) == 2 and doc.frontmatter is not None and old.kind in STRIPPED_FRONTMATTER:
-            loaded = raw - self.counter.count(pieces[0])
+        if len(pieces) == 3 and doc.frontmatter is not None:
+            head, _, loaded_head = pieces
+            loaded = raw - self.counter.count(head) + self.counter.count(loaded_head)
         elif doc.loaded_text() is doc.text:
             loaded = raw
         else:
@@ -1020,14 +1027,20 @@ def _targets(resolutions: Sequence[Resolution]) -> list[tuple[object, ...]]:
 
 
 def _count_pieces(text: str, kind: str, settings: Settings) -> list[str]:
-    """The texts whose counts give rawTokens (their sum) and tokens (the last, when it differs)."""
+    """The texts to count for rawTokens and tokens (see `_tokens_from`): `[text]`, or, for a
+    kind whose frontmatter is not loaded, `[head, tail, loaded head]`: the file cut at the first
+    safe break at or after the end of its frontmatter, and the part of the head after the
+    frontmatter. A file's count is then head + tail, and its loaded count loaded head + tail,
+    both exact (the cut is a safe break of the file and of its body alike), and the body is
+    never counted twice. (A blank line after the frontmatter, the usual layout, is no safe
+    break: the cut is where the first line with words starts.)"""
     from promptls.analysis.document import frontmatter_end
-    from promptls.analysis.tokens import is_safe_break
 
     if kind in STRIPPED_FRONTMATTER and len(text) <= settings.max_file_bytes:
         end = frontmatter_end(text)
-        if end and is_safe_break(text, end):
-            return [text[:end], text[end:]]
+        if end:
+            cut = next_safe_break(text, end)
+            return [text[:cut], text[cut:], text[end:cut]]
     return [text]
 
 
@@ -1038,14 +1051,15 @@ def _region_chars(key: tuple[str, tuple[tuple[int, int], ...]]) -> int:
 def _tokens_from(
     counts: list[int], doc: Document, counter: TokenCounter, settings: Settings
 ) -> tuple[int, int]:
+    """(rawTokens, tokens) from the counts of `_count_pieces`' texts."""
+    if len(counts) == 3:
+        head, tail, loaded_head = counts
+        raw = head + tail
+        loaded = loaded_head + tail if doc.frontmatter is not None and not doc.reduced else raw
+        return raw, calibrate(loaded, settings.calibration)
     raw = sum(counts)
-    if doc.reduced:
-        loaded = raw
-    elif len(counts) == 2 and doc.frontmatter is not None and doc.kind in STRIPPED_FRONTMATTER:
-        loaded = counts[1]
-    else:
-        text = doc.loaded_text()
-        loaded = raw if text is doc.text or text == doc.text else counter.count(text)
+    text = doc.text if doc.reduced else doc.loaded_text()
+    loaded = raw if text is doc.text or text == doc.text else counter.count(text)
     return raw, calibrate(loaded, settings.calibration)
 
 

@@ -3,10 +3,12 @@ with offsets shifted, so a keystroke costs work proportional to the edit, not to
 
 `text_edit` finds the one span where two versions of a text differ. `shift_document` returns the
 new `Document` (and the new references) without parsing again when the edit is *safe*: it lies
-in the text of an XML element inside a ```xml fence, away from markup, references and the fence
-lines, and neither the removed nor the inserted text holds a character that could start or end a
-structure (see `SAFE_CHARS`). Otherwise it returns None and the caller parses from scratch. The
-tests compare both paths over random edits.
+in the text of an XML element inside a ```xml fence or of XML written straight into the markdown
+(a raw region: then on a line that stays a non-blank line and no heading, outside fences and
+code spans), away from markup, references and the fence lines, and neither the removed nor the
+inserted text holds a character that could start or end a structure (see `SAFE_CHARS`).
+Otherwise it returns None and the caller parses from scratch. The tests compare both paths over
+random edits.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion
+from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion, atx_heading
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
 from promptls.analysis.xml import (
     ShiftedElements,
@@ -99,10 +101,12 @@ def shift_document(
         if "`" in text or "~" in text or "@" in text or "[" in text or "components/" in text:
             return None
     region = next(
-        (r for r in doc.regions if r.form == "fence" and r.start < start and old_end < r.end),
+        (r for r in doc.regions if r.form != "document" and r.start < start and old_end < r.end),
         None,
     )
-    if region is None:
+    if region is None or (
+        region.form == "raw" and not _raw_edit_safe(doc, start, old_end, line, new_line)
+    ):
         return None
     check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
     if check is None:
@@ -151,6 +155,19 @@ def shift_document(
         Reference(r.form, r.target, at(r.start), at(r.end)) if r.end >= old_end else r for r in refs
     ]
     return shifted, moved
+
+
+def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line: str) -> bool:
+    """Whether an edit inside a raw region (XML written straight into the markdown) keeps the
+    markdown around it: what a fence hides from markdown is in plain view there. The edited line
+    must stay a line with words that is no heading (a blank line ends a paragraph, and with it
+    an unclosed element's region and the pairing of code spans), and the edit must not lie in a
+    fence or a code span (masked from the region's check; a fence nested in the region may be
+    a region of its own)."""
+    for text in (line, new_line):
+        if not text.strip() or atx_heading(text) is not None:
+            return False
+    return not any(s.start <= old_end and start < s.end for s in (*doc.fences, *doc.code_spans))
 
 
 def _shift_check(

@@ -138,6 +138,15 @@ def is_safe_break(text: str, offset: int) -> bool:
     return text[offset - 1] == "\n" and _SAFE_BREAK.match(text, offset) is not None
 
 
+def next_safe_break(text: str, offset: int) -> int:
+    """The first offset at or after `offset` where `is_safe_break` holds (`len(text)` at the
+    latest)."""
+    if offset <= 0 or offset >= len(text):
+        return min(max(offset, 0), len(text))
+    found = _SAFE_BREAK.search(text, offset)
+    return found.start() if found is not None else len(text)
+
+
 def split_chunks(text: str, minimum: int = _CHUNK_MIN) -> list[str]:
     """Cut `text` into chunks whose token counts add up to the count of the whole text."""
     if len(text) <= minimum:
