@@ -137,6 +137,9 @@ allowed-tools: Read
   <context_budget>~1,200 tokens</context_budget>
 </command>
 
+<!-- A note for maintainers (a block comment: a memory file loads without it),
+     on two lines. -->
+
 Between regions, a paragraph with `code` and a [link](../../notes.txt).
 
 <notes>an unclosed raw element
@@ -291,7 +294,9 @@ def test_shift_at_element_boundaries(at: int, removed: int, inserted: str) -> No
 
 
 @DOCUMENTS
-@pytest.mark.parametrize("kind_path", [".claude/modules/dev/review.md", ".claude/commands/rev.md"])
+@pytest.mark.parametrize(
+    "kind_path", [".claude/modules/dev/review.md", ".claude/commands/rev.md", "docs/CLAUDE.md"]
+)
 def test_incremental_updates_equal_a_full_analysis(
     make_workspace: WorkspaceMaker, kind_path: str, source: str
 ) -> None:
@@ -305,7 +310,8 @@ def test_incremental_updates_equal_a_full_analysis(
         for version, text in enumerate(_edits(seed, source, 40), 1):
             index.workspace.overlay[path] = text
             index.update(path, version)
-            shortcuts += index._chunk_bounds.get(path, ("",))[0] is text  # counted by the edit
+            counted = index._chunk_bounds.get((path, "file"), ("",))[0]
+            shortcuts += counted is text  # counted by the edit
             reference = _fresh(root)
             reference.workspace.overlay[path] = text
             reference.index()
@@ -314,6 +320,31 @@ def test_incremental_updates_equal_a_full_analysis(
             assert fa.raw_tokens == counter.count_exact(text)
             assert fa.tokens == counter.count_exact(fa.doc.loaded_text())
     assert shortcuts > (10 if source is MODULE else 4)  # (random edits soon break the XML)
+
+
+def test_typing_in_a_memory_file_with_comments_counts_what_loads(
+    make_workspace: WorkspaceMaker,
+) -> None:
+    """Keystrokes after a block comment in a memory file (which loads without its comments)
+    shift the analysis and re-count one chunk of the loaded text, chaining from the last
+    keystroke; the counts stay those of full encodes, the comment is never counted as loaded."""
+    root = make_workspace({"CLAUDE.md": RAW})
+    index = _fresh(root)
+    index.index()
+    path = os.path.join(index.workspace.folders[0], "CLAUDE.md")
+    counter = TokenCounter()
+    at = RAW.index("</rule>")
+    text = RAW
+    for version, ch in enumerate("typing on, then more words." * 2, 1):
+        text = text[:at] + ch + text[at:]
+        at += 1
+        index.workspace.overlay[path] = text
+        index.update(path, version)
+        fa = index.files[path]
+        assert fa.doc.comments and fa.doc.loaded_text() != text
+        assert fa.raw_tokens == counter.count_exact(text)
+        assert fa.tokens == counter.count_exact(fa.doc.loaded_text())
+        assert index._loaded_counts[path][0] is text  # counted by the edit, not again
 
 
 @pytest.mark.parametrize(

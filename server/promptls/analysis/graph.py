@@ -162,9 +162,12 @@ class WorkspaceIndex:
         """`dependents` by path, while no load set changes."""
         self._memories: list[str] | None = None
         """The indexed files of kind "memory" (None: to list again, a file came or went)."""
-        self._chunk_bounds: dict[str, tuple[str, list[int], int, int]] = {}
-        """path -> (text, its chunk bounds, the chunk last edited, that chunk's token count)."""
-        """Open buffers being edited: the text last counted and where its chunks start."""
+        self._chunk_bounds: dict[tuple[str, str], tuple[str, list[int], int, int]] = {}
+        """Open buffers being edited, by (path, "file" or "loaded"): the text last counted (the
+        file's, or what of it loads), its chunk bounds, the chunk last edited and its count."""
+        self._loaded_counts: dict[str, tuple[str, str, int]] = {}
+        """path -> (a file's text, what of it loads, that count): for a memory file with block
+        comments being edited (see `_recount_loaded`)."""
         self._region_checks: RegionCache = SyncLRU(maxsize=_CHECKS_MAX, sizeof=_region_chars)
         """XML checks by region text (at most 16 M characters of it, fewer once the workspace is
         indexed: see `_size_region_checks`): an edit re-checks only the region it touched."""
@@ -352,17 +355,20 @@ class WorkspaceIndex:
         if shifted is None:
             return None
         doc, refs = shifted
-        change = self._recount(old, text, edit)
+        change = self._recount((old.path, "file"), old.doc.text, text, edit)
         if change is None:
             return None
         raw = old.raw_tokens + change
         pieces = _count_pieces(text, old.kind, self.settings)
+        loaded: int | None = raw
         if len(pieces) == 3 and doc.frontmatter is not None:
             head, _, loaded_head = pieces
             loaded = raw - self.counter.count(head) + self.counter.count(loaded_head)
-        elif doc.loaded_text() is doc.text:
-            loaded = raw
-        else:
+        elif doc.kind == "memory" and doc.comments:
+            loaded = self._recount_loaded(old, doc, edit)
+        elif doc.loaded_text() is not doc.text:
+            loaded = None
+        if loaded is None:
             return None
         resolutions = tuple(
             res if res.ref is ref else dataclasses.replace(res, ref=ref)
@@ -383,11 +389,35 @@ class WorkspaceIndex:
         )
         return _with_local_findings(fa, self.settings)
 
-    def _recount(self, old: FileAnalysis, text: str, edit: TextEdit) -> int | None:
-        """How many tokens the edit added (negative: removed), counting only the chunk it lies
-        in; None when the chunk's ends are no longer safe breaks."""
-        before = old.doc.text
-        known = self._chunk_bounds.get(old.path)
+    def _recount_loaded(self, old: FileAnalysis, doc: Document, edit: TextEdit) -> int | None:
+        """The loaded count of `doc`, a memory file with block comments (what loads is the text
+        between them), after `edit` of `old`: the same edit, moved back by the comments before
+        it, re-counts one chunk of the loaded text. None when the edit touches a comment."""
+        removed = 0
+        for comment in old.doc.comments:
+            if comment.end <= edit.start:
+                removed += comment.end - comment.start
+            elif comment.start < edit.old_end:
+                return None
+        known = self._loaded_counts.get(old.path)
+        if known is not None and known[0] is old.doc.text:
+            before, total = known[1], known[2]
+        else:
+            before = old.doc.loaded_text()
+            total = self.counter.count(before)
+        after = doc.loaded_text()
+        moved = TextEdit(edit.start - removed, edit.old_end - removed, edit.new_end - removed)
+        change = self._recount((old.path, "loaded"), before, after, moved)
+        if change is None:
+            return None
+        self._loaded_counts[old.path] = (doc.text, after, total + change)
+        return total + change
+
+    def _recount(self, key: tuple[str, str], before: str, text: str, edit: TextEdit) -> int | None:
+        """How many tokens `edit` of `before` (giving `text`) added (negative: removed),
+        counting only the chunk it lies in; None when the chunk's ends are no longer safe
+        breaks. `key` keeps the chunk bounds for the next edit."""
+        known = self._chunk_bounds.get(key)
         last, last_count = -1, 0
         if known is not None and known[0] is before:
             bounds, last, last_count = known[1], known[2], known[3]
@@ -406,7 +436,7 @@ class WorkspaceIndex:
         before_count = last_count if k == last else self.counter.count(before[low:high])
         count = self.counter.count(text[low:new_high])
         moved = [*bounds[: k + 1], *(b + edit.delta for b in bounds[k + 1 :])]
-        self._chunk_bounds[old.path] = (text, moved, k, count)
+        self._chunk_bounds[key] = (text, moved, k, count)
         return count - before_count
 
     def analyse_alone(self, path: str, version: int | None = None) -> FileAnalysis | None:
@@ -451,7 +481,9 @@ class WorkspaceIndex:
             self.files.pop(path, None)
             self._memories = None
             self.errors.pop(path, None)
-            self._chunk_bounds.pop(path, None)
+            for part in ("file", "loaded"):
+                self._chunk_bounds.pop((path, part), None)
+            self._loaded_counts.pop(path, None)
             self._invalidate(path)
             affected |= self._re_resolve()
         return affected

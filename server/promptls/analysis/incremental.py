@@ -167,7 +167,8 @@ def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line:
     for text in (line, new_line):
         if not text.strip() or atx_heading(text) is not None:
             return False
-    return not any(s.start <= old_end and start < s.end for s in (*doc.fences, *doc.code_spans))
+    spans = [(f.start, f.end) for f in doc.fences] + [(c.start, c.end) for c in doc.code_spans]
+    return not any(s <= old_end and start < e for s, e in spans)
 
 
 def _shift_check(
