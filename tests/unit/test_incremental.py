@@ -72,6 +72,9 @@ description: a module
 # Checks
 
 Some prose with `code` and a [link](../../notes.txt).
+Plain prose to type in, with no markup: words only.
+
+## A heading to retitle
 
 ```xml
 <module name="review">
@@ -142,6 +145,16 @@ allowed-tools: Read
 
 Between regions, a paragraph with `code` and a [link](../../notes.txt).
 
+Plain prose to type in, over
+two lines with no markup: words only.
+
+## A heading to retitle
+
+```bash
+# a comment in code, not a heading
+echo typing in code
+```
+
 <notes>an unclosed raw element
 runs to the end of its paragraph
 
@@ -161,9 +174,12 @@ def _edits(seed: int, text: str, count: int) -> list[str]:
     versions = []
     for _ in range(count):
         # mostly typing inside element text, sometimes anywhere
-        if rng.random() < 0.8:
+        if rng.random() < 0.6:
             spots = [i for i, ch in enumerate(text) if ch == ">" and i + 1 < len(text)]
             at = rng.choice(spots) + 1 + rng.randint(0, 6)
+        elif rng.random() < 0.5:  # in prose, headings and code
+            spots = [i for i, ch in enumerate(text) if ch in "wth#" and i + 1 < len(text)]
+            at = rng.choice(spots) + rng.randint(0, 3)
         else:
             at = rng.randint(0, len(text))
         at = min(at, len(text))
@@ -195,21 +211,24 @@ def test_shifted_document_equals_a_fresh_parse(source: str) -> None:
     from promptls.analysis.incremental import shift_document, text_edit
     from promptls.analysis.references import extract_references
 
-    shifted = 0
+    shifted = prose = 0
     for seed in range(20):
         old = source
         doc = parse_document(old, "module")
         refs = extract_references(doc)
         for new in _edits(seed, old, 60):
-            result = shift_document(doc, new, text_edit(old, new), refs)
+            edit = text_edit(old, new)
+            result = shift_document(doc, new, edit, refs)
             fresh = parse_document(new, "module")
             fresh_refs = extract_references(fresh)
             if result is not None:
                 shifted += 1
+                prose += not any(r.start <= edit.start <= r.end for r in doc.regions)
                 assert result[0] == fresh
                 assert result[1] == fresh_refs
             old, doc, refs = new, fresh, fresh_refs
     assert shifted > 120  # the shortcut is really exercised
+    assert prose > 25  # in the markdown too
 
 
 @DOCUMENTS
@@ -260,6 +279,37 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
                 assert refs == extract_references(fresh)
             text = new
     assert composed > 300  # typing on really composes
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "shifts"),
+    [
+        ("---\ntitle here\n\nprose\n", "---\ntitle: here\n\nprose\n", False),  # YAML now
+        ("---\na: 1\n---x\nprose\n", "---\na: 1\n---\nprose\n", False),  # closed now
+        ("Prose\nmore prose\n", "Prose\n# more prose\n", False),  # a heading now
+        ("# Title\nprose\n", "# Title typed\nprose\n", True),  # a heading retitled
+        ("# Title\nprose\n", "#Title\nprose\n", False),  # no heading any more
+        ("Prose\nxy\n<r>\nx</r>\n", "Prose\n\n<r>\nx</r>\n", False),  # a blank line now
+        ("Prose\n <r>a</r>\n", "Prose\nx <r>a</r>\n", False),  # no region start there now
+        ("a `x\ny\nz` b\n", "a `x\nyy\nz` b\n", False),  # in a code span
+        ("```bash\n# x\n```\n", "```bash\n# xy\n```\n", True),  # code, no heading
+        ("<!-- a -x> b -->\ntext\n", "<!-- a -> b -->\ntext\n", False),  # in a comment
+        ("Prose line one\nline two\n", "Prose line one typed\nline two\n", True),
+        ("---\na: 1\n---\n\nProse\n", "---\na: 1\n---\n\nProse typed\n", True),
+    ],
+)
+def test_shifts_in_the_markdown_keep_its_structure(before: str, after: str, shifts: bool) -> None:
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    for kind in ("memory", "command"):
+        doc = parse_document(before, kind)
+        result = shift_document(doc, after, text_edit(before, after), extract_references(doc))
+        assert (result is not None) == shifts
+        if result is not None:
+            fresh = parse_document(after, kind)
+            assert result == (fresh, extract_references(fresh))
 
 
 ADJACENT = "```xml\n<r><a>q</a><b>z</b><c></c>\n<d>long text</d>\n<e>tail</e></r>\n```\n"

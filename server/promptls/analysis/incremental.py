@@ -5,8 +5,10 @@ with offsets shifted, so a keystroke costs work proportional to the edit, not to
 new `Document` (and the new references) without parsing again when the edit is *safe*: it lies
 in the text of an XML element inside a ```xml fence or of XML written straight into the markdown
 (a raw region: then on a line that stays a non-blank line and no heading, outside fences and
-code spans), away from markup, references and the fence lines, and neither the removed nor the
-inserted text holds a character that could start or end a structure (see `SAFE_CHARS`).
+code spans), or in the markdown around the regions (prose, a heading's title, code in a fence;
+see `_prose_headings`), away from markup, references and the fence lines, and neither the
+removed nor the inserted text holds a character that could start or end a structure (see
+`SAFE_CHARS`).
 Otherwise it returns None and the caller parses from scratch. The tests compare both paths over
 random edits.
 """
@@ -17,7 +19,15 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptls.analysis.document import Document, Fence, Heading, Span, XmlRegion, atx_heading
+from promptls.analysis.document import (
+    Document,
+    Fence,
+    Heading,
+    Span,
+    XmlRegion,
+    atx_heading,
+    frontmatter_end,
+)
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
 from promptls.analysis.xml import (
     ShiftedElements,
@@ -104,13 +114,19 @@ def shift_document(
         (r for r in doc.regions if r.form != "document" and r.start < start and old_end < r.end),
         None,
     )
-    if region is None or (
-        region.form == "raw" and not _raw_edit_safe(doc, start, old_end, line, new_line)
-    ):
+    headings = doc.headings
+    check: XmlCheck | None = None
+    if region is None:
+        prose = _prose_headings(doc, start, old_end, line, new_line)
+        if prose is None:
+            return None
+        headings = prose
+    elif region.form == "raw" and not _raw_edit_safe(doc, start, old_end, line, new_line):
         return None
-    check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
-    if check is None:
-        return None
+    else:
+        check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
+        if check is None:
+            return None
     for ref in refs:
         if ref.start <= old_end and start <= ref.end:
             return None  # touching a reference: extract again
@@ -124,7 +140,7 @@ def shift_document(
 
     regions = tuple(
         XmlRegion(r.form, r.start, at(r.end), check)
-        if r is region
+        if r is region and check is not None
         else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
         for r in doc.regions
     )
@@ -136,7 +152,7 @@ def shift_document(
     )
     headings = tuple(
         Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
-        for h in doc.headings
+        for h in headings
     )
     shifted = Document(
         text=new_text,
@@ -155,6 +171,42 @@ def shift_document(
         Reference(r.form, r.target, at(r.start), at(r.end)) if r.end >= old_end else r for r in refs
     ]
     return shifted, moved
+
+
+def _prose_headings(
+    doc: Document, start: int, old_end: int, line: str, new_line: str
+) -> tuple[Heading, ...] | None:
+    """For an edit in the markdown around the XML regions (prose, a heading, a fence of code):
+    the document's headings with the edited one's title changed, when the edit keeps the
+    markdown's structure; else None. The edit must lie after a closed frontmatter (a line of
+    `---` typed anywhere could close one never closed), away from the regions, block comments
+    and code spans, on a line that stays a line with words, does not start with `<` (an XML
+    region could start there), and stays a heading or not one, unless it is inside a fence."""
+    text = doc.text
+    if doc.frontmatter is not None and start < doc.frontmatter.end:
+        return None
+    if frontmatter_end(text) == 0 and text.lstrip("\ufeff").startswith("---"):
+        return None
+    spans = [(r.start, r.end) for r in doc.regions] + [(c.start, c.end) for c in doc.comments]
+    spans += [(c.start, c.end) for c in doc.code_spans]
+    if doc.unclosed_comment is not None:
+        spans.append((doc.unclosed_comment.start, doc.unclosed_comment.end))
+    if any(s <= old_end and start <= e for s, e in spans):
+        return None
+    for each in (line, new_line):
+        if not each.strip() or each.lstrip(" \t").startswith("<"):
+            return None
+    if any(f.start <= start and old_end < f.end for f in doc.fences):
+        return doc.headings  # code: no markdown inside
+    was, now = atx_heading(line), atx_heading(new_line)
+    if was is None and now is None:
+        return doc.headings
+    if was is None or now is None or was[0] != now[0]:
+        return None
+    return tuple(
+        Heading(h.level, now[1], h.start, h.end) if h.start <= start and old_end <= h.end else h
+        for h in doc.headings
+    )
 
 
 def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line: str) -> bool:
