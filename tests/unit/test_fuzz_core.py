@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from promptls.analysis.compress import compress_document
@@ -46,6 +46,7 @@ from tests.fuzzing import (
     kinds,
     markup,
     mutated_example,
+    pieces,
     time_bound,
     timed,
     verify_compression,
@@ -535,3 +536,61 @@ def test_outline_deeper_than_the_limit_is_listed_at_the_limit(max_depth: int, sh
     """Nodes below the limit become children of their ancestor just above it, in order."""
     text = "# A\n\n<a>\n<b>\n<c>\n<d>x</d>\n</c>\n</b>\n<e>y</e>\n</a>\n\n## B\n"
     assert _shape(outline(parse_document(text, "module"), max_depth)) == shape
+
+
+_TYPED = st.one_of(
+    st.sampled_from(("x", "ab", " ")),
+    st.sampled_from(("  ", "#", "-", "/", "<", ">", '"', "=", "\n", "`", "&")),
+)
+_RAW_LINES = st.sampled_from(
+    (
+        "<r>\n",
+        "</r>\n",
+        "  <step>words here</step>\n",
+        '<r a="v w">text\n',
+        "   <!-- a comment -->\n",
+        "    <!-- indented four -->\n",
+        "prose words\n",
+        "# Title words\n",
+        "\n",
+        "```bash\n# code\n```\n",
+        "text `code` text\n",
+        "```xml\n<m>\n  <s>words</s>\n</m>\n```\n",
+        '<q x="1"/>\n',
+    )
+)
+
+
+@settings(PROFILE, max_examples=max(300, PROFILE.max_examples))
+@given(
+    parts=st.lists(st.one_of(_RAW_LINES, _RAW_LINES, _RAW_LINES, pieces), min_size=1, max_size=40),
+    kind=kinds,
+    edits=st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 3), st.lists(_TYPED, max_size=2)),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_edits_shifted_or_rechecked_equal_a_fresh_parse(
+    parts: list[str], kind: str, edits: list[tuple[int, int, list[str]]]
+) -> None:
+    """A keystroke's document, by a shift of the last one (`shift_document`) or by checking
+    one region again (`reparse_region`), is always the document a fresh parse gives."""
+    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+
+    text = "".join(parts)
+    doc = parse_document(text, kind)
+    for spot, removed, typed in edits:
+        at = spot % (len(text) + 1)
+        new = text[:at] + "".join(typed) + text[at + removed :]
+        edit = text_edit(text, new)
+        fresh = parse_document(new, kind)
+        shifted = shift_document(doc, new, edit, extract_references(doc))
+        if shifted is not None:
+            event("shifted")
+            assert shifted == (fresh, extract_references(fresh))
+        else:
+            rechecked = reparse_region(doc, new, edit, {})
+            event("parsed again" if rechecked is None else "one region checked again")
+            assert rechecked is None or rechecked == fresh
+        text, doc = new, fresh

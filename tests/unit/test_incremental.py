@@ -175,13 +175,12 @@ def _edits(seed: int, text: str, count: int) -> list[str]:
     for _ in range(count):
         # mostly typing inside element text, sometimes anywhere
         if rng.random() < 0.6:
-            spots = [i for i, ch in enumerate(text) if ch == ">" and i + 1 < len(text)]
-            at = rng.choice(spots) + 1 + rng.randint(0, 6)
+            spots = [i + 1 for i, ch in enumerate(text) if ch == ">" and i + 1 < len(text)]
         elif rng.random() < 0.5:  # in prose, headings and code
             spots = [i for i, ch in enumerate(text) if ch in "wth#" and i + 1 < len(text)]
-            at = rng.choice(spots) + rng.randint(0, 3)
         else:
-            at = rng.randint(0, len(text))
+            spots = []
+        at = rng.choice(spots) + rng.randint(0, 6) if spots else rng.randint(0, len(text))
         at = min(at, len(text))
         removed = rng.choice([0, 0, 0, 1, 2])
         safe_only = rng.random() < 0.7
@@ -229,6 +228,31 @@ def test_shifted_document_equals_a_fresh_parse(source: str) -> None:
             old, doc, refs = new, fresh, fresh_refs
     assert shifted > 120  # the shortcut is really exercised
     assert prose > 25  # in the markdown too
+
+
+@DOCUMENTS
+def test_a_region_checked_again_equals_a_fresh_parse(source: str) -> None:
+    """Edits the shortcut cannot take (markup typed, a tag renamed, a problem made or mended)
+    inside one region: that region is checked again and the rest shifted, or (None) the file is
+    parsed again. Whenever it answers, the answer is the fresh parse."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    rechecked = 0
+    for seed in range(30):
+        old = source
+        doc = parse_document(old, "module")
+        for new in _edits(seed, old, 60):
+            edit = text_edit(old, new)
+            fresh = parse_document(new, "module")
+            if shift_document(doc, new, edit, extract_references(doc)) is None:
+                result = reparse_region(doc, new, edit, {})
+                if result is not None:
+                    rechecked += 1
+                    assert result == fresh
+            old, doc = new, fresh
+    assert rechecked > 100
 
 
 @DOCUMENTS

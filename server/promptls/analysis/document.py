@@ -280,7 +280,7 @@ RegionCache = MutableMapping[tuple[str, tuple[tuple[int, int], ...]], XmlCheck]
 """Checks of XML regions by their text (and masks): an edit re-checks only the region it touched."""
 
 
-def _checked(
+def checked_region(
     text: str, masks: Sequence[tuple[int, int]] = (), cache: RegionCache | None = None
 ) -> XmlCheck:
     if cache is None:
@@ -303,7 +303,7 @@ def parse_document(
     if kind == "project-config" or (
         kind == "other" and text.lstrip("\ufeff \t\r\n").startswith("<?xml")
     ):
-        region = XmlRegion("document", 0, len(text), _checked(text, (), regions))
+        region = XmlRegion("document", 0, len(text), checked_region(text, (), regions))
         return Document(text=text, kind=kind, regions=(region,))
     if regions is None:
         regions = {}  # identical regions in one file (a pattern repeated) are checked once
@@ -370,7 +370,9 @@ def parse_document(
         if f.language == "xml":
             body = text[f.content_start : f.content_end]
             found.append(
-                XmlRegion("fence", f.content_start, f.content_end, _checked(body, (), regions))
+                XmlRegion(
+                    "fence", f.content_start, f.content_end, checked_region(body, (), regions)
+                )
             )
     found.extend(_raw_regions(text, raw_starts, lines, fence_spans, code_spans, regions))
     found.sort(key=lambda r: r.start)
@@ -479,7 +481,7 @@ def _raw_regions(
 ) -> list[XmlRegion]:
     if not starts:
         return []
-    skip = _disjoint(fences + [(s.start, s.end) for s in code_spans])
+    skip = raw_skips(fences, code_spans)
     skip_starts = [s for s, _ in skip]
     skip_ends = [e for _, e in skip]
     ends = RawElementEnds(text, skip)
@@ -495,12 +497,32 @@ def _raw_regions(
             if name.lower() in HTML_TAGS:
                 continue
             end = _paragraph_end(text, at, fence_starts)
-        first = bisect.bisect_right(skip_ends, at)
-        last = bisect.bisect_left(skip_starts, end)
-        masks = [(max(s, at) - at, min(e, end) - at) for s, e in skip[first:last]]
-        regions.append(XmlRegion("raw", at, end, _checked(text[at:end], masks, cache)))
+        masks = raw_masks(skip, skip_starts, skip_ends, at, end)
+        regions.append(XmlRegion("raw", at, end, checked_region(text[at:end], masks, cache)))
         covered = end
     return regions
+
+
+def raw_skips(
+    fences: Sequence[tuple[int, int]], code_spans: Sequence[Span]
+) -> list[tuple[int, int]]:
+    """What XML written straight into the markdown never holds: fences and code spans (sorted,
+    merged)."""
+    return _disjoint([*fences, *((s.start, s.end) for s in code_spans)])
+
+
+def raw_masks(
+    skip: Sequence[tuple[int, int]],
+    skip_starts: Sequence[int],
+    skip_ends: Sequence[int],
+    at: int,
+    end: int,
+) -> list[tuple[int, int]]:
+    """The spans of `skip` (see `raw_skips`, with their starts and ends) inside the raw region
+    `[at, end)`, in the region's offsets: masked from its check."""
+    first = bisect.bisect_right(skip_ends, at)
+    last = bisect.bisect_left(skip_starts, end)
+    return [(max(s, at) - at, min(e, end) - at) for s, e in skip[first:last]]
 
 
 def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -29,7 +29,7 @@ from promptls.analysis.document import (
 )
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
-from promptls.analysis.incremental import TextEdit, shift_document, text_edit
+from promptls.analysis.incremental import TextEdit, reparse_region, shift_document, text_edit
 from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
 from promptls.analysis.rules import (
     apply_overrides,
@@ -352,9 +352,18 @@ class WorkspaceIndex:
             return None
         edit = text_edit(old.doc.text, text)
         shifted = shift_document(old.doc, text, edit, [r.ref for r in old.resolutions])
-        if shifted is None:
-            return None
-        doc, refs = shifted
+        if shifted is not None:
+            doc, refs = shifted
+            resolutions = tuple(
+                res if res.ref is ref else dataclasses.replace(res, ref=ref)
+                for res, ref in zip(old.resolutions, refs, strict=True)
+            )
+        else:
+            rechecked = reparse_region(old.doc, text, edit, self._region_checks)
+            if rechecked is None:
+                return None
+            doc = rechecked
+            resolutions = tuple(self.resolver.resolve(old.path, r) for r in extract_references(doc))
         change = self._recount((old.path, "file"), old.doc.text, text, edit)
         if change is None:
             return None
@@ -370,10 +379,6 @@ class WorkspaceIndex:
             loaded = None
         if loaded is None:
             return None
-        resolutions = tuple(
-            res if res.ref is ref else dataclasses.replace(res, ref=ref)
-            for res, ref in zip(old.resolutions, refs, strict=True)
-        )
         fa = FileAnalysis(
             path=old.path,
             rel=old.rel,

@@ -15,6 +15,7 @@ random edits.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +24,14 @@ from promptls.analysis.document import (
     Document,
     Fence,
     Heading,
+    RegionCache,
     Span,
     XmlRegion,
     atx_heading,
+    checked_region,
     frontmatter_end,
+    raw_masks,
+    raw_skips,
 )
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
 from promptls.analysis.xml import (
@@ -173,6 +178,139 @@ def shift_document(
     return shifted, moved
 
 
+_MARKERS = ("<!--", "-->", "<![CDATA[", "]]>")
+
+
+def reparse_region(
+    doc: Document, new_text: str, edit: TextEdit, cache: RegionCache | None = None
+) -> Document | None:
+    """The document of `new_text` (= `doc.text` with `edit`) when the edit lies inside one XML
+    region and keeps the markdown and the region's extent: that region is checked again (with
+    `cache`), everything else shifted; None when the file must be parsed again. (For an edit
+    `shift_document` cannot take: markup typed, a tag renamed, a problem made or mended.)
+
+    Any characters but backticks and tildes may be typed in a ```xml fence (its lines are what
+    ends it), line breaks too. XML written straight into the markdown ends where its element's end
+    tag is, found among the tags of the whole file: there the edit must also leave every tag
+    name, `<`, `>`, `/`, quote, comment and CDATA mark as it was, on a line that stays a line
+    with words and no heading, outside fences and code spans."""
+    old = doc.text
+    start, old_end, new_end = edit.start, edit.old_end, edit.new_end
+    if doc.reduced or doc.kind == "project-config":
+        return None
+    removed, inserted = old[start:old_end], new_text[start:new_end]
+    line = _line_of(old, start, old_end)
+    new_line = _line_of(new_text, start, new_end)
+    if any(ch in each for each in (removed, inserted, line, new_line) for ch in "`~"):
+        return None
+    region = next(
+        (r for r in doc.regions if r.form != "document" and r.start < start and old_end <= r.end),
+        None,
+    )
+    if region is None or (region.form == "raw" and any(ch in line + new_line for ch in "\r\n")):
+        return None
+    delta = edit.delta
+    if not _marks_kept(doc, removed, inserted, line, new_line, raw=region.form == "raw"):
+        return None
+    if region.form == "raw":
+        if old_end >= region.end or not _in_text_or_value(old, region, start, old_end):
+            return None
+        if not _raw_edit_safe(doc, start, old_end, line, new_line):
+            return None
+
+    def at(offset: int) -> int:
+        return offset + delta if offset >= old_end else offset
+
+    def span(s: Span) -> Span:
+        return Span(at(s.start), at(s.end)) if s.end >= old_end else s
+
+    fences = tuple(
+        Fence(at(f.start), at(f.end), f.info, at(f.content_start), at(f.content_end), f.closed)
+        if f.end >= old_end
+        else f
+        for f in doc.fences
+    )
+    code_spans = tuple(span(s) for s in doc.code_spans)
+    end = region.end + delta
+    body = new_text[region.start : end]
+    if region.form == "fence":
+        masks: list[tuple[int, int]] = []
+    else:
+        skip = raw_skips([(f.start, f.end) for f in fences], code_spans)
+        starts, ends = [s for s, _ in skip], [e for _, e in skip]
+        masks = raw_masks(skip, starts, ends, region.start, end)
+    checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache))
+    return Document(
+        text=new_text,
+        kind=doc.kind,
+        frontmatter=doc.frontmatter,
+        headings=tuple(
+            Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
+            for h in doc.headings
+        ),
+        fences=fences,
+        code_spans=code_spans,
+        comments=tuple(span(s) for s in doc.comments),
+        unclosed_comment=span(doc.unclosed_comment) if doc.unclosed_comment else None,
+        regions=tuple(
+            checked
+            if r is region
+            else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
+            for r in doc.regions
+        ),
+        reduced=False,
+        opaque=tuple(span(s) for s in doc.opaque),
+    )
+
+
+def _marks_kept(
+    doc: Document, removed: str, inserted: str, line: str, new_line: str, *, raw: bool
+) -> bool:
+    """Whether an edit keeps what the extents of XML written straight into the markdown are
+    found from: its tags are looked for in the whole text, outside fences, and a start tag's
+    `>` or a comment's `-->` inside them too. Nothing to keep when no line outside the fences
+    starts with a tag (unless the edit is in `raw` XML); else no `<`, `>`, `/` or quote may be
+    typed or removed, and no comment or CDATA mark made or broken."""
+    if not raw and not _raw_starts_outside_fences(doc):
+        return True
+    if any(ch in removed or ch in inserted for ch in "<>/\"'"):
+        return False
+    return all(line.count(m) == new_line.count(m) for m in _MARKERS)
+
+
+def _in_text_or_value(text: str, region: XmlRegion, start: int, old_end: int) -> bool:
+    """Whether `[start, old_end)` lies in the text of a raw region (after the last `>`), or
+    in an attribute value of the start tag it lies in, by the region's check (never in a tag's
+    name, between its attributes, in an end tag, a comment or CDATA)."""
+    lt = text.rfind("<", region.start, start)
+    if lt < text.rfind(">", region.start, start):
+        return True
+    base = region.start
+    return any(
+        e.start == lt - base
+        and any(
+            a.value_start <= start - base and old_end - base <= a.value_end for a in e.attributes
+        )
+        for e in region.check.elements
+    )
+
+
+_RAW_START_LINE = re.compile(r"^[ \t]*<[A-Za-z_]", re.MULTILINE)
+
+
+def _raw_starts_outside_fences(doc: Document) -> bool:
+    """Whether a line outside the fences starts with a tag (where XML written straight into the
+    markdown may start)."""
+    text, pos = doc.text, 0
+    for fence in [*doc.fences, None]:
+        end = fence.start if fence is not None else len(text)
+        if _RAW_START_LINE.search(text, pos, end) is not None:
+            return True
+        if fence is not None:
+            pos = fence.end
+    return False
+
+
 def _prose_headings(
     doc: Document, start: int, old_end: int, line: str, new_line: str
 ) -> tuple[Heading, ...] | None:
@@ -181,14 +319,18 @@ def _prose_headings(
     markdown's structure; else None. The edit must lie after a closed frontmatter (a line of
     `---` typed anywhere could close one never closed), away from the regions, block comments
     and code spans, on a line that stays a line with words, does not start with `<` (an XML
-    region could start there), and stays a heading or not one, unless it is inside a fence."""
+    region could start there), and stays a heading or not one, unless it is inside a fence.
+    Where XML is written straight into the markdown, its extents are found from the tags of the
+    whole text: then the edit must not lie inside a tag, or make or break a comment's end."""
     text = doc.text
-    if doc.frontmatter is not None and start < doc.frontmatter.end:
+    if doc.frontmatter is not None and start <= doc.frontmatter.end:
         return None
     if frontmatter_end(text) == 0 and text.lstrip("\ufeff").startswith("---"):
         return None
     spans = [(r.start, r.end) for r in doc.regions] + [(c.start, c.end) for c in doc.comments]
     spans += [(c.start, c.end) for c in doc.code_spans]
+    spans += [(f.start, f.content_start) for f in doc.fences]  # its first line, where code starts
+    spans += [(f.content_end, f.end) for f in doc.fences if f.closed]
     if doc.unclosed_comment is not None:
         spans.append((doc.unclosed_comment.start, doc.unclosed_comment.end))
     if any(s <= old_end and start <= e for s, e in spans):
@@ -196,8 +338,15 @@ def _prose_headings(
     for each in (line, new_line):
         if not each.strip() or each.lstrip(" \t").startswith("<"):
             return None
-    if any(f.start <= start and old_end < f.end for f in doc.fences):
+    if _raw_starts_outside_fences(doc) and (
+        any(line.count(m) != new_line.count(m) for m in _MARKERS)
+        or text.rfind("<", 0, start) > text.rfind(">", 0, start)
+    ):
+        return None  # a tag (its name, a `/>`) or a comment's end, where raw XML may look
+    if any(f.content_start < start and old_end < f.end for f in doc.fences):
         return doc.headings  # code: no markdown inside
+    if any(h.start == start for h in doc.headings):
+        return None  # (where a heading starts stays where it was)
     was, now = atx_heading(line), atx_heading(new_line)
     if was is None and now is None:
         return doc.headings
@@ -212,15 +361,19 @@ def _prose_headings(
 def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line: str) -> bool:
     """Whether an edit inside a raw region (XML written straight into the markdown) keeps the
     markdown around it: what a fence hides from markdown is in plain view there. The edited line
-    must stay a line with words that is no heading (a blank line ends a paragraph, and with it
-    an unclosed element's region and the pairing of code spans), and the edit must not lie in a
-    fence or a code span (masked from the region's check; a fence nested in the region may be
-    a region of its own)."""
+    must stay a line with words that is no heading and starts no comment (a blank line ends a
+    paragraph, and with it an unclosed element's region and the pairing of code spans; a
+    comment indented three spaces or fewer is one of the markdown), and the edit must not lie
+    in or next to a fence, a code span (masked from the region's check; a fence nested in the
+    region may be a region of its own) or a block comment of the markdown."""
     for text in (line, new_line):
         if not text.strip() or atx_heading(text) is not None:
             return False
+        if text.lstrip(" \t").startswith("<!--"):
+            return False
     spans = [(f.start, f.end) for f in doc.fences] + [(c.start, c.end) for c in doc.code_spans]
-    return not any(s <= old_end and start < e for s, e in spans)
+    spans += [(c.start, c.end) for c in doc.comments]
+    return not any(s <= old_end and start <= e for s, e in spans)
 
 
 def _shift_check(
