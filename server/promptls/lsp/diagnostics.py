@@ -14,7 +14,7 @@ from promptls.analysis.graph import FileAnalysis
 from promptls.analysis.text import LineIndex
 from promptls.lsp.convert import to_diagnostic
 from promptls.lsp.protocol import PromptProtocol
-from promptls.lsp.server import PromptLanguageServer
+from promptls.lsp.server import BuiltDiagnostic, PromptLanguageServer
 
 IDENTIFIER = "promptls"
 log = logging.getLogger("promptls")
@@ -36,6 +36,13 @@ def diagnostics_for(
     ls: PromptLanguageServer, fa: FileAnalysis, *, slow: bool = True
 ) -> list[types.Diagnostic]:
     """The LSP diagnostics of an analysed file (without the slow ones when `slow` is False)."""
+    return [built.diagnostic for built in built_diagnostics(ls, fa, slow=slow)]
+
+
+def built_diagnostics(
+    ls: PromptLanguageServer, fa: FileAnalysis, *, slow: bool = True
+) -> list[BuiltDiagnostic]:
+    """`diagnostics_for`, each with the JSON text it was last pushed as (see `publish`)."""
     index = ls.index
     if index is None:
         return []
@@ -49,23 +56,23 @@ def diagnostics_for(
     lines = ls.line_index(fa)
     encoding = ls.position_encoding
     # A keystroke changes few diagnostics: those whose text and range (in lines and characters,
-    # which typing on one line leaves alone elsewhere) are the same reuse their LSP objects.
+    # which typing on one line leaves alone elsewhere) are the same reuse what was built.
     previous = ls.diagnostic_memo.get(fa.path, {})
-    memo: dict[tuple[object, ...], types.Diagnostic] = {}
-    out: list[types.Diagnostic] = []
+    memo: dict[tuple[object, ...], BuiltDiagnostic] = {}
+    out: list[BuiltDiagnostic] = []
     for f in findings:
         if f.related:
-            out.append(to_diagnostic(f, lines, encoding, related))
+            out.append(BuiltDiagnostic(to_diagnostic(f, lines, encoding, related)))
             continue
         r = lines.range(f.start, f.end, encoding)
         start, end = r.start, r.end
         key: tuple[object, ...] = (f.code, f.severity, f.message, f.data, encoding)
         key += (start.line, start.character, end.line, end.character)
-        diagnostic = previous.get(key) or memo.get(key)
-        if diagnostic is None:
-            diagnostic = to_diagnostic(f, lines, encoding, related, at=r)
-        memo[key] = diagnostic
-        out.append(diagnostic)
+        built = previous.get(key) or memo.get(key)
+        if built is None:
+            built = BuiltDiagnostic(to_diagnostic(f, lines, encoding, related, at=r))
+        memo[key] = built
+        out.append(built)
     if len(ls.diagnostic_memo) > 64 and fa.path not in ls.diagnostic_memo:
         ls.diagnostic_memo.clear()  # (pulls of the whole workspace go through here too)
     ls.diagnostic_memo[fa.path] = memo
@@ -152,19 +159,16 @@ def publish(ls: PromptLanguageServer, uri: str, *, slow: bool = True) -> None:
         return
     if fa is None or fa.version != doc.version:
         return  # never publish a result for another version
-    items = diagnostics_for(ls, fa, slow=slow)
+    items = built_diagnostics(ls, fa, slow=slow)
     if isinstance(ls.protocol, PromptProtocol):
-        # Each diagnostic is encoded once, while `diagnostics_for` keeps reusing its object.
+        # Each diagnostic is encoded once, while `built_diagnostics` keeps reusing it.
         protocol = ls.protocol
-        previous = ls.diagnostic_json.get(uri, {})
-        encoded: dict[int, tuple[types.Diagnostic, str]] = {}
+        texts: list[str] = []
         for item in items:
-            known = previous.get(id(item))
-            encoded[id(item)] = (
-                known if known is not None and known[0] is item else (item, protocol.to_json(item))
-            )
-        ls.diagnostic_json[uri] = encoded
-        listed = ",".join(encoded[id(item)][1] for item in items)
+            if item.json is None:
+                item.json = protocol.to_json(item.diagnostic)
+            texts.append(item.json)
+        listed = ",".join(texts)
         version = "" if doc.version is None else f',"version":{int(doc.version)}'
         protocol.notify_json(
             types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
@@ -172,7 +176,9 @@ def publish(ls: PromptLanguageServer, uri: str, *, slow: bool = True) -> None:
         )
     else:
         ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.version)
+            types.PublishDiagnosticsParams(
+                uri=uri, diagnostics=[item.diagnostic for item in items], version=doc.version
+            )
         )
     if not slow:
         _complete_later(ls, uri, doc.version)

@@ -58,6 +58,15 @@ class Stats:
         return cuts[min(98, max(0, round(q * 100) - 1))] * 1000
 
 
+@dataclass(slots=True)
+class BuiltDiagnostic:
+    """The LSP diagnostic built for a finding, and its JSON text once it has been pushed: a
+    keystroke that leaves a diagnostic as it was neither builds nor encodes it again."""
+
+    diagnostic: types.Diagnostic
+    json: str | None = None
+
+
 class PromptLanguageServer(LanguageServer):
     """The promptls language server."""
 
@@ -78,11 +87,9 @@ class PromptLanguageServer(LanguageServer):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.hint_cache: dict[str, tuple[FileAnalysis, object, list[types.InlayHint]]] = {}
         """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
-        self.diagnostic_memo: dict[str, dict[tuple[object, ...], types.Diagnostic]] = {}
-        """The LSP diagnostics last built for each file (see `diagnostics.diagnostics_for`)."""
-        self.diagnostic_json: dict[str, dict[int, tuple[types.Diagnostic, str]]] = {}
-        """uri -> the JSON text of each diagnostic last pushed for it, by the object's id (see
-        `diagnostics.publish`)."""
+        self.diagnostic_memo: dict[str, dict[tuple[object, ...], BuiltDiagnostic]] = {}
+        """The LSP diagnostics last built for each file, with their JSON text once pushed (see
+        `diagnostics.built_diagnostics`)."""
         self.tasks: set[asyncio.Future[None]] = set()
         """Work running off the event loop (kept referenced until done)."""
         self.sent: dict[str, tuple[str, list[types.Diagnostic]]] = {}

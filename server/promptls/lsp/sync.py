@@ -62,7 +62,6 @@ async def did_close(ls: PromptLanguageServer, params: types.DidCloseTextDocument
         pending.cancel()
     ls.analysed_versions.pop(uri, None)
     ls.hint_cache.pop(uri, None)
-    ls.diagnostic_json.pop(uri, None)
     if isinstance(ls.protocol, PromptProtocol):
         ls.protocol.forget_lines(uri)
     path = ls.path_of(uri)
