@@ -213,7 +213,8 @@ def frontmatter_end(text: str) -> int:
     return match.end() if match else 0
 
 
-def _parse_frontmatter(text: str) -> Frontmatter | None:
+def parse_frontmatter(text: str) -> Frontmatter | None:
+    """The frontmatter at the top of `text`, if any (with its keys, or its error)."""
     match = _FRONTMATTER.match(text)
     if match:
         return _frontmatter_keys(text, 0, match.end(), match.start(1), match.end(1))
@@ -309,7 +310,7 @@ def parse_document(
         regions = {}  # identical regions in one file (a pattern repeated) are checked once
 
     lines = _lines(text)
-    frontmatter = _parse_frontmatter(text)
+    frontmatter = parse_frontmatter(text)
     body_from = frontmatter.end if frontmatter else 0
 
     fences: list[Fence] = []

@@ -352,17 +352,20 @@ class WorkspaceIndex:
             return None
         edit = text_edit(old.doc.text, text)
         shifted = shift_document(old.doc, text, edit, [r.ref for r in old.resolutions])
+        refs: list[Reference] | None = None
         if shifted is not None:
             doc, refs = shifted
-            resolutions = tuple(
-                res if res.ref is ref else dataclasses.replace(res, ref=ref)
-                for res, ref in zip(old.resolutions, refs, strict=True)
-            )
         else:
             rechecked = reparse_region(old.doc, text, edit, self._region_checks)
             if rechecked is None:
                 return None
             doc = rechecked
+        if refs is not None:
+            resolutions = tuple(
+                res if res.ref is ref else dataclasses.replace(res, ref=ref)
+                for res, ref in zip(old.resolutions, refs, strict=True)
+            )
+        else:
             resolutions = tuple(self.resolver.resolve(old.path, r) for r in extract_references(doc))
         change = self._recount((old.path, "file"), old.doc.text, text, edit)
         if change is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from promptls.analysis.document import (
     Document,
     Fence,
+    Frontmatter,
     Heading,
     RegionCache,
     Span,
@@ -30,6 +31,7 @@ from promptls.analysis.document import (
     atx_heading,
     checked_region,
     frontmatter_end,
+    parse_frontmatter,
     raw_masks,
     raw_skips,
 )
@@ -101,20 +103,27 @@ def _line_of(text: str, start: int, end: int) -> str:
 
 def shift_document(
     doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
-) -> tuple[Document, list[Reference]] | None:
+) -> tuple[Document, list[Reference] | None] | None:
     """The document and references of `new_text` (= `doc.text` with `edit`), when the edit is
-    safe (see the module docstring); None when they must be computed from scratch."""
+    safe (see the module docstring); None when they must be computed from scratch. The
+    references are None when they must be extracted again from the document: the edit touches
+    one, or its line holds what may start one (`@`, `[`, a `components/` path)."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
     if doc.reduced or doc.kind == "project-config":
         return None
+    fm = doc.frontmatter
+    if fm is not None and fm.content_start <= start and old_end <= fm.content_end:
+        return _shift_in_frontmatter(doc, new_text, edit, refs)
     if not (_safe(old[start:old_end]) and _safe(new_text[start:new_end])):
         return None
     line = _line_of(old, start, old_end)
     new_line = _line_of(new_text, start, new_end)
-    for text in (line, new_line):
-        if "`" in text or "~" in text or "@" in text or "[" in text or "components/" in text:
-            return None
+    if any("`" in text or "~" in text for text in (line, new_line)):
+        return None
+    reference_line = any(
+        "@" in text or "[" in text or "components/" in text for text in (line, new_line)
+    )
     region = next(
         (r for r in doc.regions if r.form != "document" and r.start < start and old_end < r.end),
         None,
@@ -132,50 +141,32 @@ def shift_document(
         check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
         if check is None:
             return None
-    for ref in refs:
-        if ref.start <= old_end and start <= ref.end:
-            return None  # touching a reference: extract again
+    touching = reference_line or any(r.start <= old_end and start <= r.end for r in refs)
+    move = _Move(old_end, edit.delta)
+    replacement: tuple[XmlRegion, XmlRegion] | None = None
+    if region is not None and check is not None:
+        replacement = (region, XmlRegion(region.form, region.start, move.at(region.end), check))
+    shifted = move.document(doc, new_text, replacement, headings=headings)
+    return shifted, None if touching else move.references(refs)
+
+
+def _shift_in_frontmatter(
+    doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
+) -> tuple[Document, list[Reference]] | None:
+    """An edit in the YAML of a closed frontmatter, on one line: the frontmatter is parsed
+    again (its keys, or its error) and everything after it moved, when it still ends on the
+    same line (else None)."""
+    fm = doc.frontmatter
+    changed = doc.text[edit.start : edit.old_end] + new_text[edit.start : edit.new_end]
+    if fm is None or "\n" in changed or "\r" in changed or frontmatter_end(doc.text) != fm.end:
+        return None
+    new = parse_frontmatter(new_text)
     delta = edit.delta
-
-    def at(offset: int) -> int:
-        return offset + delta if offset >= old_end else offset
-
-    def span(s: Span) -> Span:
-        return Span(at(s.start), at(s.end)) if s.end >= old_end else s
-
-    regions = tuple(
-        XmlRegion(r.form, r.start, at(r.end), check)
-        if r is region and check is not None
-        else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
-        for r in doc.regions
-    )
-    fences = tuple(
-        Fence(at(f.start), at(f.end), f.info, at(f.content_start), at(f.content_end), f.closed)
-        if f.end >= old_end
-        else f
-        for f in doc.fences
-    )
-    headings = tuple(
-        Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
-        for h in headings
-    )
-    shifted = Document(
-        text=new_text,
-        kind=doc.kind,
-        frontmatter=doc.frontmatter,
-        headings=headings,
-        fences=fences,
-        code_spans=tuple(span(s) for s in doc.code_spans),
-        comments=tuple(span(s) for s in doc.comments),
-        unclosed_comment=span(doc.unclosed_comment) if doc.unclosed_comment else None,
-        regions=regions,
-        reduced=False,
-        opaque=tuple(span(s) for s in doc.opaque),
-    )
-    moved = [
-        Reference(r.form, r.target, at(r.start), at(r.end)) if r.end >= old_end else r for r in refs
-    ]
-    return shifted, moved
+    expected = (fm.start, fm.content_start, fm.content_end + delta, fm.end + delta)
+    if new is None or (new.start, new.content_start, new.content_end, new.end) != expected:
+        return None
+    move = _Move(edit.old_end, delta)
+    return move.document(doc, new_text, frontmatter=new), move.references(refs)
 
 
 _MARKERS = ("<!--", "-->", "<![CDATA[", "]]>")
@@ -218,19 +209,9 @@ def reparse_region(
         if not _raw_edit_safe(doc, start, old_end, line, new_line):
             return None
 
-    def at(offset: int) -> int:
-        return offset + delta if offset >= old_end else offset
-
-    def span(s: Span) -> Span:
-        return Span(at(s.start), at(s.end)) if s.end >= old_end else s
-
-    fences = tuple(
-        Fence(at(f.start), at(f.end), f.info, at(f.content_start), at(f.content_end), f.closed)
-        if f.end >= old_end
-        else f
-        for f in doc.fences
-    )
-    code_spans = tuple(span(s) for s in doc.code_spans)
+    move = _Move(old_end, delta)
+    fences = move.fences(doc.fences)
+    code_spans = tuple(move.span(c) for c in doc.code_spans)
     end = region.end + delta
     body = new_text[region.start : end]
     if region.form == "fence":
@@ -240,27 +221,72 @@ def reparse_region(
         starts, ends = [s for s, _ in skip], [e for _, e in skip]
         masks = raw_masks(skip, starts, ends, region.start, end)
     checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache))
-    return Document(
-        text=new_text,
-        kind=doc.kind,
-        frontmatter=doc.frontmatter,
-        headings=tuple(
-            Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
-            for h in doc.headings
-        ),
-        fences=fences,
-        code_spans=code_spans,
-        comments=tuple(span(s) for s in doc.comments),
-        unclosed_comment=span(doc.unclosed_comment) if doc.unclosed_comment else None,
-        regions=tuple(
-            checked
-            if r is region
-            else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
-            for r in doc.regions
-        ),
-        reduced=False,
-        opaque=tuple(span(s) for s in doc.opaque),
-    )
+    return move.document(doc, new_text, (region, checked))
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """Where the offsets of a text before an edit are after it: from the end of what the edit
+    replaced on, moved by the difference in length; before it, where they were."""
+
+    old_end: int
+    delta: int
+
+    def at(self, offset: int) -> int:
+        return offset + self.delta if offset >= self.old_end else offset
+
+    def span(self, s: Span) -> Span:
+        return Span(self.at(s.start), self.at(s.end)) if s.end >= self.old_end else s
+
+    def fences(self, fences: Sequence[Fence]) -> tuple[Fence, ...]:
+        at = self.at
+        return tuple(
+            Fence(at(f.start), at(f.end), f.info, at(f.content_start), at(f.content_end), f.closed)
+            if f.end >= self.old_end
+            else f
+            for f in fences
+        )
+
+    def references(self, refs: Sequence[Reference]) -> list[Reference]:
+        at, old_end = self.at, self.old_end
+        return [
+            Reference(r.form, r.target, at(r.start), at(r.end)) if r.end >= old_end else r
+            for r in refs
+        ]
+
+    def document(
+        self,
+        doc: Document,
+        new_text: str,
+        replaced: tuple[XmlRegion, XmlRegion] | None = None,
+        *,
+        headings: Sequence[Heading] | None = None,
+        frontmatter: Frontmatter | None = None,
+    ) -> Document:
+        """`doc` moved into `new_text`, with `replaced` = (a region, what it became) and
+        `headings` and `frontmatter` for its own when given."""
+        at, span, old_end = self.at, self.span, self.old_end
+        return Document(
+            text=new_text,
+            kind=doc.kind,
+            frontmatter=frontmatter or doc.frontmatter,
+            headings=tuple(
+                Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
+                for h in (doc.headings if headings is None else headings)
+            ),
+            fences=self.fences(doc.fences),
+            code_spans=tuple(span(c) for c in doc.code_spans),
+            comments=tuple(span(c) for c in doc.comments),
+            unclosed_comment=span(doc.unclosed_comment) if doc.unclosed_comment else None,
+            regions=tuple(
+                replaced[1]
+                if replaced is not None and r is replaced[0]
+                else (XmlRegion(r.form, at(r.start), at(r.end), r.check) if r.end >= old_end else r)
+                for r in doc.regions
+            ),
+            reduced=False,
+            opaque=tuple(span(s) for s in doc.opaque),
+        )
 
 
 def _marks_kept(
