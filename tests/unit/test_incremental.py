@@ -66,7 +66,15 @@ def test_a_file_alone_has_its_own_findings_of_the_full_index(
 
 
 # -- incremental updates over random edits --------------------------------------------------------
-MODULE = """---
+# The start of a module's XML, in a fence (MODULE) and written straight into the markdown (RAW).
+REVIEW_HEAD = """  <purpose>Review the change before it ships; keep it short.</purpose>
+  <depends_on>
+    quality/check.md
+  </depends_on>
+  <include>quality/check.md</include>
+"""
+MODULE = (
+    """---
 description: a module
 ---
 # Checks
@@ -78,12 +86,9 @@ Plain prose to type in, with no markup: words only.
 
 ```xml
 <module name="review">
-  <purpose>Review the change before it ships; keep it short.</purpose>
-  <depends_on>
-    quality/check.md
-  </depends_on>
-  <include>quality/check.md</include>
-  <procedure>
+"""
+    + REVIEW_HEAD
+    + """  <procedure>
     <phase id="1" title="read">
       <step>Read the diff &amp; the tests.</step>
       <step>Note every risk in a list: one line each.</step>
@@ -108,9 +113,11 @@ Plain prose to type in, with no markup: words only.
 </rules>
 ```
 """
+)
 # XML written straight into the markdown, as most real frameworks do (raw regions), after a
 # frontmatter and a blank line (no safe break: the count pieces cut further on).
-RAW = """---
+RAW = (
+    """---
 description: review in raw XML
 allowed-tools: Read
 ---
@@ -118,12 +125,9 @@ allowed-tools: Read
 # Review
 
 <command name="review">
-  <purpose>Review the change before it ships; keep it short.</purpose>
-  <depends_on>
-    quality/check.md
-  </depends_on>
-  <include>quality/check.md</include>
-  <procedure>
+"""
+    + REVIEW_HEAD
+    + """  <procedure>
     <step>Read the diff &amp; the tests, with `git diff` and
     a second line of text; then a third.</step>
     <step>Prose lines inside an element
@@ -163,6 +167,7 @@ runs to the end of its paragraph
   <rule>components/not-a-line.md is text here.</rule>
 </rules>
 """
+)
 DOCUMENTS = pytest.mark.parametrize("source", [MODULE, RAW], ids=["fenced", "raw"])
 ALPHABET = "abcdefghij klmnop.,:;-_=#*/\t" + "<>&\"'`~[]()@\n\r\\]]>--"
 
