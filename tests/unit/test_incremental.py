@@ -238,6 +238,32 @@ def test_shifted_document_equals_a_fresh_parse(source: str) -> None:
 
 
 @DOCUMENTS
+def test_line_breaks_typed_and_deleted_shift_as_a_fresh_parse_says(source: str) -> None:
+    """Enter typed (a line break, with indentation or not) and line breaks deleted (Backspace
+    at a line's start), anywhere: a shift gives the fresh parse, and most of those in words
+    are shifts."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    doc = parse_document(source, "module")
+    refs = extract_references(doc)
+    shifted = 0
+    for at in range(1, len(source)):
+        edits = [source[:at] + "\n" + source[at:], source[:at] + "\n    " + source[at:]]
+        if source[at] == "\n":
+            edits.append(source[:at] + source[at + 1 :])
+        for new in edits:
+            result = shift_document(doc, new, text_edit(source, new), refs)
+            if result is not None:
+                fresh = parse_document(new, "module")
+                assert result[0] == fresh, (at, new[at - 20 : at + 20])
+                assert result[1] is None or result[1] == extract_references(fresh)
+                shifted += source[at - 1].isalpha()
+    assert shifted > 40
+
+
+@DOCUMENTS
 def test_a_region_checked_again_equals_a_fresh_parse(source: str) -> None:
     """Edits the shortcut cannot take (markup typed, a tag renamed, a problem made or mended)
     inside one region: that region is checked again and the rest shifted, or (None) the file is

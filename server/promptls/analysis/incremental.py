@@ -90,8 +90,9 @@ def text_edit(old: str, new: str) -> TextEdit:
     return TextEdit(prefix, n_old - lo, n_new - lo)
 
 
-def _safe(text: str) -> bool:
-    return all(ch in SAFE_CHARS for ch in text)
+def _safe(text: str, *, breaks: bool = False) -> bool:
+    """Whether `text` holds only `SAFE_CHARS` (and, with `breaks`, line feeds)."""
+    return all(ch in SAFE_CHARS or (breaks and ch == "\n") for ch in text)
 
 
 def _line_of(text: str, start: int, end: int) -> str:
@@ -115,11 +116,11 @@ def shift_document(
     fm = doc.frontmatter
     if fm is not None and fm.content_start <= start and old_end <= fm.content_end:
         return _shift_in_frontmatter(doc, new_text, edit, refs)
-    if not (_safe(old[start:old_end]) and _safe(new_text[start:new_end])):
+    if not (_safe(old[start:old_end], breaks=True) and _safe(new_text[start:new_end], breaks=True)):
         return None
     line = _line_of(old, start, old_end)
     new_line = _line_of(new_text, start, new_end)
-    if any("`" in text or "~" in text for text in (line, new_line)):
+    if any("`" in text or "~" in text or "\r" in text for text in (line, new_line)):
         return None
     reference_line = any(
         "@" in text or "[" in text or "components/" in text for text in (line, new_line)
@@ -361,7 +362,8 @@ def _prose_headings(
         spans.append((doc.unclosed_comment.start, doc.unclosed_comment.end))
     if any(s <= old_end and start <= e for s, e in spans):
         return None
-    for each in (line, new_line):
+    lines = [*line.split("\n"), *new_line.split("\n")]
+    for each in lines:
         if not each.strip() or each.lstrip(" \t").startswith("<"):
             return None
     if _raw_starts_outside_fences(doc) and (
@@ -373,6 +375,8 @@ def _prose_headings(
         return doc.headings  # code: no markdown inside
     if any(h.start == start for h in doc.headings):
         return None  # (where a heading starts stays where it was)
+    if len(lines) > 2:  # a line break typed or deleted: no heading among the lines
+        return None if any(atx_heading(each) for each in lines) else doc.headings
     was, now = atx_heading(line), atx_heading(new_line)
     if was is None and now is None:
         return doc.headings
@@ -392,7 +396,7 @@ def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line:
     comment indented three spaces or fewer is one of the markdown), and the edit must not lie
     in or next to a fence, a code span (masked from the region's check; a fence nested in the
     region may be a region of its own) or a block comment of the markdown."""
-    for text in (line, new_line):
+    for text in (*line.split("\n"), *new_line.split("\n")):
         if not text.strip() or atx_heading(text) is not None:
             return False
         if text.lstrip(" \t").startswith("<!--"):
