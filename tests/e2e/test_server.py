@@ -12,7 +12,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import diagnostics, open_doc, pulls, stats, statuses
+from tests.e2e.conftest import diagnostics, open_doc, pulls, pushes, stats, statuses
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -618,3 +618,91 @@ async def test_source_actions_offered(client: LanguageClient) -> None:
             if "xml-compressible" in codes:
                 break
     assert "xml-compressible" in codes
+
+
+RAW_COMMAND = """---
+description: Review in raw XML
+---
+
+# Review
+
+Prose to type in, over
+two lines.
+
+<command name="review">
+  <purpose>Review the change; keep it short.</purpose>
+  <module>quality/missing.md - not there</module>
+  <step>Read the diff.</step>
+</command>
+
+```xml
+<notes>
+  <note>Fenced words.</note>
+</notes>
+```
+"""
+
+
+async def _complete_set(client: LanguageClient, uri: str, version: int) -> list[types.Diagnostic]:
+    """The complete diagnostics of `version` (pushed after the fast set, once typing pauses)."""
+    if pulls(client):
+        return await diagnostics(client, uri, version=version)
+    await diagnostics(client, uri, version=version)
+    for _ in range(200):
+        sets = [p for p in pushes(client) if p.uri == uri and p.version == version]
+        if len(sets) >= 2:
+            return list(sets[-1].diagnostics)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no complete set for version {version}")
+
+
+async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> None:
+    """Typing in raw XML, prose, a fence and the frontmatter, Enter, a tag renamed and a heading
+    made: each version's diagnostics are those `promptls check` gives for the same text, and
+    `promptls/stats` tells how each edit was analysed (shifted, one region checked again, or
+    the file parsed again)."""
+    root = root_of(client)
+    path = root / ".claude/commands/raw.md"
+    path.write_text(RAW_COMMAND)
+    text = RAW_COMMAND
+    uri = open_doc(client, path, text=text)
+    await diagnostics(client, uri, version=1)
+    before = (await stats(client))["edits"]
+
+    def at(offset: int) -> types.Position:
+        line = text.count("\n", 0, offset)
+        return types.Position(line=line, character=offset - (text.rfind("\n", 0, offset) + 1))
+
+    edits = [  # (where: a piece of the text and an offset into it, removed, inserted)
+        ("the diff", 3, 0, "x"),  # element text in raw XML: shifted
+        ("two lines", 3, 0, "\n"),  # Enter in prose: shifted
+        ("Fenced", 6, 0, " more"),  # element text in a fence: shifted
+        ("<notes>", 6, 0, "x"),  # a tag renamed in a fence: the region checked again
+        ("Review in", 6, 0, "ed"),  # the frontmatter's YAML: shifted
+        ("Prose to", 0, 0, "# "),  # a heading made: parsed again
+    ]
+    for version, (piece, into, removed, inserted) in enumerate(edits, 2):
+        offset = text.index(piece) + into
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=at(offset), end=at(offset + removed)),
+                        text=inserted,
+                    )
+                ],
+            )
+        )
+        text = text[:offset] + inserted + text[offset + removed :]
+        got = plain(await _complete_set(client, uri, version))
+        path.write_text(text)
+        expected = check_json(root, negotiated(client))[".claude/commands/raw.md"]["diagnostics"]
+        severities = {"error": 1, "warning": 2, "information": 3, "hint": 4}
+        want = sorted(
+            (d["code"], severities[d["severity"]], d["message"], d["range"]) for d in expected
+        )
+        assert got == want, (version, inserted)
+    after = (await stats(client))["edits"]
+    done = {k: after[k] - before[k] for k in after}
+    assert done == {"shifted": 4, "regionChecked": 1, "parsed": 1}

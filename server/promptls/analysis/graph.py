@@ -172,6 +172,9 @@ class WorkspaceIndex:
         """XML checks by region text (at most 16 M characters of it, fewer once the workspace is
         indexed: see `_size_region_checks`): an edit re-checks only the region it touched."""
         self._lock = threading.RLock()
+        self.edits = {"shifted": 0, "region": 0, "parsed": 0}
+        """Edits of open buffers by how they were analysed: the previous analysis shifted, one
+        XML region checked again (the rest shifted), or the file parsed again."""
 
     # -- building --------------------------------------------------------------------------------
     def prompt_files(self, paths: Iterable[str]) -> list[str]:
@@ -323,6 +326,8 @@ class WorkspaceIndex:
         analysis = None
         if previous is not None and stamp[0] == "buffer":
             analysis = self._analyse_edit(previous, text, version, stamp, started)
+            if analysis is None and text != previous.doc.text:
+                self.edits["parsed"] += 1
         if analysis is None:
             pieces = _count_pieces(text, self.workspace.kind(path), self.settings)
             future: Future[list[int]] = Future()
@@ -353,17 +358,17 @@ class WorkspaceIndex:
         edit = text_edit(old.doc.text, text)
         shifted = shift_document(old.doc, text, edit, [r.ref for r in old.resolutions])
         refs: list[Reference] | None = None
+        how = "shifted"
         if shifted is not None:
             doc, refs = shifted
         else:
             rechecked = reparse_region(old.doc, text, edit, self._region_checks)
             if rechecked is None:
                 return None
-            doc = rechecked
+            doc, how = rechecked, "region"
         if refs is not None:
             resolutions = tuple(
-                res if res.ref is ref else dataclasses.replace(res, ref=ref)
-                for res, ref in zip(old.resolutions, refs, strict=True)
+                res.moved(ref) for res, ref in zip(old.resolutions, refs, strict=True)
             )
         else:
             resolutions = tuple(self.resolver.resolve(old.path, r) for r in extract_references(doc))
@@ -395,6 +400,7 @@ class WorkspaceIndex:
             elapsed=time.perf_counter() - started,
             stamp=stamp,
         )
+        self.edits[how] += 1
         return _with_local_findings(fa, self.settings)
 
     def _recount_loaded(self, old: FileAnalysis, doc: Document, edit: TextEdit) -> int | None:
@@ -573,7 +579,11 @@ class WorkspaceIndex:
 
     def _references_moved(self, path: str) -> None:
         """`path`'s references are the same but moved in its text: what shows their places."""
-        cut = [r for r, ls in self._load_sets.items() if any(f == path for f, _, _ in ls.cut)]
+        cut = [
+            r
+            for r, ls in self._load_sets.items()
+            if ls.cut and any(f == path for f, _, _ in ls.cut)
+        ]
         for root in cut:
             del self._load_sets[root]
         if cut:

@@ -4,7 +4,6 @@ section 4) and resolving them against the file's folder and the search roots, wo
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from bisect import bisect_right
@@ -220,6 +219,13 @@ class Resolution:
     loads: bool = False
     """Whether the resolved target joins the load set (a loading form and a loadable file)."""
 
+    def moved(self, ref: Reference) -> Resolution:
+        """The same resolution for `ref` (the same reference elsewhere in the text); made
+        directly, `dataclasses.replace` costing ten times as much at every keystroke."""
+        if ref is self.ref:
+            return self
+        return Resolution(ref, self.status, self.path, self.tried, self.suggestion, self.loads)
+
 
 def framework_root(path: str, workspace: Workspace) -> str:
     """The folder holding the `.claude` folder that `path` belongs to (else its workspace one)."""
@@ -311,7 +317,7 @@ class Resolver:
         key = (path, ref.form, ref.target)
         known = self._memo.get(key)
         if known is not None:
-            return known if known.ref == ref else dataclasses.replace(known, ref=ref)
+            return known if known.ref == ref else known.moved(ref)
         resolution = self._resolve(path, ref)
         if self.workspace.generation == generation:
             self._memo[key] = resolution

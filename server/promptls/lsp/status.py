@@ -60,6 +60,11 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
         "encoding": ls.settings.encoding,
         "positionEncoding": ls.position_encoding.value,
         "cache": index.costs.stats().as_json() if index is not None else None,
+        "edits": {
+            "shifted": index.edits["shifted"] if index is not None else 0,
+            "regionChecked": index.edits["region"] if index is not None else 0,
+            "parsed": index.edits["parsed"] if index is not None else 0,
+        },
     }
 
 
