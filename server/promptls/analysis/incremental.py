@@ -4,13 +4,18 @@ with offsets shifted, so a keystroke costs work proportional to the edit, not to
 `text_edit` finds the one span where two versions of a text differ. `shift_document` returns the
 new `Document` (and the new references) without parsing again when the edit is *safe*: it lies
 in the text of an XML element inside a ```xml fence or of XML written straight into the markdown
-(a raw region: then on a line that stays a non-blank line and no heading, outside fences and
-code spans), or in the markdown around the regions (prose, a heading's title, code in a fence;
-see `_prose_headings`), away from markup, references and the fence lines, and neither the
-removed nor the inserted text holds a character that could start or end a structure (see
-`SAFE_CHARS`).
-Otherwise it returns None and the caller parses from scratch. The tests compare both paths over
-random edits.
+(a raw region: then on lines that stay non-blank and no heading, outside fences and code spans),
+or in the markdown around the regions (prose, a heading's title, code in a fence; see
+`_prose_headings`), away from markup and the fence lines, and neither the removed nor the
+inserted text holds a character that could start or end a structure (see `SAFE_CHARS`; line
+feeds are allowed where no line becomes blank, a heading, or the start of a comment or tag).
+Next to a reference, the references alone are extracted again (returned as None). An edit in the
+YAML of a frontmatter parses only the frontmatter again.
+
+`reparse_region` takes an edit inside one XML region that changes markup (a tag renamed, `<`
+typed): the region is checked again, everything else shifted. Otherwise both return None and
+the caller parses from scratch. The tests compare every path with a fresh parse over random
+edits, and so does a property under `make fuzz`.
 """
 
 from __future__ import annotations
@@ -270,7 +275,7 @@ class _Move:
         return Document(
             text=new_text,
             kind=doc.kind,
-            frontmatter=frontmatter or doc.frontmatter,
+            frontmatter=doc.frontmatter if frontmatter is None else frontmatter,
             headings=tuple(
                 Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
                 for h in (doc.headings if headings is None else headings)
