@@ -263,6 +263,33 @@ def test_line_breaks_typed_and_deleted_shift_as_a_fresh_parse_says(source: str) 
     assert shifted > 40
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "checked"),
+    [
+        ('<r a="1">\n<s>x</s>\n</r>\n', '<r ab="1">\n<s>x</s>\n</r>\n', True),  # attribute
+        ('<r a="1">\n<s>x</s>\n</r>\n', '<r a="12">\n<s>x</s>\n</r>\n', True),  # its value
+        ('<r a="1">\n<s>x</s>\n</r>\n', '<rx a="1">\n<s>x</s>\n</r>\n', False),  # a tag name
+        ("<r>\n<s/>\n</r>\n", "<r>\n<s/ >\n</r>\n", False),  # `/>` broken
+        ("<r>\n<s>x</s>\n</r>\n", "<r>\n<s>x</s >\n</r>\n", False),  # in an end tag
+        ("<r>\n<s>x</s>\n</r>\n", "<r>\n<s>x y</s>\n</r>\n", True),  # text (shifted first)
+    ],
+)
+def test_raw_start_tags_checked_again_past_their_name(
+    before: str, after: str, checked: bool
+) -> None:
+    """In XML written straight into the markdown, an edit in a start tag past its name (an
+    attribute, its value) keeps every extent: the region is checked again; in a name, an end
+    tag or a `/>` it may not (the file is parsed again)."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, text_edit
+
+    doc = parse_document(before, "memory")
+    result = reparse_region(doc, after, text_edit(before, after), {})
+    assert (result is not None) == checked
+    if result is not None:
+        assert result == parse_document(after, "memory")
+
+
 @DOCUMENTS
 def test_a_region_checked_again_equals_a_fresh_parse(source: str) -> None:
     """Edits the shortcut cannot take (markup typed, a tag renamed, a problem made or mended)

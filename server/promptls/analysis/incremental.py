@@ -42,6 +42,7 @@ from promptls.analysis.document import (
 )
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
 from promptls.analysis.xml import (
+    NAME_RE,
     ShiftedElements,
     XmlCheck,
     XmlComment,
@@ -210,7 +211,7 @@ def reparse_region(
     if not _marks_kept(doc, removed, inserted, line, new_line, raw=region.form == "raw"):
         return None
     if region.form == "raw":
-        if old_end >= region.end or not _in_text_or_value(old, region, start, old_end):
+        if old_end >= region.end or not _tag_names_kept(old, region, start):
             return None
         if not _raw_edit_safe(doc, start, old_end, line, new_line):
             return None
@@ -310,21 +311,16 @@ def _marks_kept(
     return all(line.count(m) == new_line.count(m) for m in _MARKERS)
 
 
-def _in_text_or_value(text: str, region: XmlRegion, start: int, old_end: int) -> bool:
-    """Whether `[start, old_end)` lies in the text of a raw region (after the last `>`), or
-    in an attribute value of the start tag it lies in, by the region's check (never in a tag's
-    name, between its attributes, in an end tag, a comment or CDATA)."""
+def _tag_names_kept(text: str, region: XmlRegion, start: int) -> bool:
+    """Whether an edit at `start` in a raw region leaves every tag's name and its `/>` as they
+    were (what the extents of raw XML are found from): it lies in text (after the last `>`), or
+    in a start tag past its name and not right after a `/`; never in an end tag, a comment,
+    CDATA or a processing instruction."""
     lt = text.rfind("<", region.start, start)
     if lt < text.rfind(">", region.start, start):
         return True
-    base = region.start
-    return any(
-        e.start == lt - base
-        and any(
-            a.value_start <= start - base and old_end - base <= a.value_end for a in e.attributes
-        )
-        for e in region.check.elements
-    )
+    name = NAME_RE.match(text, lt + 1)
+    return name is not None and start > name.end() and text[start - 1] != "/"
 
 
 _RAW_START_LINE = re.compile(r"^[ \t]*<[A-Za-z_]", re.MULTILINE)
