@@ -141,20 +141,28 @@ class Document:
     opaque: tuple[Span, ...] = field(default=())
     """Spans where markdown references are not looked for (fences, inline code, frontmatter)."""
 
+    def unloaded(self) -> tuple[Span, ...]:
+        """What of the text does not reach the model when the file is loaded, by the rules of
+        its kind: the frontmatter of a command, agent, skill...; a memory file's block comments.
+        Sorted, disjoint."""
+        if self.frontmatter and self.kind in STRIPPED_FRONTMATTER:
+            return (Span(0, self.frontmatter.end),)
+        if self.kind == "memory":
+            return self.comments
+        return ()
+
     def loaded_text(self) -> str:
-        """What reaches the model when this file is loaded, by the rules of its kind."""
-        start = (
-            self.frontmatter.end if self.frontmatter and self.kind in STRIPPED_FRONTMATTER else 0
-        )
-        if self.kind == "memory" and self.comments:
-            parts: list[str] = []
-            pos = start
-            for comment in self.comments:
-                parts.append(self.text[pos : comment.start])
-                pos = comment.end
-            parts.append(self.text[pos:])
-            return "".join(parts)
-        return self.text[start:] if start else self.text
+        """What reaches the model when this file is loaded (the text without `unloaded`)."""
+        spans = self.unloaded()
+        if not spans:
+            return self.text
+        parts: list[str] = []
+        pos = 0
+        for span in spans:
+            parts.append(self.text[pos : span.start])
+            pos = span.end
+        parts.append(self.text[pos:])
+        return "".join(parts)
 
     def context_budget(self) -> tuple[int, int, int] | None:
         """A declared `<context_budget>` estimate: (tokens, start, end of the number)."""

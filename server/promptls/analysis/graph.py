@@ -408,10 +408,10 @@ class WorkspaceIndex:
         between them), after `edit` of `old`: the same edit, moved back by the comments before
         it, re-counts one chunk of the loaded text. None when the edit touches a comment."""
         removed = 0
-        for comment in old.doc.comments:
-            if comment.end <= edit.start:
-                removed += comment.end - comment.start
-            elif comment.start < edit.old_end:
+        for span in old.doc.unloaded():
+            if span.end <= edit.start:
+                removed += span.end - span.start
+            elif span.start < edit.old_end:
                 return None
         known = self._loaded_counts.get(old.path)
         if known is not None and known[0] is old.doc.text:
