@@ -46,6 +46,7 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
     """`promptls/stats`: the server's counters."""
     index = ls.index
     files = dict(index.files) if index is not None else {}
+    edits = index.edits if index is not None else {}
     return {
         "documentsAnalysed": ls.stats.analysed,
         "analysisMs": {"p50": ls.stats.percentile(0.5), "p95": ls.stats.percentile(0.95)},
@@ -61,9 +62,9 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
         "positionEncoding": ls.position_encoding.value,
         "cache": index.costs.stats().as_json() if index is not None else None,
         "edits": {
-            "shifted": index.edits["shifted"] if index is not None else 0,
-            "regionChecked": index.edits["region"] if index is not None else 0,
-            "parsed": index.edits["parsed"] if index is not None else 0,
+            "shifted": edits.get("shifted", 0),
+            "regionChecked": edits.get("region", 0),
+            "parsed": edits.get("parsed", 0),
         },
     }
 
