@@ -3,13 +3,14 @@ own before the index is built, and (below) incremental updates over random edits
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import pytest
 
 from promptls.analysis.graph import WorkspaceIndex
-from promptls.analysis.tokens import TokenCounter
+from promptls.analysis.tokens import TokenCounter, is_safe_break
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings
 from tests.conftest import WorkspaceMaker
@@ -461,6 +462,44 @@ def test_incremental_updates_equal_a_full_analysis(
             assert fa.raw_tokens == counter.count_exact(text)
             assert fa.tokens == counter.count_exact(fa.doc.loaded_text())
     assert shortcuts > (10 if source is MODULE else 4)  # (random edits soon break the XML)
+
+
+def test_lines_joined_at_chunk_cuts_recount_only_the_chunks_around(
+    make_workspace: WorkspaceMaker,
+) -> None:
+    """Backspace at the start of a line where the count is cut into chunks joins two chunks:
+    they are counted again together (and cut again), never the whole file; so are a deleted
+    run of lines across cuts and typing at the very end. The counts stay those of full encodes."""
+    from promptls.analysis.tokens import split_chunks
+
+    body = "\n".join(f"Line {i} of the notes, with words to count." for i in range(400))
+    root = make_workspace({"notes/CLAUDE.md": body})
+    index = _fresh(root)
+    index.index()
+    path = os.path.join(index.workspace.folders[0], "notes/CLAUDE.md")
+    counter = TokenCounter()
+    text, version = body, 0
+
+    def edit(new: str) -> None:
+        nonlocal text, version
+        text, version = new, version + 1
+        index.workspace.overlay[path] = text
+        index.update(path, version)
+        assert index.files[path].raw_tokens == counter.count_exact(text)
+        assert index._chunk_bounds[(path, "file")][0] is text  # counted by the edit
+        bounds = index._chunk_bounds[(path, "file")][1]
+        assert bounds[0] == 0 and bounds[-1] == len(text) and bounds == sorted(bounds)
+        assert all(is_safe_break(text, b) for b in bounds)
+        assert max(b - a for a, b in itertools.pairwise(bounds)) < len(text) // 4
+
+    edit(text.replace("Line 7 ", "Line 7x "))  # (the first edit of the buffer)
+    for _ in range(6):  # join the lines at the first cuts, one after the other
+        cuts = list(itertools.accumulate(len(c) for c in split_chunks(text)))[:-1]
+        edit(text[: cuts[len(cuts) // 2] - 1] + text[cuts[len(cuts) // 2] :])
+    cut = list(itertools.accumulate(len(c) for c in split_chunks(text)))[1]
+    edit(text[: cut - 700] + text[cut + 700 :])  # a run of lines across a cut, deleted
+    edit(text + " and more at the end")
+    edit(text[:-3])
 
 
 def test_typing_in_a_memory_file_with_comments_counts_what_loads(

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate, pairwise
 from typing import TYPE_CHECKING
 
 from promptls.analysis.cache import Cost, CostCache, FileKey, SizedLRU, Stamp, SyncLRU
@@ -429,8 +430,10 @@ class WorkspaceIndex:
 
     def _recount(self, key: tuple[str, str], before: str, text: str, edit: TextEdit) -> int | None:
         """How many tokens `edit` of `before` (giving `text`) added (negative: removed),
-        counting only the chunk it lies in; None when the chunk's ends are no longer safe
-        breaks. `key` keeps the chunk bounds for the next edit."""
+        counting only the chunks it touches: the one it lies in, widened to its neighbours
+        where the edit took away a safe break (two lines joined at a cut) and cut again into
+        chunks of the usual size. `key` keeps the chunk bounds for the next edit. (None only
+        when `before` and `text` are not what the edit says.)"""
         known = self._chunk_bounds.get(key)
         last, last_count = -1, 0
         if known is not None and known[0] is before:
@@ -439,19 +442,33 @@ class WorkspaceIndex:
             bounds = [0]
             for chunk in split_chunks(before):
                 bounds.append(bounds[-1] + len(chunk))
-        k = bisect.bisect_right(bounds, edit.start) - 1
-        if k + 1 >= len(bounds) or edit.old_end > bounds[k + 1]:
+        if bounds[-1] != len(before) or edit.old_end > len(before):
             return None
-        low, high = bounds[k], bounds[k + 1]
-        new_high = high + edit.delta
-        if not (is_safe_break(text, low) and is_safe_break(text, new_high)):
-            return None
-        # Typing on in the same chunk: its count is the one the previous edit made.
-        before_count = last_count if k == last else self.counter.count(before[low:high])
-        count = self.counter.count(text[low:new_high])
-        moved = [*bounds[: k + 1], *(b + edit.delta for b in bounds[k + 1 :])]
-        self._chunk_bounds[key] = (text, moved, k, count)
-        return count - before_count
+        # The chunks [k, j) hold the edit (typing at the very end: the last chunk).
+        k = min(bisect.bisect_right(bounds, edit.start), len(bounds) - 1) - 1
+        j = bisect.bisect_left(bounds, edit.old_end, k + 1)
+        delta = edit.delta
+        while k > 0 and not is_safe_break(text, bounds[k]):
+            k -= 1
+        while j < len(bounds) - 1 and not is_safe_break(text, bounds[j] + delta):
+            j += 1
+        low, new_high = bounds[k], bounds[j] + delta
+        if j == k + 1 and k == last:  # typing on in the same chunk: the count it made
+            before_count = last_count
+        else:
+            before_count = sum(
+                self.counter.count(before[a:b]) for a, b in pairwise(bounds[k : j + 1])
+            )
+        # Chunks joined: cut them again.
+        pieces = [text[low:new_high]] if j == k + 1 else split_chunks(text[low:new_high])
+        counts = [self.counter.count(piece) for piece in pieces]
+        middle = list(accumulate((len(piece) for piece in pieces[:-1]), initial=low))
+        moved = [*bounds[:k], *middle, *(b + delta for b in bounds[j:])]
+        if len(pieces) == 1:
+            self._chunk_bounds[key] = (text, moved, k, counts[0])
+        else:
+            self._chunk_bounds[key] = (text, moved, -1, 0)
+        return sum(counts) - before_count
 
     def analyse_alone(self, path: str, version: int | None = None) -> FileAnalysis | None:
         """Analyse one file on its own, without storing it: what the file itself and the file
