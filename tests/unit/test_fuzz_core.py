@@ -555,7 +555,10 @@ _RAW_LINES = st.sampled_from(
         "\n",
         "```bash\n# code\n```\n",
         "text `code` text\n",
-        "```xml\n<m>\n  <s>words</s>\n</m>\n```\n",
+        "text ``a ` b`` and `one\n",  # (a code span over two lines)
+        "two` x ~~~ y\n",
+        "  ~~~\n",
+        "```xml\n<m>\n  <s>words `q` x</s>\n</m>\n```\n",
         '<q x="1"/>\n',
     )
 )

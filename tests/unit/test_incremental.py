@@ -387,6 +387,13 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
         ("---\na: 1\n---\nbody\n", "---\na: 1\n---x\nbody\n", False),  # not closed there now
         ("---\na: 1\n---\nbody\n", "---\na: 1\n\n---\nbody\n", False),  # a line more
         ("---\na: 1\n--x-\nbody\n", "---\na: 1\n---\nbody\n", False),  # closed now
+        ("Run `ls` now\n", "Run `ls` now typed\n", True),  # beside code, not in it
+        ("Run `ls` now\n", "Ru\nn `ls` now\n", True),  # a line break beside code
+        ("Run `ls` now\n", "Run `ls`x now\n", False),  # touching its backticks
+        ("a ``` b\n", "a\n``` b\n", False),  # a fence could open there now
+        ("x ~~~ y\n", "x ~~~ yz\n", True),  # a fence mark inside a line opens nothing
+        ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>run `ls` xy</s>\n```\n", True),
+        ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>r\nun `ls` x</s>\n```\n", True),
     ],
 )
 def test_shifts_in_the_markdown_keep_its_structure(before: str, after: str, shifts: bool) -> None:

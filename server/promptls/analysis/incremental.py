@@ -9,6 +9,8 @@ or in the markdown around the regions (prose, a heading's title, code in a fence
 `_prose_headings`), away from markup and the fence lines, and neither the removed nor the
 inserted text holds a character that could start or end a structure (see `SAFE_CHARS`; line
 feeds are allowed where no line becomes blank, a heading, or the start of a comment or tag).
+Backticks and tildes elsewhere on the edited lines are no obstacle unless a line could open or
+close a fence or the edit touches a run of backticks (see `_code_marks_kept`).
 Next to a reference, the references alone are extracted again (returned as None). An edit in the
 YAML of a frontmatter parses only the frontmatter again.
 
@@ -108,6 +110,22 @@ def _line_of(text: str, start: int, end: int) -> str:
     return text[first : min(ends) if ends else len(text)]
 
 
+#: A line that could open or close a code fence.
+_FENCE_LINE = re.compile(r"[ \t]*(?:```|~~~)")
+
+
+def _code_marks_kept(text: str, start: int, old_end: int, line: str, new_line: str) -> bool:
+    """Whether an edit of `text[start:old_end]` (which neither types nor removes a backtick or
+    tilde) on the lines `line`, now `new_line`, keeps the markdown's code: no line before or
+    after it could open or close a fence, and no run of backticks touches the edit (it would be
+    lengthened, split or joined, and code spans paired otherwise)."""
+    if "`" not in line and "~" not in line and "`" not in new_line and "~" not in new_line:
+        return True
+    if text[start - 1 : start] == "`" or text[old_end : old_end + 1] == "`":
+        return False
+    return not any(_FENCE_LINE.match(each) for each in (*line.split("\n"), *new_line.split("\n")))
+
+
 def shift_document(
     doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
 ) -> tuple[Document, list[Reference] | None] | None:
@@ -126,7 +144,11 @@ def shift_document(
         return None
     line = _line_of(old, start, old_end)
     new_line = _line_of(new_text, start, new_end)
-    if any("`" in text or "~" in text or "\r" in text for text in (line, new_line)):
+    if (
+        "\r" in line
+        or "\r" in new_line
+        or not _code_marks_kept(old, start, old_end, line, new_line)
+    ):
         return None
     reference_line = any(
         "@" in text or "[" in text or "components/" in text for text in (line, new_line)
@@ -199,7 +221,9 @@ def reparse_region(
     removed, inserted = old[start:old_end], new_text[start:new_end]
     line = _line_of(old, start, old_end)
     new_line = _line_of(new_text, start, new_end)
-    if any(ch in each for each in (removed, inserted, line, new_line) for ch in "`~"):
+    if any(ch in each for each in (removed, inserted) for ch in "`~"):
+        return None
+    if not _code_marks_kept(old, start, old_end, line, new_line):
         return None
     region = next(
         (r for r in doc.regions if r.form != "document" and r.start < start and old_end <= r.end),
