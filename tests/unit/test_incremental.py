@@ -387,6 +387,8 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
         ("---\na: 1\n---\nbody\n", "---\na: 1\n---x\nbody\n", False),  # not closed there now
         ("---\na: 1\n---\nbody\n", "---\na: 1\n\n---\nbody\n", False),  # a line more
         ("---\na: 1\n--x-\nbody\n", "---\na: 1\n---\nbody\n", False),  # closed now
+        ("x\n---\na: b\n---\ntext\n", "---\na: b\n---\ntext\n", False),  # one begins now
+        ("x---\na\n---\nt\n", "---\na\n---\nt\n", False),  # (the first letter deleted)
         ("Run `ls` now\n", "Run `ls` now typed\n", True),  # beside code, not in it
         ("Run `ls` now\n", "Ru\nn `ls` now\n", True),  # a line break beside code
         ("Run `ls` now\n", "Run `ls`x now\n", False),  # touching its backticks

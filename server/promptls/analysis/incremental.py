@@ -140,6 +140,8 @@ def shift_document(
     fm = doc.frontmatter
     if fm is not None and fm.content_start <= start and old_end <= fm.content_end:
         return _shift_in_frontmatter(doc, new_text, edit, refs)
+    if fm is None and new_text.startswith(("---", "\ufeff---")):
+        return None  # (a frontmatter may begin now: the first line deleted)
     if not (_safe(old[start:old_end], breaks=True) and _safe(new_text[start:new_end], breaks=True)):
         return None
     line = _line_of(old, start, old_end)
