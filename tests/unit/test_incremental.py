@@ -372,9 +372,9 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
     [
         ("---\ntitle here\n\nprose\n", "---\ntitle: here\n\nprose\n", False),  # YAML now
         ("---\na: 1\n---x\nprose\n", "---\na: 1\n---\nprose\n", False),  # closed now
-        ("Prose\nmore prose\n", "Prose\n# more prose\n", False),  # a heading now
+        ("Prose\nmore prose\n", "Prose\n# more prose\n", True),  # a heading now
         ("# Title\nprose\n", "# Title typed\nprose\n", True),  # a heading retitled
-        ("# Title\nprose\n", "#Title\nprose\n", False),  # no heading any more
+        ("# Title\nprose\n", "#Title\nprose\n", True),  # no heading any more
         ("Prose\nxy\n<r>\nx</r>\n", "Prose\n\n<r>\nx</r>\n", False),  # a blank line now
         ("Prose\n <r>a</r>\n", "Prose\nx <r>a</r>\n", False),  # no region start there now
         ("a `x\ny\nz` b\n", "a `x\nyy\nz` b\n", False),  # in a code span
@@ -394,6 +394,16 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
         ("Run `ls` now\n", "Run `ls`x now\n", False),  # touching its backticks
         ("a ``` b\n", "a\n``` b\n", False),  # a fence could open there now
         ("x ~~~ y\n", "x ~~~ yz\n", True),  # a fence mark inside a line opens nothing
+        ("Prose one\nprose two\n", "Prose one\n\nprose two\n", True),  # paragraphs split
+        ("Prose one\n\nprose two\n", "Prose one\nprose two\n", True),  # and joined
+        ("Prose\nxy\nmore\n", "Prose\n\nmore\n", True),  # a line emptied
+        ("```bash\na\nb\n```\n", "```bash\na\n\nb\n```\n", True),  # in code
+        ("a `x` b\nmore\n", "a `x` b\n\nmore\n", False),  # code spans pair by paragraph
+        ("<r>text\n\nmore\n", "<r>text\nmore\n", False),  # an unclosed element's paragraph
+        ("# T\n\nprose\n", "# T\nprose\n", True),  # (the heading line is not edited)
+        ("# T\nprose\n", "# T\n\nprose\n", True),  # Enter at a heading's end
+        ("# T\nprose\n", "# T\n# prose\n", True),  # a heading made
+        ("Prose\n# T\n", "Prose# T\n", True),  # a heading joined to prose: none now
         ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>run `ls` xy</s>\n```\n", True),
         ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>r\nun `ls` x</s>\n```\n", True),
     ],

@@ -159,10 +159,10 @@ def shift_document(
         (r for r in doc.regions if r.form != "document" and r.start < start and old_end < r.end),
         None,
     )
-    headings = doc.headings
+    headings: tuple[Heading, ...] | None = None
     check: XmlCheck | None = None
     if region is None:
-        prose = _prose_headings(doc, start, old_end, line, new_line)
+        prose = _prose_headings(doc, new_text, edit, line, new_line)
         if prose is None:
             return None
         headings = prose
@@ -280,6 +280,13 @@ class _Move:
             for f in fences
         )
 
+    def headings(self, headings: Sequence[Heading]) -> tuple[Heading, ...]:
+        at, old_end = self.at, self.old_end
+        return tuple(
+            Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
+            for h in headings
+        )
+
     def references(self, refs: Sequence[Reference]) -> list[Reference]:
         at, old_end = self.at, self.old_end
         return [
@@ -296,17 +303,14 @@ class _Move:
         headings: Sequence[Heading] | None = None,
         frontmatter: Frontmatter | None = None,
     ) -> Document:
-        """`doc` moved into `new_text`, with `replaced` = (a region, what it became) and
-        `headings` and `frontmatter` for its own when given."""
+        """`doc` moved into `new_text`, with `replaced` = (a region, what it became), and
+        `headings` (of `new_text`, not moved) and `frontmatter` for its own when given."""
         at, span, old_end = self.at, self.span, self.old_end
         return Document(
             text=new_text,
             kind=doc.kind,
             frontmatter=doc.frontmatter if frontmatter is None else frontmatter,
-            headings=tuple(
-                Heading(h.level, h.title, at(h.start), at(h.end)) if h.end >= old_end else h
-                for h in (doc.headings if headings is None else headings)
-            ),
+            headings=self.headings(doc.headings) if headings is None else tuple(headings),
             fences=self.fences(doc.fences),
             code_spans=tuple(span(c) for c in doc.code_spans),
             comments=tuple(span(c) for c in doc.comments),
@@ -366,17 +370,22 @@ def _raw_starts_outside_fences(doc: Document) -> bool:
 
 
 def _prose_headings(
-    doc: Document, start: int, old_end: int, line: str, new_line: str
+    doc: Document, new_text: str, edit: TextEdit, line: str, new_line: str
 ) -> tuple[Heading, ...] | None:
     """For an edit in the markdown around the XML regions (prose, a heading, a fence of code):
-    the document's headings with the edited one's title changed, when the edit keeps the
-    markdown's structure; else None. The edit must lie after a closed frontmatter (a line of
-    `---` typed anywhere could close one never closed), away from the regions, block comments
-    and code spans, on a line that stays a line with words, does not start with `<` (an XML
-    region could start there), and stays a heading or not one, unless it is inside a fence.
+    the headings of the edited text (those on the edited lines found again), when the edit
+    keeps the markdown's structure; else None. The edit must lie after a closed frontmatter (a
+    line of `---` typed anywhere could close one never closed), away from the regions, comments
+    and code spans, on lines that do not start with `<` (an XML region could start there). A
+    line made or left blank (Enter at a line's end, Backspace joining a blank line) splits or
+    joins paragraphs, which pair code spans and end XML elements never closed: then the
+    paragraph must hold neither a backtick nor a line starting with `<` (see
+    `_plain_paragraph`). Headings are lines of their own in this model (nothing else depends
+    on them), so the edited lines are simply looked at again.
     Where XML is written straight into the markdown, its extents are found from the tags of the
     whole text: then the edit must not lie inside a tag, or make or break a comment's end."""
     text = doc.text
+    start, old_end = edit.start, edit.old_end
     if doc.frontmatter is not None and start <= doc.frontmatter.end:
         return None
     if frontmatter_end(text) == 0 and text.lstrip("\ufeff").startswith("---"):
@@ -390,28 +399,56 @@ def _prose_headings(
     if any(s <= old_end and start <= e for s, e in spans):
         return None
     lines = [*line.split("\n"), *new_line.split("\n")]
-    for each in lines:
-        if not each.strip() or each.lstrip(" \t").startswith("<"):
-            return None
+    if any(each.lstrip(" \t").startswith("<") for each in lines):
+        return None
     if _raw_starts_outside_fences(doc) and (
         any(line.count(m) != new_line.count(m) for m in _MARKERS)
         or text.rfind("<", 0, start) > text.rfind(">", 0, start)
     ):
         return None  # a tag (its name, a `/>`) or a comment's end, where raw XML may look
+    move = _Move(old_end, edit.delta)
     if any(f.content_start < start and old_end < f.end for f in doc.fences):
-        return doc.headings  # code: no markdown inside
-    if any(h.start == start for h in doc.headings):
-        return None  # (where a heading starts stays where it was)
-    if len(lines) > 2:  # a line break typed or deleted: no heading among the lines
-        return None if any(atx_heading(each) for each in lines) else doc.headings
-    was, now = atx_heading(line), atx_heading(new_line)
-    if was is None and now is None:
-        return doc.headings
-    if was is None or now is None or was[0] != now[0]:
+        return move.headings(doc.headings)  # code: no markdown inside
+    if not all(each.strip() for each in lines) and not (
+        _plain_paragraph(text, start, old_end) and _plain_paragraph(new_text, start, edit.new_end)
+    ):
         return None
-    return tuple(
-        Heading(h.level, now[1], h.start, h.end) if h.start <= start and old_end <= h.end else h
-        for h in doc.headings
+    first = text.rfind("\n", 0, start) + 1  # the edited lines: [first, last) before the edit
+    last = first + len(line)
+    edited: list[Heading] = []
+    at = first
+    for each in new_line.split("\n"):
+        found = atx_heading(each)
+        if found is not None:
+            edited.append(Heading(found[0], found[1], at, at + len(each)))
+        at += len(each) + 1
+    return (
+        *(h for h in doc.headings if h.start < first),
+        *edited,
+        *move.headings([h for h in doc.headings if h.start > last]),
+    )
+
+
+def _plain_paragraph(text: str, start: int, end: int) -> bool:
+    """Whether the lines of `text[start:end]` and those around them up to the nearest blank
+    lines hold no backtick and no line starting with `<`."""
+    first = text.rfind("\n", 0, start) + 1
+    while first > 0:
+        before = text.rfind("\n", 0, first - 1) + 1
+        if not text[before : first - 1].strip(" \t"):
+            break
+        first = before
+    last = text.find("\n", end)
+    last = len(text) if last < 0 else last
+    while last < len(text):
+        after = text.find("\n", last + 1)
+        after = len(text) if after < 0 else after
+        if not text[last + 1 : after].strip(" \t"):
+            break
+        last = after
+    paragraph = text[first:last]
+    return "`" not in paragraph and not any(
+        each.lstrip(" \t").startswith("<") for each in paragraph.split("\n")
     )
 
 
