@@ -264,6 +264,30 @@ def test_line_breaks_typed_and_deleted_shift_as_a_fresh_parse_says(source: str) 
     assert shifted > 40
 
 
+@DOCUMENTS
+@pytest.mark.parametrize(
+    "place",
+    ["quality/check.md - the", "quality/check.md\n  </depends_on>", "check.md</include>"],
+    ids=["module", "depends_on", "include"],
+)
+def test_typing_in_paths_shifts_and_reads_the_references_again(source: str, place: str) -> None:
+    """Typing in the text of `<module>`, `<depends_on>` or an include element (paths the
+    references are read from) shifts the document and reads the references again."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    at = source.index(place) + len("quality/ch")
+    if place == "check.md</include>":
+        at = source.index(place) + len("check")
+    for typed in ("x", "/", " y", "\n"):
+        new = source[:at] + typed + source[at:]
+        doc = parse_document(source, "module")
+        result = shift_document(doc, new, text_edit(source, new), extract_references(doc))
+        assert result is not None and result[1] is None, typed
+        assert result[0] == parse_document(new, "module")
+
+
 @pytest.mark.parametrize(
     ("before", "after", "checked"),
     [
@@ -400,10 +424,13 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
         ("```bash\na\nb\n```\n", "```bash\na\n\nb\n```\n", True),  # in code
         ("a `x` b\nmore\n", "a `x` b\n\nmore\n", False),  # code spans pair by paragraph
         ("<r>text\n\nmore\n", "<r>text\nmore\n", False),  # an unclosed element's paragraph
+        ("\r<r>\n\t\nx\n", "\r<r>\nx\n", False),  # (a lone CR ends a line too)
+        ("\r# Title\n", "\r# Tite\n", True),
         ("# T\n\nprose\n", "# T\nprose\n", True),  # (the heading line is not edited)
         ("# T\nprose\n", "# T\n\nprose\n", True),  # Enter at a heading's end
         ("# T\nprose\n", "# T\n# prose\n", True),  # a heading made
         ("Prose\n# T\n", "Prose# T\n", True),  # a heading joined to prose: none now
+        ("Prose\n```\n#", "Prose\n```\n# x", True),  # typed at the end of an unclosed fence
         ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>run `ls` xy</s>\n```\n", True),
         ("```xml\n<s>run `ls` x</s>\n```\n", "```xml\n<s>r\nun `ls` x</s>\n```\n", True),
     ],

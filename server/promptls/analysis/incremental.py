@@ -103,9 +103,14 @@ def _safe(text: str, *, breaks: bool = False) -> bool:
     return all(ch in SAFE_CHARS or (breaks and ch == "\n") for ch in text)
 
 
+def _line_start(text: str, offset: int) -> int:
+    """Where the line holding `offset` starts."""
+    return max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+
+
 def _line_of(text: str, start: int, end: int) -> str:
     """The whole line(s) holding `text[start:end]`."""
-    first = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    first = _line_start(text, start)
     ends = [i for i in (text.find("\n", end), text.find("\r", end)) if i >= 0]
     return text[first : min(ends) if ends else len(text)]
 
@@ -161,6 +166,7 @@ def shift_document(
     )
     headings: tuple[Heading, ...] | None = None
     check: XmlCheck | None = None
+    paths = False  # the edit lies in an element whose text is a path: its references change
     if region is None:
         prose = _prose_headings(doc, new_text, edit, line, new_line)
         if prose is None:
@@ -169,10 +175,13 @@ def shift_document(
     elif region.form == "raw" and not _raw_edit_safe(doc, start, old_end, line, new_line):
         return None
     else:
-        check = _shift_check(old, region, start - region.start, old_end - region.start, edit.delta)
-        if check is None:
+        shifted_check = _shift_check(
+            old, region, start - region.start, old_end - region.start, edit.delta
+        )
+        if shifted_check is None:
             return None
-    touching = reference_line or any(r.start <= old_end and start <= r.end for r in refs)
+        check, paths = shifted_check
+    touching = reference_line or paths or any(r.start <= old_end and start <= r.end for r in refs)
     move = _Move(old_end, edit.delta)
     replacement: tuple[XmlRegion, XmlRegion] | None = None
     if region is not None and check is not None:
@@ -407,13 +416,16 @@ def _prose_headings(
     ):
         return None  # a tag (its name, a `/>`) or a comment's end, where raw XML may look
     move = _Move(old_end, edit.delta)
-    if any(f.content_start < start and old_end < f.end for f in doc.fences):
-        return move.headings(doc.headings)  # code: no markdown inside
+    if any(
+        f.content_start < start and (old_end < f.end or (old_end == f.end and not f.closed))
+        for f in doc.fences
+    ):
+        return move.headings(doc.headings)  # code: no markdown inside (to the end if unclosed)
     if not all(each.strip() for each in lines) and not (
         _plain_paragraph(text, start, old_end) and _plain_paragraph(new_text, start, edit.new_end)
     ):
         return None
-    first = text.rfind("\n", 0, start) + 1  # the edited lines: [first, last) before the edit
+    first = _line_start(text, start)  # the edited lines: [first, last) before the edit
     last = first + len(line)
     edited: list[Heading] = []
     at = first
@@ -448,7 +460,7 @@ def _plain_paragraph(text: str, start: int, end: int) -> bool:
         last = after
     paragraph = text[first:last]
     return "`" not in paragraph and not any(
-        each.lstrip(" \t").startswith("<") for each in paragraph.split("\n")
+        each.lstrip(" \t").startswith("<") for each in paragraph.splitlines()
     )
 
 
@@ -472,9 +484,10 @@ def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line:
 
 def _shift_check(
     text: str, region: XmlRegion, start: int, old_end: int, delta: int
-) -> XmlCheck | None:
+) -> tuple[XmlCheck, bool] | None:
     """The check of the region after replacing its `[start, old_end)` (region offsets), when
-    that span lies in the text of an element, away from markup; else None."""
+    that span lies in the text of an element, away from markup, and whether that text is a
+    path the references are read from; else None."""
     base_at, region_end = region.start, region.end
 
     def back(ch: str) -> int:
@@ -526,18 +539,19 @@ def _shift_check(
                 return None  # (not in document order: never, but then parse again)
             elif e.end >= node_end:
                 around.append((i, e))
-    inside = False
+    inside = paths = False
     moved_around: dict[int, XmlElement] = {}
     for i, e in around:
         if e.start_tag_end <= node_start and node_end <= e.content_end:
+            if e.self_closing:
+                return None
             # Paths are read from a `<module>`'s first text, an include element's whole
             # text and the lines of `<depends_on>`/`<provides_to>`.
-            if e.name in _LINE_ELEMENTS or e.self_closing:
-                return None
-            if e.name in _PATH_ELEMENTS and (
-                node_start == e.content_start or node_end == e.content_end
-            ):
-                return None
+            paths = paths or e.name in _LINE_ELEMENTS
+            paths = paths or (
+                e.name in _PATH_ELEMENTS
+                and (node_start == e.content_start or node_end == e.content_end)
+            )
             inside = True
         moved_around[i] = XmlElement(
             e.name,
@@ -557,7 +571,7 @@ def _shift_check(
     def at(offset: int) -> int:
         return offset + delta if offset >= node_end else offset
 
-    return XmlCheck(
+    moved = XmlCheck(
         problems=tuple(
             XmlProblem(at(p.start), at(p.end), p.severity, p.message, p.kind, p.fix)
             if p.end >= node_end
@@ -573,3 +587,4 @@ def _shift_check(
         well_formed=check.well_formed,
         oracle=check.oracle,
     )
+    return moved, paths
