@@ -422,6 +422,8 @@ def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None
         ("Prose one\n\nprose two\n", "Prose one\nprose two\n", True),  # and joined
         ("Prose\nxy\nmore\n", "Prose\n\nmore\n", True),  # a line emptied
         ("```bash\na\nb\n```\n", "```bash\na\n\nb\n```\n", True),  # in code
+        ("```md\n<r>\n</r>\n```\n", "```md\n<r></r>\n```\n", True),  # tags in code: text
+        ("```md\n<r>\nx\n```\n", "```md\n<r>y\nx\n```\n", True),
         ("a `x` b\nmore\n", "a `x` b\n\nmore\n", False),  # code spans pair by paragraph
         ("<r>text\n\nmore\n", "<r>text\nmore\n", False),  # an unclosed element's paragraph
         ("\r<r>\n\t\nx\n", "\r<r>\nx\n", False),  # (a lone CR ends a line too)

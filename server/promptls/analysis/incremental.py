@@ -385,12 +385,12 @@ def _prose_headings(
     the headings of the edited text (those on the edited lines found again), when the edit
     keeps the markdown's structure; else None. The edit must lie after a closed frontmatter (a
     line of `---` typed anywhere could close one never closed), away from the regions, comments
-    and code spans, on lines that do not start with `<` (an XML region could start there). A
-    line made or left blank (Enter at a line's end, Backspace joining a blank line) splits or
-    joins paragraphs, which pair code spans and end XML elements never closed: then the
-    paragraph must hold neither a backtick nor a line starting with `<` (see
-    `_plain_paragraph`). Headings are lines of their own in this model (nothing else depends
-    on them), so the edited lines are simply looked at again.
+    and code spans. Inside a fence, anything goes (code). Outside, the lines must not start
+    with `<` (an XML region could start there); a line made or left blank (Enter at a line's
+    end, Backspace joining a blank line) splits or joins paragraphs, which pair code spans and
+    end XML elements never closed: then the paragraph must hold neither a backtick nor a line
+    starting with `<` (see `_plain_paragraph`). Headings are lines of their own in this model
+    (nothing else depends on them), so the edited lines are simply looked at again.
     Where XML is written straight into the markdown, its extents are found from the tags of the
     whole text: then the edit must not lie inside a tag, or make or break a comment's end."""
     text = doc.text
@@ -407,9 +407,6 @@ def _prose_headings(
         spans.append((doc.unclosed_comment.start, doc.unclosed_comment.end))
     if any(s <= old_end and start <= e for s, e in spans):
         return None
-    lines = [*line.split("\n"), *new_line.split("\n")]
-    if any(each.lstrip(" \t").startswith("<") for each in lines):
-        return None
     if _raw_starts_outside_fences(doc) and (
         any(line.count(m) != new_line.count(m) for m in _MARKERS)
         or text.rfind("<", 0, start) > text.rfind(">", 0, start)
@@ -421,6 +418,9 @@ def _prose_headings(
         for f in doc.fences
     ):
         return move.headings(doc.headings)  # code: no markdown inside (to the end if unclosed)
+    lines = [*line.split("\n"), *new_line.split("\n")]
+    if any(each.lstrip(" \t").startswith("<") for each in lines):
+        return None
     if not all(each.strip() for each in lines) and not (
         _plain_paragraph(text, start, old_end) and _plain_paragraph(new_text, start, edit.new_end)
     ):
