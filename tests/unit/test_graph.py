@@ -101,6 +101,33 @@ def test_import_depth(make_workspace: WorkspaceMaker, depth: int, loaded: int) -
     assert "import-depth" in _codes(index, culprit)
 
 
+def test_copies_found_again_when_a_cut_import_moves(make_workspace: WorkspaceMaker) -> None:
+    """A keystroke in the file whose @import the depth limit cuts moves that import: the load
+    set is built again, and the copies found in it are looked for again too (they were kept,
+    with the places of the text before: found by `make fuzz`)."""
+    paragraph = " ".join(
+        f"Shared rule number {i} is repeated in two loaded files." for i in range(8)
+    )
+    root = make_workspace(
+        {**FILES, "d1.md": f"@d2.md\n\n{paragraph}\n", "d5.md": f"@d6.md\n\n{paragraph}\n"}
+    )
+    index = _index(root)
+    d5 = _p(index, "d5.md")
+    before = [f for f in index.findings(d5) if f.code == "duplicate-content"]
+    assert before and "import-depth" in _codes(index, "d5.md")
+    text = "A line typed above, with words.\n" + index.files[d5].doc.text
+    index.workspace.overlay[d5] = text
+    index.update(d5, 2)
+    assert index.edits["shifted"] == 1  # (its references moved)
+    fresh = _index(root)
+    fresh.workspace.overlay[d5] = text
+    fresh.update(d5, 2)
+    found = [(f.code, f.start, f.end) for f in index.findings(d5)]
+    assert found == [(f.code, f.start, f.end) for f in fresh.findings(d5)]
+    (copy,) = [f for f in index.findings(d5) if f.code == "duplicate-content"]
+    assert text[copy.start : copy.end].startswith("Shared rule number 0")
+
+
 def test_budgets_and_context_mismatch(make_workspace: WorkspaceMaker) -> None:
     index = _index(make_workspace(FILES), loadBudget=100, budgets={"command": 50})
     codes = _codes(index, ".claude/commands/ship.md")

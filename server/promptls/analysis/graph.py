@@ -589,10 +589,12 @@ class WorkspaceIndex:
         ):
             self._invalidate(analysis.path)
             return
-        if old.resolutions != analysis.resolutions:
-            self._references_moved(analysis.path)
+        # (its text first: what contains it is found from the load sets, which moved
+        # references may drop)
         if old.stamp != analysis.stamp or old.tokens != analysis.tokens:
             self._content_changed(analysis.path)
+        if old.resolutions != analysis.resolutions:
+            self._references_moved(analysis.path)
 
     def _references_moved(self, path: str) -> None:
         """`path`'s references are the same but moved in its text: what shows their places."""
@@ -603,6 +605,7 @@ class WorkspaceIndex:
         ]
         for root in cut:
             del self._load_sets[root]
+            self._dups.pop(root, None)
         if cut:
             self._dependents = {}
         if path in self._graph.cycles:
