@@ -657,8 +657,8 @@ async def _complete_set(client: LanguageClient, uri: str, version: int) -> list[
 
 
 async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> None:
-    """Typing in raw XML, prose, a fence and the frontmatter, Enter, a tag renamed and a heading
-    made: each version's diagnostics are those `promptls check` gives for the same text, and
+    """Typing in raw XML, prose, a fence and the frontmatter, Enter, a tag renamed, a heading
+    made and a backtick typed: each version's diagnostics are those `promptls check` gives for the same text, and
     `promptls/stats` tells how each edit was analysed (shifted, one region checked again, or
     the file parsed again)."""
     root = root_of(client)
@@ -679,7 +679,8 @@ async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> Non
         ("Fenced", 6, 0, " more"),  # element text in a fence: shifted
         ("<notes>", 6, 0, "x"),  # a tag renamed in a fence: the region checked again
         ("Review in", 6, 0, "ed"),  # the frontmatter's YAML: shifted
-        ("Prose to", 0, 0, "# "),  # a heading made: parsed again
+        ("Prose to", 0, 0, "# "),  # a heading made: shifted (its line looked at again)
+        ("Prose to", 0, 0, "`"),  # a backtick typed (code spans may pair anew): parsed again
     ]
     for version, (piece, into, removed, inserted) in enumerate(edits, 2):
         offset = text.index(piece) + into
@@ -705,4 +706,4 @@ async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> Non
         assert got == want, (version, inserted)
     after = (await stats(client))["edits"]
     done = {k: after[k] - before[k] for k in after}
-    assert done == {"shifted": 4, "regionChecked": 1, "parsed": 1}
+    assert done == {"shifted": 5, "regionChecked": 1, "parsed": 1}
