@@ -20,6 +20,7 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from promptls.analysis import xml as xml_module
 from promptls.analysis.compress import compress_document
 from promptls.analysis.document import Document, _segment_code_spans, atx_heading, parse_document
 from promptls.analysis.findings import Finding
@@ -34,7 +35,7 @@ from promptls.analysis.rules import (
 )
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
-from promptls.analysis.xml import RawElementEnds, raw_element_end
+from promptls.analysis.xml import RawElementEnds, check_region, raw_element_end, recheck_region
 from promptls.config import Settings
 from tests.fuzzing import (
     EXAMPLES,
@@ -593,8 +594,79 @@ def test_edits_shifted_or_rechecked_equal_a_fresh_parse(
             event("shifted")
             assert shifted[0] == fresh
             assert shifted[1] is None or shifted[1] == extract_references(fresh)
+            fresh = shifted[0]  # (the next edit starts from it: shifts and checks chain)
         else:
             rechecked = reparse_region(doc, new, edit, {})
             event("parsed again" if rechecked is None else "one region checked again")
             assert rechecked is None or rechecked == fresh
+            fresh = rechecked or fresh
         text, doc = new, fresh
+
+
+_NAMED = st.sampled_from(("a", "ab", "step", "x.y", "r_1"))
+
+
+@st.composite
+def _xml_with_names(draw: st.DrawFn, depth: int = 0) -> str:
+    out = []
+    for _ in range(draw(st.integers(0, 5 if depth < 3 else 1))):
+        kind = draw(st.integers(0, 9))
+        name = draw(_NAMED)
+        if kind < 4:
+            closing = draw(st.sampled_from((name, name, name, "b", "")))
+            end = f"</{closing}>" if closing else ""
+            out.append(f"<{name}>" + draw(_xml_with_names(depth + 1)) + end)
+        elif kind < 6:
+            out.append(draw(_XML_PIECES))
+        else:
+            out.append(
+                draw(st.sampled_from(("text ", "words here\n", "</stray>", "< b", "<a x='1")))
+            )
+    return "".join(out)
+
+
+@settings(PROFILE, max_examples=max(300, PROFILE.max_examples))
+@given(
+    body=_xml_with_names(),
+    edits=st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 2), st.sampled_from(("x", "y1", "_", ""))),
+        min_size=1,
+        max_size=8,
+    ),
+    step=st.sampled_from((8, 32, 512)),
+)
+def test_a_region_rechecked_after_a_rename_equals_a_fresh_check(
+    body: str, edits: list[tuple[int, int, str]], step: int
+) -> None:
+    """Names edited one after another (a tag or an attribute renamed, a word typed): the scan
+    resumed from a checkpoint before each edit (`recheck_region`) gives what a fresh check
+    gives, whatever the problems around, and leaves checkpoints the next edit resumes from."""
+    from unittest import mock
+
+    with mock.patch.object(xml_module, "_CHECKPOINT_STEP", step):
+        text = "<root>\n" + body + "\n</root>\n"
+        check = check_region(text)
+        for spot, removed, typed in edits:
+            names = [m.start() for m in re.finditer(r"[A-Za-z0-9_.]", text)]
+            if not names:
+                break
+            at = names[spot % len(names)]
+            cut = at + removed
+            while cut > at and not re.fullmatch(r"[A-Za-z0-9_.]*", text[at:cut]):
+                cut -= 1
+            new = text[:at] + typed + text[cut:]
+            if new == text:
+                continue
+            fresh = check_region(new)
+            start = 0
+            while text[start] == new[start]:
+                start += 1
+            old_end, new_end = len(text), len(new)
+            while min(old_end, new_end) > start and text[old_end - 1] == new[new_end - 1]:
+                old_end, new_end = old_end - 1, new_end - 1
+            rechecked = recheck_region(check, text, new, start, old_end, new_end)
+            event("rechecked" if rechecked is not None else "checked whole")
+            if rechecked is not None:
+                assert rechecked == fresh
+                assert tuple(rechecked.elements) == fresh.elements
+            text, check = new, rechecked or fresh

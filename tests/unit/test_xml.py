@@ -13,11 +13,13 @@ from lxml import etree
 
 from promptls.analysis.findings import Severity
 from promptls.analysis.xml import (
+    ShiftedElements,
     XmlCheck,
     XmlProblem,
     check_region,
     is_name_start,
     raw_element_end,
+    recheck_region,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -740,3 +742,55 @@ def _timed(text: str) -> float:
     started = time.perf_counter()
     check_region(text)
     return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------------------------
+# Checking again after an edit (`recheck_region`)
+# --------------------------------------------------------------------------------------------
+
+STEPS = (
+    "<steps>\n"
+    + "".join(f'  <step id="{i}">Do thing {i} &amp; check it.</step>\n' for i in range(300))
+    + "</steps>\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("place", "removed", "typed"),
+    [
+        ('<step id="150">', 2, "x"),  # a start tag renamed: its end tag now mismatches
+        ('</step>\n  <step id="150', 3, ""),  # an end tag renamed
+        ('id="150"', 1, "kx"),  # an attribute renamed
+        ("thing 150", 2, "word"),  # text
+    ],
+    ids=["start-tag", "end-tag", "attribute", "text"],
+)
+def test_a_rename_is_checked_from_near_the_edit(place: str, removed: int, typed: str) -> None:
+    """A name edited in the middle of a 15,000-character region: the scan resumes from a
+    checkpoint before the edit and stops where it stands as before (the elements after it are
+    moved when read); the check is the one a fresh check gives, problems included."""
+    at = STEPS.index(place) + 1 + (place.startswith("</") and 1)
+    new = STEPS[:at] + typed + STEPS[at + removed :]
+    check = recheck_region(check_region(STEPS), STEPS, new, at, at + removed, at + len(typed))
+    assert check is not None and check == check_region(new)
+    assert isinstance(check.elements, ShiftedElements) and check.elements.pivot < 160
+    back = recheck_region(check, new, STEPS, at, at + len(typed), at + removed)  # (undone)
+    assert back is not None and back == check_region(STEPS)
+
+
+@pytest.mark.parametrize("typed", ["<", ">", '"', "&", " ", "-", ":", "\n"])
+def test_markup_typed_is_checked_whole(typed: str) -> None:
+    at = STEPS.index('<step id="150">') + 3
+    new = STEPS[:at] + typed + STEPS[at:]
+    assert recheck_region(check_region(STEPS), STEPS, new, at, at, at + 1) is None
+
+
+def test_a_rename_after_a_bare_lt_rescans_from_before_it() -> None:
+    """Problems that may have been decided by text far ahead (a bare '<' here) are found again:
+    the scan resumes before them."""
+    text = STEPS.replace("Do thing 10 ", "Do thing 10 < 3 ")
+    at = text.index('<step id="150">') + 2
+    new = text[:at] + "x" + text[at:]
+    check = recheck_region(check_region(text), text, new, at, at, at + 1)
+    assert check is not None and check == check_region(new)
+    assert [p.kind for p in check.problems][:1] == ["bare-lt"]

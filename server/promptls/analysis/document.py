@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from promptls.analysis.xml import RawElementEnds, XmlCheck, check_region
+from promptls.analysis.xml import RawElementEnds, XmlCheck, check_region, recheck_region
 
 #: Kinds whose frontmatter Claude Code reads and strips: it never reaches the model.
 STRIPPED_FRONTMATTER = frozenset({"command", "agent", "skill", "output-style", "rule"})
@@ -290,15 +290,23 @@ RegionCache = MutableMapping[tuple[str, tuple[tuple[int, int], ...]], XmlCheck]
 
 
 def checked_region(
-    text: str, masks: Sequence[tuple[int, int]] = (), cache: RegionCache | None = None
+    text: str,
+    masks: Sequence[tuple[int, int]] = (),
+    cache: RegionCache | None = None,
+    edited: tuple[XmlCheck, str, int, int, int] | None = None,
 ) -> XmlCheck:
-    if cache is None:
-        return check_region(text, masks)
+    """The check of the XML region `text` (from `cache` when it holds it). `edited` = (the
+    check of an earlier version, its text, and where the edit lies: start, old end, new end)
+    lets the scan resume near the edit (`recheck_region`)."""
     key = (text, tuple(masks))
-    found = cache.get(key)
+    found = cache.get(key) if cache is not None else None
     if found is None:
-        found = check_region(text, masks)
-        cache[key] = found
+        if edited is not None:
+            found = recheck_region(edited[0], edited[1], text, *edited[2:], masks)
+        if found is None:
+            found = check_region(text, masks)
+        if cache is not None:
+            cache[key] = found
     return found
 
 

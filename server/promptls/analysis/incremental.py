@@ -15,7 +15,8 @@ Next to a reference, the references alone are extracted again (returned as None)
 YAML of a frontmatter parses only the frontmatter again.
 
 `reparse_region` takes an edit inside one XML region that changes markup (a tag renamed, `<`
-typed): the region is checked again, everything else shifted. Otherwise both return None and
+typed): the region is checked again, everything else shifted; a rename (name characters typed
+or deleted) resumes the scan near the edit (`xml.recheck_region`). Otherwise both return None and
 the caller parses from scratch. The tests compare every path with a fresh parse over random
 edits, and so does a property under `make fuzz`.
 """
@@ -262,7 +263,14 @@ def reparse_region(
         skip = raw_skips([(f.start, f.end) for f in fences], code_spans)
         starts, ends = [s for s, _ in skip], [e for _, e in skip]
         masks = raw_masks(skip, starts, ends, region.start, end)
-    checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache))
+    edited = (
+        region.check,
+        old[region.start : region.end],
+        start - region.start,
+        old_end - region.start,
+        new_end - region.start,
+    )
+    checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache, edited))
     return move.document(doc, new_text, (region, checked))
 
 
@@ -586,5 +594,6 @@ def _shift_check(
         cdata=tuple((at(s), at(e)) for s, e in check.cdata),
         well_formed=check.well_formed,
         oracle=check.oracle,
+        resume=check.resume.moved(start, old_end, old_end + delta) if check.resume else None,
     )
     return moved, paths

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from promptls.analysis.document import Document, Span
 from promptls.analysis.workspace import Status, Workspace
-from promptls.analysis.xml import XmlCheck
+from promptls.analysis.xml import ShiftedElements, XmlCheck, XmlElement
 
 #: form -> folders (relative to the framework root) tried right after the file's own folder.
 FORM_ROOTS: dict[str, tuple[str, ...]] = {
@@ -156,12 +156,25 @@ INCLUDE_ELEMENTS = frozenset(
 )
 #: Attributes whose value is a path to load: `<include component="..."/>`, `ref="..."`.
 PATH_ATTRIBUTES = frozenset("module component ref src include template pattern".split())
+#: What `_xml_references` reads paths from: these elements' text, these attributes.
+_REFERRING_NAMES = INCLUDE_ELEMENTS | {"module", "depends_on", "provides_to"}
+_REFERRING_ATTRIBUTES = PATH_ATTRIBUTES | {"target", "from"}
 _WHOLE_PATH = re.compile(rf"\s*`?({_PATH})(?:#[\w.-]*)?`?\s*")
 _ATTR_PATH = re.compile(rf"({_PATH})(?:#[\w.-]*)?")
 
 
+def _referring(elements: Sequence[XmlElement]) -> Iterator[XmlElement]:
+    """The elements that may hold a reference, in order; of `ShiftedElements` (a region after
+    an edit), only those are moved (the others are never built)."""
+    base = elements.base if isinstance(elements, ShiftedElements) else elements
+    names, attributes = _REFERRING_NAMES, _REFERRING_ATTRIBUTES
+    for i, el in enumerate(base):
+        if el.name in names or any(a.name in attributes for a in el.attributes):
+            yield el if base is elements else elements[i]
+
+
 def _xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
-    for el in check.elements:
+    for el in _referring(check.elements):
         for attr in el.attributes:
             value = attr.value.strip()
             if not value:

@@ -27,13 +27,14 @@ This module is pure Python plus lxml; it knows nothing about the language server
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import html.entities
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import overload
+from typing import NamedTuple, overload
 
 from lxml import etree
 
@@ -139,6 +140,8 @@ class XmlCheck:
     cdata: tuple[tuple[int, int], ...]
     well_formed: bool
     oracle: str = "agree"
+    resume: _Resume | None = field(default=None, compare=False, repr=False)
+    """What `recheck_region` resumes the scan from (None: check the region whole next time)."""
 
     def named(self, name: str) -> Iterator[XmlElement]:
         """The elements called `name`, in document order (without building the others of a
@@ -307,6 +310,7 @@ _UNQUOTED_RE = re.compile(r"(?:[^ \t\r\n<>\"'`=/]|/(?!>))+")
 _SPACED_SLASH_GT_RE = re.compile(f"/{_S}++>")
 _AFTER_VALUE_RE = re.compile("[ \t\r\n>]|/>|\\Z")
 # Tags for the look-ahead of the mis-nesting heuristics (comments and CDATA skipped).
+_SECTION_START_RE = re.compile(r"<!--|<!\[CDATA\[")
 _LOOKAHEAD_RE = re.compile(
     f"<!--[\\s\\S]*?(?:-->|\\Z)|<!\\[CDATA\\[[\\s\\S]*?(?:\\]\\]>|\\Z)|<(/?)({_NAME})[^<>]*+>"
 )
@@ -433,13 +437,15 @@ class _Open:
         "depth",
         "end",
         "errored",
+        "index",
         "name",
         "self_closing",
         "start",
         "start_tag_end",
     )
 
-    def __init__(self, name: str, start: int, depth: int) -> None:
+    def __init__(self, name: str, start: int, depth: int, index: int) -> None:
+        self.index = index  # among the region's elements
         self.name = name
         self.start = start
         self.start_tag_end = start
@@ -460,10 +466,11 @@ class _Lookahead:
     element" over the prefix sums, found with a monotonic stack).
     """
 
-    __slots__ = ("names", "next_drop", "positions")
+    __slots__ = ("ends", "n", "names", "next_drop", "positions")
 
     def __init__(self, work: str) -> None:
         positions: list[int] = []
+        ends: list[int] = []
         names: list[str | None] = []
         sums = [0]
         for m in _LOOKAHEAD_RE.finditer(work):
@@ -479,6 +486,7 @@ class _Lookahead:
                 sums.append(sums[-1] + 1)
                 names.append(None)
             positions.append(m.start())
+            ends.append(m.end())
         next_drop = [-1] * len(sums)
         candidates: list[int] = []
         for j in range(len(sums) - 1, -1, -1):
@@ -488,13 +496,17 @@ class _Lookahead:
                 next_drop[j] = candidates[-1]
             candidates.append(j)
         self.positions = positions
+        self.ends = ends
         self.names = names
         self.next_drop = next_drop
+        self.n = len(work)
 
-    def next_unmatched(self, offset: int) -> str | None:
+    def next_unmatched(self, offset: int) -> tuple[str | None, int]:
+        """The name of that end tag (None: there is none), and how far the text was read to
+        tell (the end of that tag, else the end of the text)."""
         j = bisect.bisect_right(self.positions, offset)
         q = self.next_drop[j]
-        return self.names[q - 1] if q > 0 else None
+        return (self.names[q - 1], self.ends[q - 1]) if q > 0 else (None, self.n)
 
 
 class _Scanner:
@@ -524,6 +536,45 @@ class _Scanner:
         # Where the first thing but whitespace is: only there may an XML declaration stand.
         first = _NOT_SPACE_RE.search(work)
         self.first_content = first.start() if first is not None else len(work)
+        # For `recheck_region`: the state every `_CHECKPOINT_STEP` characters, each question
+        # put to the lookahead (where, and how far its answer reached), and, when this scan
+        # resumes an earlier one, the elements found before it and where to stop.
+        self.checkpoints: list[_Checkpoint] = []
+        self.next_checkpoint = 0
+        self.queries: list[tuple[int, int]] = []
+        self.offset = 0
+        self.resuming: _Resuming | None = None
+        self.walked = 0  # tags walked by `walk_to_unmatched`
+
+    def checkpoint(self, pos: int) -> int:
+        """At a token boundary: record the state when due; return where to call again (-1:
+        this resumed scan has met the scan it resumes, which tells the rest)."""
+        resuming = self.resuming
+        if resuming is not None and pos >= resuming.after and resuming.met(self, pos):
+            return -1
+        if pos >= self.next_checkpoint:
+            if len(self.stack) <= _CHECKPOINT_DEPTH:
+                implicit = {k: v for k, v in self.implicitly_closed.items() if v}
+                self.checkpoints.append(
+                    _Checkpoint(
+                        pos,
+                        len(self.problems),
+                        self.offset + len(self.elements),
+                        len(self.comments),
+                        len(self.cdata),
+                        len(self.blank),
+                        len(self.protected),
+                        len(self.queries),
+                        tuple((e.index, e.errored) for e in self.stack),
+                        implicit or None,
+                    )
+                )
+            self.next_checkpoint = pos + _CHECKPOINT_STEP
+        if resuming is not None and pos >= resuming.after:
+            return pos  # (every token from here on)
+        if resuming is not None:
+            return min(self.next_checkpoint, resuming.after)
+        return self.next_checkpoint
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -543,15 +594,23 @@ class _Scanner:
 
     # -- main loop -----------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, pos: int = 0) -> bool:
+        """Scan from `pos` to the end (then report what is left open: True), or, resuming an
+        earlier scan, until it meets that scan (False)."""
         work = self.work
         n = self.n
         stack = self.stack
         open_names = self.open_names
+        elements = self.elements
+        offset = self.offset
         token_re = _TOKEN_RE
         candidate_re = _CANDIDATE_RE
-        pos = 0
+        mark = pos
         while pos < n:
+            if pos >= mark:
+                mark = self.checkpoint(pos)
+                if mark < 0:
+                    return False
             # A search for one character class is much faster than for the whole token regex.
             c = candidate_re.search(work, pos)
             if c is None:
@@ -572,9 +631,9 @@ class _Scanner:
                         if self.swallowed:
                             break
                     continue
-                element = _Open(name, i, len(stack))
+                element = _Open(name, i, len(stack), offset + len(elements))
                 element.start_tag_end = pos = m.end()
-                self.elements.append(element)
+                elements.append(element)
                 if selfclose:
                     element.end = element.content_end = pos
                     element.self_closing = element.closed = True
@@ -627,6 +686,7 @@ class _Scanner:
             if pos >= n or self.swallowed:
                 break
         self.finish()
+        return True
 
     def markup(self, i: int) -> int:
         """Handle the '<' at `i`; return the position to resume from."""
@@ -821,7 +881,9 @@ class _Scanner:
             v = 2 if a.group(2) is not None else 3
             v_start, v_end = a.span(v)
             attributes.append(XmlAttribute(attr, text[v_start:v_end], a.start(), v_start, v_end))
-        element = _Open(m.group("stag"), m.start(), len(self.stack))
+        element = _Open(
+            m.group("stag"), m.start(), len(self.stack), self.offset + len(self.elements)
+        )
         element.attributes = attributes
         element.start_tag_end = end = m.end()
         self.elements.append(element)
@@ -839,7 +901,7 @@ class _Scanner:
         name_m = NAME_RE.match(work, i + 1)
         assert name_m is not None
         name = name_m.group(0)
-        element = _Open(name, i, len(self.stack))
+        element = _Open(name, i, len(self.stack), self.offset + len(self.elements))
         self.elements.append(element)
         mark = len(self.problems)
         # Only the first syntax problem of a tag is reported (a bad name is enough), and an
@@ -1078,9 +1140,43 @@ class _Scanner:
     def next_unmatched_end_tag(self, i: int) -> str | None:
         """The name of the first end tag after offset `i` that closes an element open at `i`
         (the tags in between balanced), or None when there is none."""
-        if self.lookahead is None:
-            self.lookahead = _Lookahead(self.work)
-        return self.lookahead.next_unmatched(i)
+        if self.lookahead is None and self.resuming is not None and self.walked < _WALK_LIMIT:
+            name, reach = self.walk_to_unmatched(i)
+        else:
+            if self.lookahead is None:
+                self.lookahead = _Lookahead(self.work)
+            name, reach = self.lookahead.next_unmatched(i)
+        self.queries.append((i, reach))
+        return name
+
+    def walk_to_unmatched(self, i: int) -> tuple[str | None, int]:
+        """What `_Lookahead.next_unmatched` answers, found by walking the tags after `i` (a
+        resumed scan asks near the edit; building the lookahead reads the whole region). It
+        reads the tags as `_LookAhead` does from the start of the text, so it must begin where
+        that reading has no comment or CDATA section open: every `<!--` and `<![CDATA[` before
+        `i` is one the scan found (else the lookahead is built after all)."""
+        work = self.work
+        spans = sorted([(c.start, c.end) for c in self.comments] + self.cdata)
+        starts = [a for a, _ in spans]
+        for mark in _SECTION_START_RE.finditer(work, 0, i):
+            k = bisect.bisect_right(starts, mark.start()) - 1
+            if k < 0 or mark.start() >= spans[k][1]:
+                self.walked = _WALK_LIMIT
+                self.lookahead = _Lookahead(work)
+                return self.lookahead.next_unmatched(i)
+        depth = 0
+        for m in _LOOKAHEAD_RE.finditer(work, i):
+            self.walked += 1
+            name = m.group(2)
+            if name is None or m.start() == i:
+                continue  # (a comment or CDATA section; the end tag asking)
+            if m.group(1):
+                if depth == 0:
+                    return name, m.end()
+                depth -= 1
+            elif not m.group(0).endswith("/>"):
+                depth += 1
+        return None, self.n
 
     @staticmethod
     def close(element: _Open, i: int, tag_end: int) -> None:
@@ -1102,46 +1198,42 @@ class _Scanner:
                 )
 
     def frozen_elements(self) -> tuple[XmlElement, ...]:
-        out: list[XmlElement] = []
-        append = out.append
         n = self.n
-        for e in self.elements:
-            if e.closed:
-                append(
-                    XmlElement(
-                        e.name,
-                        e.start,
-                        e.start_tag_end,
-                        e.end,
-                        e.start_tag_end,
-                        e.content_end,
-                        e.depth,
-                        tuple(e.attributes) if e.attributes else (),
-                        e.self_closing,
-                        True,
-                    )
-                )
-                continue
-            start_tag_end = min(max(e.start_tag_end, e.start), n)
-            end = e.end if e.end >= 0 else n
-            end = min(max(end, start_tag_end), n)
-            content_end = e.content_end if e.content_end >= 0 else end
-            content_end = min(max(content_end, start_tag_end), end)
-            out.append(
-                XmlElement(
-                    name=e.name,
-                    start=e.start,
-                    start_tag_end=start_tag_end,
-                    end=end,
-                    content_start=start_tag_end,
-                    content_end=content_end,
-                    depth=e.depth,
-                    attributes=tuple(e.attributes),
-                    self_closing=e.self_closing,
-                    closed=e.closed,
-                )
-            )
-        return tuple(out)
+        return tuple([_freeze(e, n) for e in self.elements])
+
+
+def _freeze(e: _Open, n: int) -> XmlElement:
+    """The record of an element the scan has finished with (`n`: the region's length)."""
+    if e.closed:
+        return XmlElement(
+            e.name,
+            e.start,
+            e.start_tag_end,
+            e.end,
+            e.start_tag_end,
+            e.content_end,
+            e.depth,
+            tuple(e.attributes) if e.attributes else (),
+            e.self_closing,
+            True,
+        )
+    start_tag_end = min(max(e.start_tag_end, e.start), n)
+    end = e.end if e.end >= 0 else n
+    end = min(max(end, start_tag_end), n)
+    content_end = e.content_end if e.content_end >= 0 else end
+    content_end = min(max(content_end, start_tag_end), end)
+    return XmlElement(
+        name=e.name,
+        start=e.start,
+        start_tag_end=start_tag_end,
+        end=end,
+        content_start=start_tag_end,
+        content_end=content_end,
+        depth=e.depth,
+        attributes=tuple(e.attributes),
+        self_closing=e.self_closing,
+        closed=e.closed,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1277,12 +1369,38 @@ def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
 
     scanner = _Scanner(text, work)
     scanner.run()
-    problems = scanner.problems + invalid_problems
-    scanner_ok = not any(p.severity == Severity.ERROR for p in problems)
+    resume = None
+    if not invalid_problems and not scanner.prefixes:
+        resume = _Resume.of(scanner, scanner.problems, scanner.blank, scanner.protected)
+    return _checked(
+        work,
+        scanner.problems + invalid_problems,
+        scanner.frozen_elements(),
+        tuple(scanner.comments),
+        tuple(scanner.cdata),
+        scanner.blank,
+        scanner.protected,
+        scanner.prefixes,
+        resume,
+    )
 
-    blank = scanner.blank
-    if scanner.protected:
-        guarded = sorted(scanner.protected)
+
+def _checked(
+    work: str,
+    problems: list[XmlProblem],
+    elements: Sequence[XmlElement],
+    comments: tuple[XmlComment, ...],
+    cdata: tuple[tuple[int, int], ...],
+    blank: list[tuple[int, int, str]],
+    protected: list[int],
+    prefixes: set[str],
+    resume: _Resume | None,
+) -> XmlCheck:
+    """The check of a scanned region (`problems` in the order found), lxml's verdict taken."""
+    n = len(work)
+    scanner_ok = not any(p.severity == Severity.ERROR for p in problems)
+    if protected:
+        guarded = sorted(protected)
         blank = [
             span
             for span in blank
@@ -1291,34 +1409,419 @@ def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
     sanitized = _blank_spans(work, blank).replace("\r", " ")
     oracle = "agree"
     try:
-        verdict = _lxml_verdict(sanitized, scanner.prefixes)
+        verdict = _lxml_verdict(sanitized, prefixes)
     except _OracleUnavailableError:
         oracle = "unavailable"
     else:
         if verdict is not None and scanner_ok:
             offset, message = verdict
-            problems.append(
+            problems = [
+                *problems,
                 XmlProblem(
                     offset,
                     min(offset + 1, n),
                     Severity.ERROR,
                     f"not well-formed XML: {message}",
                     "parser",
-                )
-            )
+                ),
+            ]
             oracle = "parser-only"
         elif verdict is None and not scanner_ok:
             problems = [p for p in problems if p.severity != Severity.ERROR]
             oracle = "scanner-only"
 
-    problems.sort(key=lambda p: (p.start, p.end, p.severity))
+    problems = sorted(problems, key=lambda p: (p.start, p.end, p.severity))
     return XmlCheck(
         problems=tuple(problems),
-        elements=scanner.frozen_elements(),
-        comments=tuple(scanner.comments),
-        cdata=tuple(scanner.cdata),
+        elements=elements,
+        comments=comments,
+        cdata=cdata,
         well_formed=not any(p.severity == Severity.ERROR for p in problems),
         oracle=oracle,
+        resume=resume,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a region again after an edit, from where the scan last saw the same text
+# --------------------------------------------------------------------------------------------
+
+#: Characters apart in the scanner's checkpoints; none is made where more elements than
+#: `_CHECKPOINT_DEPTH` are open (a checkpoint holds the open elements).
+_CHECKPOINT_STEP = 512
+_CHECKPOINT_DEPTH = 64
+#: Tags a resumed scan walks to answer lookahead questions before it builds the lookahead.
+_WALK_LIMIT = 4000
+#: Problems whose finding read no text past the token they were found in, and so depend only on
+#: the text before (where a lookahead question was put, its reach is recorded). Any other kind
+#: (a bare '<', a broken start tag or attribute, an unclosed comment...) may have been decided
+#: by text far ahead: a region with one is checked whole.
+_LOCAL_PROBLEMS = frozenset(
+    {
+        "mismatched-end-tag",
+        "stray-end-tag",
+        "unclosed-element",
+        "bare-amp",
+        "undefined-entity",
+        "bad-char-ref",
+        "duplicate-attribute",
+        "cdata-end-in-text",
+        "double-hyphen-in-comment",
+        "nested-comment",
+        "bad-end-tag",
+    }
+)
+#: What an edit `recheck_region` takes may remove and insert: name characters (a tag or
+#: attribute renamed, a word typed), never markup, quotes, spaces, '-' or ':'.
+_NAME_EDIT_RE = re.compile(r"[A-Za-z0-9_.]*")
+
+
+class _Checkpoint(NamedTuple):
+    """The scanner's state at a token boundary: how many of each finding, the open elements
+    (index, whether their start tag had an error) and the end tags owed to elements closed
+    implicitly."""
+
+    pos: int
+    problems: int
+    elements: int
+    comments: int
+    cdata: int
+    blank: int
+    protected: int
+    queries: int
+    stack: tuple[tuple[int, bool], ...]
+    implicit: dict[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    """What a region's scan leaves for the next check of an edited version (`recheck_region`):
+    its checkpoints, and the findings a check does not keep in the order found."""
+
+    checkpoints: tuple[_Checkpoint, ...]
+    scanned: tuple[XmlProblem, ...]
+    blank: tuple[tuple[int, int, str], ...]
+    protected: tuple[int, ...]
+    queries: tuple[tuple[int, int], ...]
+    moves: tuple[tuple[int, int, int], ...] = ()
+    """Edits of text since (start, old end, new end, in order), applied when read (`settled`):
+    typing in a text node leaves the scan's tokens as they were, only moved."""
+
+    def moved(self, start: int, old_end: int, new_end: int) -> _Resume:
+        """The same after an edit that keeps every token (text typed in a text node)."""
+        return dataclasses.replace(self, moves=(*self.moves, (start, old_end, new_end)))
+
+    def settled(self) -> _Resume:
+        """The same with every offset where it now is."""
+        if not self.moves:
+            return self
+        resume = dataclasses.replace(self, moves=())
+        for start, old_end, new_end in self.moves:
+            move = _Move(start, old_end, new_end)
+            at, at_end = move.at, move.at_end
+            resume = _Resume(
+                tuple(c._replace(pos=at_end(c.pos)) for c in resume.checkpoints),
+                tuple(
+                    XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
+                    for p in resume.scanned
+                ),
+                tuple((at(a), at_end(b), f) for a, b, f in resume.blank),
+                tuple(at(x) for x in resume.protected),
+                tuple((at(i), at_end(r)) for i, r in resume.queries),
+            )
+        return resume
+
+    @staticmethod
+    def of(
+        scanner: _Scanner,
+        scanned: Sequence[XmlProblem],
+        blank: Sequence[tuple[int, int, str]],
+        protected: Sequence[int],
+    ) -> _Resume | None:
+        if not scanner.checkpoints:
+            return None
+        return _Resume(
+            tuple(scanner.checkpoints),
+            tuple(scanned),
+            tuple(blank),
+            tuple(protected),
+            tuple(scanner.queries),
+        )
+
+
+class _Move:
+    """Where offsets of a region are after an edit of `[start, old_end)` (now ending at
+    `new_end`)."""
+
+    __slots__ = ("delta", "old_end", "start")
+
+    def __init__(self, start: int, old_end: int, new_end: int) -> None:
+        self.start = start
+        self.old_end = old_end
+        self.delta = new_end - old_end
+
+    def at(self, offset: int) -> int:
+        """Where an offset where something starts is now: at the place of an insertion, it
+        moves on with what follows."""
+        return offset + self.delta if offset >= self.old_end else offset
+
+    def at_end(self, offset: int) -> int:
+        """Where an offset where something ends is now: at the place of an insertion, it
+        stays with what precedes."""
+        return offset + self.delta if offset >= self.old_end and offset > self.start else offset
+
+
+class _Resuming(_Move):
+    """A scan resumed before an edit, looking for where it meets the earlier scan again: a
+    checkpoint of that scan after the edit, at which this scan stands in the same state."""
+
+    __slots__ = ("after", "by_pos", "checkpoints", "elements", "met_at")
+
+    def __init__(
+        self,
+        resume: _Resume,
+        elements: Sequence[XmlElement],
+        start: int,
+        old_end: int,
+        new_end: int,
+    ) -> None:
+        super().__init__(start, old_end, new_end)
+        self.after = new_end
+        self.checkpoints = resume.checkpoints
+        self.by_pos = {c.pos: k for k, c in enumerate(resume.checkpoints) if c.pos >= old_end}
+        self.elements = elements
+        self.met_at = -1
+
+    def met(self, scanner: _Scanner, pos: int) -> bool:
+        k = self.by_pos.get(pos - self.delta)
+        if k is None:
+            return False
+        checkpoint = self.checkpoints[k]
+        implicit = {name: v for name, v in scanner.implicitly_closed.items() if v} or None
+        if checkpoint.implicit != implicit or len(checkpoint.stack) != len(scanner.stack):
+            return False
+        at = self.at
+        for (index, errored), e in zip(checkpoint.stack, scanner.stack, strict=True):
+            old = self.elements[index]
+            if e.errored != errored or e.name != old.name or e.start != at(old.start):
+                return False
+            if e.depth != old.depth:
+                return False
+        self.met_at = k
+        return True
+
+
+def recheck_region(
+    old: XmlCheck,
+    old_text: str,
+    text: str,
+    start: int,
+    old_end: int,
+    new_end: int,
+    masks: Sequence[tuple[int, int]] = (),
+) -> XmlCheck | None:
+    """The check of `text`, the region `old_text` (checked: `old`) with `[start, old_end)`
+    replaced by `text[start:new_end]`, by scanning again only from a checkpoint before the
+    edit to where the scan stands as it stood before (the rest of `old` moved), when the edit
+    only removes and inserts name characters (a tag or attribute renamed); None when the region
+    must be checked whole (then `check_region`). Exactly what `check_region(text, masks)`
+    gives: the scan from a checkpoint continues in the same state, and where it meets the old
+    scan again in the same state on the same text, it would go on as that one did. So that the
+    part before the checkpoint holds too, every finding there must have been decided by the
+    text before it (`_LOCAL_PROBLEMS`), and any lookahead question put there answered before
+    the edit."""
+    removed, inserted = old_text[start:old_end], text[start:new_end]
+    if old.resume is None or not (removed or inserted) or "<?" in text:
+        return None
+    resume = old.resume.settled()
+    if not (_NAME_EDIT_RE.fullmatch(removed) and _NAME_EDIT_RE.fullmatch(inserted)):
+        return None
+    checkpoints = resume.checkpoints
+    k = bisect.bisect_left([c.pos for c in checkpoints], start) - 1
+    # (a finding of another kind than `_LOCAL_PROBLEMS` is scanned again: what decided it may
+    # lie anywhere after it)
+    local = next(
+        (j for j, p in enumerate(resume.scanned) if p.kind not in _LOCAL_PROBLEMS),
+        len(resume.scanned),
+    )
+    while k > 0:
+        checkpoint = checkpoints[k]
+        asked = resume.queries[: checkpoint.queries]
+        if checkpoint.problems <= local and all(reach <= start for _, reach in asked):
+            break
+        k -= 1
+    if k < 0:
+        return None
+    n = len(text)
+    work = _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, n)])
+    if any(ch in work for ch in _INVALID_ASCII) or (
+        not work.isascii() and _INVALID_NON_ASCII_RE.search(work) is not None
+    ):
+        return None
+    checkpoint = checkpoints[k]
+    old_elements = old.elements
+    scanner = _Scanner(text, work)
+    scanner.offset = checkpoint.elements
+    scanner.problems = list(resume.scanned[: checkpoint.problems])
+    scanner.comments = list(old.comments[: checkpoint.comments])
+    scanner.cdata = list(old.cdata[: checkpoint.cdata])
+    scanner.blank = list(resume.blank[: checkpoint.blank])
+    scanner.protected = list(resume.protected[: checkpoint.protected])
+    scanner.queries = list(resume.queries[: checkpoint.queries])
+    scanner.checkpoints = list(checkpoints[:k])
+    scanner.next_checkpoint = checkpoint.pos
+    scanner.implicitly_closed = dict(checkpoint.implicit or {})
+    restored: list[_Open] = []
+    for index, errored in checkpoint.stack:
+        e = old_elements[index]  # (opened before the checkpoint: where it was)
+        element = _Open(e.name, e.start, e.depth, index)
+        element.start_tag_end = e.start_tag_end
+        element.attributes = list(e.attributes)
+        element.errored = errored
+        scanner.open(element)
+        element.depth = e.depth
+        restored.append(element)
+    resuming = scanner.resuming = _Resuming(resume, old_elements, start, old_end, new_end)
+    at, at_end = resuming.at, resuming.at_end
+    delta = resuming.delta
+    finished = scanner.run(checkpoint.pos)
+    if scanner.prefixes:
+        return None
+
+    met = None if finished else checkpoints[resuming.met_at]
+    if met is not None:
+        # Still open where the scans meet: they end where the old scan ended them.
+        for (index, _), element in zip(met.stack, scanner.stack, strict=True):
+            e = old_elements[index]
+            element.end, element.content_end = at_end(e.end), at(e.content_end)
+            element.closed = e.closed
+        scanned = scanner.problems + [
+            XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
+            for p in resume.scanned[met.problems :]
+        ]
+        comments = scanner.comments + [
+            XmlComment(at(c.start), at_end(c.end), c.closed) for c in old.comments[met.comments :]
+        ]
+        cdata = scanner.cdata + [(at(a), at_end(b)) for a, b in old.cdata[met.cdata :]]
+        blank = scanner.blank + [(at(a), at_end(b), f) for a, b, f in resume.blank[met.blank :]]
+        protected = scanner.protected + [at(x) for x in resume.protected[met.protected :]]
+        queries = scanner.queries + [(at(i), at_end(r)) for i, r in resume.queries[met.queries :]]
+        # (the elements open where they meet are the same ones, by their index here)
+        pairs = zip(met.stack, scanner.stack, strict=True)
+        same = {index: element.index for (index, _), element in pairs}
+        checkpoints_after = [
+            _moved_checkpoint(c, at, scanner, met, same) for c in checkpoints[resuming.met_at :]
+        ]
+    else:
+        scanned, comments, cdata = scanner.problems, scanner.comments, scanner.cdata
+        blank, protected, queries = scanner.blank, scanner.protected, scanner.queries
+        checkpoints_after = []
+
+    # The elements: those before the checkpoint as they were (the restored ones finished),
+    # those the scan found, and those after the meeting point moved (lazily).
+    found = tuple([_freeze(element, n) for element in scanner.elements])
+    elements = _spliced(
+        old_elements,
+        checkpoint.elements,
+        {element.index: _freeze(element, n) for element in restored},
+        found,
+        met.elements if met is not None else None,
+        delta,
+    )
+
+    new_resume = _Resume(
+        (*scanner.checkpoints, *checkpoints_after),
+        tuple(scanned),
+        tuple(blank),
+        tuple(protected),
+        tuple(queries),
+    )
+    return _checked(
+        work,
+        list(scanned),
+        elements,
+        tuple(comments),
+        tuple(cdata),
+        list(blank),
+        list(protected),
+        scanner.prefixes,
+        new_resume,
+    )
+
+
+def _spliced(
+    old: Sequence[XmlElement],
+    first: int,
+    finished: dict[int, XmlElement],
+    found: tuple[XmlElement, ...],
+    rest: int | None,
+    delta: int,
+) -> Sequence[XmlElement]:
+    """`old[:first]` (with `finished` in place of some), then `found`, then `old[rest:]` moved
+    by `delta` (none when `rest` is None): as `ShiftedElements`, so that what lies after the
+    edit is moved only when read. `old` may itself be `ShiftedElements`: what it moved already
+    is moved again only between its pivot and this edit."""
+    if isinstance(old, ShiftedElements):
+        base0, pivot0, delta0, around0 = old.base, old.pivot, old.delta, old.around
+    else:
+        base0, pivot0, delta0, around0 = tuple(old), len(old), 0, {}
+    middle: tuple[XmlElement, ...] = ()
+    tail: tuple[XmlElement, ...] = ()
+    tail_delta = 0
+    if not delta0:  # nothing of `old` is moved: its elements are `base0`, or `around0`'s
+        head = base0[:first]
+        if rest is not None:
+            tail, tail_delta = base0[rest:], delta
+            late = [(i - rest, e) for i, e in around0.items() if i >= rest]
+            if late:
+                replaced = list(tail)
+                for k, e in late:
+                    replaced[k] = e
+                tail = tuple(replaced)
+    else:
+        if first <= pivot0:
+            head = base0[:first]
+        else:
+            head = base0[:pivot0] + tuple(moved_element(e, delta0) for e in base0[pivot0:first])
+        if rest is not None and rest >= pivot0:
+            tail, tail_delta = base0[rest:], delta0 + delta
+        elif rest is not None:
+            middle = tuple(
+                moved_element(around0.get(i, base0[i]), delta) for i in range(rest, pivot0)
+            )
+            tail, tail_delta = base0[pivot0:], delta0 + delta
+    around = {i: e for i, e in around0.items() if i < first}
+    around.update(finished)
+    base = head + found + middle + tail
+    if not tail_delta and not around:
+        return base
+    return ShiftedElements(base, len(base) - len(tail), tail_delta, around, (-1, -1))
+
+
+def _moved_checkpoint(
+    c: _Checkpoint,
+    at: Callable[[int], int],
+    scanner: _Scanner,
+    met: _Checkpoint,
+    same: dict[int, int],
+) -> _Checkpoint:
+    """A checkpoint of the old scan after the meeting point `met`, in the new scan's terms
+    (`same`: the index now of each element open at `met`)."""
+    elements = scanner.offset + len(scanner.elements) - met.elements
+    return _Checkpoint(
+        at(c.pos),
+        c.problems + len(scanner.problems) - met.problems,
+        c.elements + elements,
+        c.comments + len(scanner.comments) - met.comments,
+        c.cdata + len(scanner.cdata) - met.cdata,
+        c.blank + len(scanner.blank) - met.blank,
+        c.protected + len(scanner.protected) - met.protected,
+        c.queries + len(scanner.queries) - met.queries,
+        tuple(
+            (index + elements if index >= met.elements else same.get(index, index), errored)
+            for index, errored in c.stack
+        ),
+        c.implicit,
     )
 
 
