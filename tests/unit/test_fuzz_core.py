@@ -629,7 +629,11 @@ def _xml_with_names(draw: st.DrawFn, depth: int = 0) -> str:
 @given(
     body=_xml_with_names(),
     edits=st.lists(
-        st.tuples(st.integers(0, 10**6), st.integers(0, 2), st.sampled_from(("x", "y1", "_", ""))),
+        st.tuples(
+            st.integers(0, 10**6),
+            st.integers(0, 2),
+            st.sampled_from(("x", "y1", "_", "", " ", "\n  ")),
+        ),
         min_size=1,
         max_size=8,
     ),
@@ -638,33 +642,31 @@ def _xml_with_names(draw: st.DrawFn, depth: int = 0) -> str:
 def test_a_region_rechecked_after_a_rename_equals_a_fresh_check(
     body: str, edits: list[tuple[int, int, str]], step: int
 ) -> None:
-    """Names edited one after another (a tag or an attribute renamed, a word typed): the scan
+    """Names and white space edited one after another (a tag or an attribute renamed, a word or
+    a line break typed): the scan
     resumed from a checkpoint before each edit (`recheck_region`) gives what a fresh check
     gives, whatever the problems around, and leaves checkpoints the next edit resumes from."""
     from unittest import mock
+
+    from promptls.analysis.incremental import text_edit
 
     with mock.patch.object(xml_module, "_CHECKPOINT_STEP", step):
         text = "<root>\n" + body + "\n</root>\n"
         check = check_region(text)
         for spot, removed, typed in edits:
-            names = [m.start() for m in re.finditer(r"[A-Za-z0-9_.]", text)]
+            names = [m.start() for m in re.finditer(r"[A-Za-z0-9_. \n]", text)]
             if not names:
                 break
             at = names[spot % len(names)]
             cut = at + removed
-            while cut > at and not re.fullmatch(r"[A-Za-z0-9_.]*", text[at:cut]):
+            while cut > at and not re.fullmatch(r"[A-Za-z0-9_. \n]*", text[at:cut]):
                 cut -= 1
             new = text[:at] + typed + text[cut:]
             if new == text:
                 continue
             fresh = check_region(new)
-            start = 0
-            while text[start] == new[start]:
-                start += 1
-            old_end, new_end = len(text), len(new)
-            while min(old_end, new_end) > start and text[old_end - 1] == new[new_end - 1]:
-                old_end, new_end = old_end - 1, new_end - 1
-            rechecked = recheck_region(check, text, new, start, old_end, new_end)
+            edit = text_edit(text, new)
+            rechecked = recheck_region(check, text, new, edit.start, edit.old_end, edit.new_end)
             event("rechecked" if rechecked is not None else "checked whole")
             if rechecked is not None:
                 assert rechecked == fresh

@@ -762,11 +762,13 @@ STEPS = (
         ('</step>\n  <step id="150', 3, ""),  # an end tag renamed
         ('id="150"', 1, "kx"),  # an attribute renamed
         ("thing 150", 2, "word"),  # text
+        ('<step id="150">', 3, " \n "),  # white space typed in a tag
     ],
-    ids=["start-tag", "end-tag", "attribute", "text"],
+    ids=["start-tag", "end-tag", "attribute", "text", "white-space"],
 )
 def test_a_rename_is_checked_from_near_the_edit(place: str, removed: int, typed: str) -> None:
-    """A name edited in the middle of a 15,000-character region: the scan resumes from a
+    """A name (or white space) edited in the middle of a 15,000-character region: the scan
+    resumes from a
     checkpoint before the edit and stops where it stands as before (the elements after it are
     moved when read); the check is the one a fresh check gives, problems included."""
     at = STEPS.index(place) + 1 + (place.startswith("</") and 1)
@@ -778,7 +780,7 @@ def test_a_rename_is_checked_from_near_the_edit(place: str, removed: int, typed:
     assert back is not None and back == check_region(STEPS)
 
 
-@pytest.mark.parametrize("typed", ["<", ">", '"', "&", " ", "-", ":", "\n"])
+@pytest.mark.parametrize("typed", ["<", ">", '"', "&", "-", ":", "\r", "!"])
 def test_markup_typed_is_checked_whole(typed: str) -> None:
     at = STEPS.index('<step id="150">') + 3
     new = STEPS[:at] + typed + STEPS[at:]

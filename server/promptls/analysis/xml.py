@@ -1471,9 +1471,9 @@ _LOCAL_PROBLEMS = frozenset(
         "bad-end-tag",
     }
 )
-#: What an edit `recheck_region` takes may remove and insert: name characters (a tag or
-#: attribute renamed, a word typed), never markup, quotes, spaces, '-' or ':'.
-_NAME_EDIT_RE = re.compile(r"[A-Za-z0-9_.]*")
+#: What an edit `recheck_region` takes may remove and insert: name characters and white space
+#: (a tag or attribute renamed, a word or a line break typed), never markup, quotes, '-' or ':'.
+_NAME_EDIT_RE = re.compile(r"[A-Za-z0-9_. \t\n]*")
 
 
 class _Checkpoint(NamedTuple):
@@ -1623,13 +1623,14 @@ def recheck_region(
     """The check of `text`, the region `old_text` (checked: `old`) with `[start, old_end)`
     replaced by `text[start:new_end]`, by scanning again only from a checkpoint before the
     edit to where the scan stands as it stood before (the rest of `old` moved), when the edit
-    only removes and inserts name characters (a tag or attribute renamed); None when the region
-    must be checked whole (then `check_region`). Exactly what `check_region(text, masks)`
-    gives: the scan from a checkpoint continues in the same state, and where it meets the old
-    scan again in the same state on the same text, it would go on as that one did. So that the
-    part before the checkpoint holds too, every finding there must have been decided by the
-    text before it (`_LOCAL_PROBLEMS`), and any lookahead question put there answered before
-    the edit."""
+    only removes and inserts name characters and white space (a tag or attribute renamed, a
+    line broken); None when the region must be checked whole (then `check_region`).
+
+    Exactly what `check_region(text, masks)` gives: the scan from a checkpoint goes on in the
+    same state, and where it meets the old scan again in the same state on the same text, it
+    would go on as that one did. So that the part before the checkpoint holds too, every
+    finding there must have been decided by the text before it (`_LOCAL_PROBLEMS`), and any
+    lookahead question put there answered before the edit."""
     removed, inserted = old_text[start:old_end], text[start:new_end]
     if old.resume is None or not (removed or inserted) or "<?" in text:
         return None
