@@ -658,9 +658,9 @@ async def _complete_set(client: LanguageClient, uri: str, version: int) -> list[
 
 async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> None:
     """Typing in raw XML, prose, a fence and the frontmatter, Enter, a tag renamed, a heading
-    made and a backtick typed: each version's diagnostics are those `promptls check` gives for the same text, and
-    `promptls/stats` tells how each edit was analysed (shifted, one region checked again, or
-    the file parsed again)."""
+    made and a backtick typed: each version's diagnostics are those `promptls check` gives for
+    the same text, and `promptls/stats` tells how each edit was analysed (shifted, one region
+    checked again, or the file parsed again)."""
     root = root_of(client)
     path = root / ".claude/commands/raw.md"
     path.write_text(RAW_COMMAND)

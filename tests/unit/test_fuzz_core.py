@@ -580,7 +580,12 @@ def test_edits_shifted_or_rechecked_equal_a_fresh_parse(
 ) -> None:
     """A keystroke's document, by a shift of the last one (`shift_document`) or by checking
     one region again (`reparse_region`), is always the document a fresh parse gives."""
-    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+    from promptls.analysis.incremental import (
+        region_references,
+        reparse_region,
+        shift_document,
+        text_edit,
+    )
 
     text = "".join(parts)
     doc = parse_document(text, kind)
@@ -599,6 +604,9 @@ def test_edits_shifted_or_rechecked_equal_a_fresh_parse(
             rechecked = reparse_region(doc, new, edit, {})
             event("parsed again" if rechecked is None else "one region checked again")
             assert rechecked is None or rechecked == fresh
+            if rechecked is not None:
+                kept = region_references(doc, rechecked, edit, extract_references(doc))
+                assert kept is None or kept == extract_references(fresh)
             fresh = rechecked or fresh
         text, doc = new, fresh
 

@@ -319,25 +319,36 @@ def test_raw_start_tags_checked_again_past_their_name(
 def test_a_region_checked_again_equals_a_fresh_parse(source: str) -> None:
     """Edits the shortcut cannot take (markup typed, a tag renamed, a problem made or mended)
     inside one region: that region is checked again and the rest shifted, or (None) the file is
-    parsed again. Whenever it answers, the answer is the fresh parse."""
+    parsed again. Whenever it answers, the answer is the fresh parse; and so are the references
+    when `region_references` gives them without extracting them again."""
     from promptls.analysis.document import parse_document
-    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+    from promptls.analysis.incremental import (
+        region_references,
+        reparse_region,
+        shift_document,
+        text_edit,
+    )
     from promptls.analysis.references import extract_references
 
-    rechecked = 0
+    rechecked = moved = 0
     for seed in range(30):
         old = source
         doc = parse_document(old, "module")
         for new in _edits(seed, old, 60):
             edit = text_edit(old, new)
             fresh = parse_document(new, "module")
-            if shift_document(doc, new, edit, extract_references(doc)) is None:
+            refs = extract_references(doc)
+            if shift_document(doc, new, edit, refs) is None:
                 result = reparse_region(doc, new, edit, {})
                 if result is not None:
                     rechecked += 1
                     assert result == fresh
+                    kept = region_references(doc, result, edit, refs)
+                    assert kept is None or kept == extract_references(fresh)
+                    moved += kept is not None
             old, doc = new, fresh
     assert rechecked > 100
+    assert moved > 30
 
 
 @DOCUMENTS

@@ -30,7 +30,13 @@ from promptls.analysis.document import (
 )
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
-from promptls.analysis.incremental import TextEdit, reparse_region, shift_document, text_edit
+from promptls.analysis.incremental import (
+    TextEdit,
+    region_references,
+    reparse_region,
+    shift_document,
+    text_edit,
+)
 from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
 from promptls.analysis.rules import (
     apply_overrides,
@@ -367,6 +373,7 @@ class WorkspaceIndex:
             if rechecked is None:
                 return None
             doc, how = rechecked, "region"
+            refs = region_references(old.doc, doc, edit, [r.ref for r in old.resolutions])
         if refs is not None:
             resolutions = tuple(
                 res.moved(ref) for res, ref in zip(old.resolutions, refs, strict=True)

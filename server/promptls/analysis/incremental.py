@@ -43,7 +43,7 @@ from promptls.analysis.document import (
     raw_masks,
     raw_skips,
 )
-from promptls.analysis.references import INCLUDE_ELEMENTS, Reference
+from promptls.analysis.references import INCLUDE_ELEMENTS, Reference, xml_references
 from promptls.analysis.xml import (
     NAME_RE,
     ShiftedElements,
@@ -272,6 +272,41 @@ def reparse_region(
     )
     checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache, edited))
     return move.document(doc, new_text, (region, checked))
+
+
+#: The forms of the references read from XML elements (`references.xml_references`).
+_XML_FORMS = frozenset(
+    "delegation pattern module-attribute attribute module include dependency provides".split()
+)
+
+
+def region_references(
+    old: Document, doc: Document, edit: TextEdit, refs: Sequence[Reference]
+) -> list[Reference] | None:
+    """The references of `doc`, made from `old` by `reparse_region` (`refs`: those of `old`),
+    when they are `refs` moved: the region checked again yields the same paths, moved, and
+    the edited lines hold nothing another reference is read from (`@`, brackets, parentheses,
+    a `components/` path). None when they must be extracted again."""
+    start, old_end, new_end = edit.start, edit.old_end, edit.new_end
+    lines = _line_of(old.text, start, old_end) + "\n" + _line_of(doc.text, start, new_end)
+    if any(ch in lines for ch in "@[]()") or "components/" in lines:
+        return None
+    region = next((r for r in doc.regions if r.start < start and new_end <= r.end), None)
+    before = next((r for r in old.regions if region and r.start == region.start), None)
+    if region is None or before is None:
+        return None
+    move = _Move(old_end, edit.delta)
+    was = {
+        (r.form, r.target, r.start, r.end)
+        for r in move.references(
+            [r for r in refs if r.form in _XML_FORMS and before.start <= r.start < before.end]
+        )
+    }
+    now = {
+        (r.form, r.target, r.start, r.end)
+        for r in xml_references(doc.text, region.start, region.check)
+    }
+    return move.references(refs) if was == now else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,7 @@ def extract_references(doc: Document) -> list[Reference]:
     fenced = _Opaque([Span(f.start, f.end) for f in doc.fences if f.language != "xml"])
 
     for region in doc.regions:
-        refs.extend(_xml_references(text, region.start, region.check))
+        refs.extend(xml_references(text, region.start, region.check))
 
     if doc.kind not in ("project-config",):
         for m in _matches(_IMPORT, text, "@"):
@@ -156,7 +156,7 @@ INCLUDE_ELEMENTS = frozenset(
 )
 #: Attributes whose value is a path to load: `<include component="..."/>`, `ref="..."`.
 PATH_ATTRIBUTES = frozenset("module component ref src include template pattern".split())
-#: What `_xml_references` reads paths from: these elements' text, these attributes.
+#: What `xml_references` reads paths from: these elements' text, these attributes.
 _REFERRING_NAMES = INCLUDE_ELEMENTS | {"module", "depends_on", "provides_to"}
 _REFERRING_ATTRIBUTES = PATH_ATTRIBUTES | {"target", "from"}
 _WHOLE_PATH = re.compile(rf"\s*`?({_PATH})(?:#[\w.-]*)?`?\s*")
@@ -173,7 +173,8 @@ def _referring(elements: Sequence[XmlElement]) -> Iterator[XmlElement]:
             yield el if base is elements else elements[i]
 
 
-def _xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
+def xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
+    """The references read from the elements of one region (`check`, starting at `base`)."""
     for el in _referring(check.elements):
         for attr in el.attributes:
             value = attr.value.strip()
