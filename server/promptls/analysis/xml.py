@@ -1694,7 +1694,10 @@ def recheck_region(
         # Still open where the scans meet: they end where the old scan ended them.
         for (index, _), element in zip(met.stack, scanner.stack, strict=True):
             e = old_elements[index]
-            element.end, element.content_end = at_end(e.end), at(e.content_end)
+            # (a closed element ends after its end tag's '>'; one closed implicitly, or never,
+            # where something else begins: the '<' of an ancestor's end tag, the region's end)
+            element.end = at_end(e.end) if e.closed else at(e.end)
+            element.content_end = at(e.content_end)
             element.closed = e.closed
         scanned = scanner.problems + [
             XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
