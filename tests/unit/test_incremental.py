@@ -293,18 +293,24 @@ def test_typing_in_paths_shifts_and_reads_the_references_again(source: str, plac
     [
         ('<r a="1">\n<s>x</s>\n</r>\n', '<r ab="1">\n<s>x</s>\n</r>\n', True),  # attribute
         ('<r a="1">\n<s>x</s>\n</r>\n', '<r a="12">\n<s>x</s>\n</r>\n', True),  # its value
-        ('<r a="1">\n<s>x</s>\n</r>\n', '<rx a="1">\n<s>x</s>\n</r>\n', False),  # a tag name
+        ('<r a="1">\n<s>x</s>\n</r>\n', '<rx a="1">\n<s>x</s>\n</r>\n', False),  # its own name
         ("<r>\n<s/>\n</r>\n", "<r>\n<s/ >\n</r>\n", False),  # `/>` broken
         ("<r>\n<s>x</s>\n</r>\n", "<r>\n<s>x</s >\n</r>\n", False),  # in an end tag
         ("<r>\n<s>x</s>\n</r>\n", "<r>\n<s>x y</s>\n</r>\n", True),  # text (shifted first)
+        ("<r>\n<s>x</s>\n</r>\n", "<r>\n<sx>x</s>\n</r>\n", True),  # an inner tag renamed
+        ("<r>\n<s>x</s>\n</r>\n", "<r>\n<s>x</sy>\n</r>\n", True),  # its end tag
+        ("<r>\n<s>x</s>\n</r>\n", "<r>\n<r>x</s>\n</r>\n", False),  # to the region's name
+        ("<q>x\n\n<r>\n<s>x</s>\n</r>\n", "<q>x\n\n<r>\n<q>x</s>\n</r>\n", False),  # (<q> looks)
     ],
 )
 def test_raw_start_tags_checked_again_past_their_name(
     before: str, after: str, checked: bool
 ) -> None:
     """In XML written straight into the markdown, an edit in a start tag past its name (an
-    attribute, its value) keeps every extent: the region is checked again; in a name, an end
-    tag or a `/>` it may not (the file is parsed again)."""
+    attribute, its value) keeps every extent: the region is checked again; so does a renamed
+    tag whose name, before and after, is no name whose end tag was looked for (a region's own,
+    that of a line-start tag outside the regions); otherwise, or in a `/>`, it may not (the
+    file is parsed again)."""
     from promptls.analysis.document import parse_document
     from promptls.analysis.incremental import reparse_region, text_edit
 

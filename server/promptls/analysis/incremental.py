@@ -247,7 +247,11 @@ def reparse_region(
     if not _marks_kept(doc, removed, inserted, line, new_line, raw=region.form == "raw"):
         return None
     if region.form == "raw":
-        if old_end >= region.end or not _tag_names_kept(old, region, start):
+        if old_end >= region.end:
+            return None
+        if not _tag_names_kept(old, region, start) and not _renamed_apart(
+            doc, new_text, region, edit
+        ):
             return None
         if not _raw_edit_safe(doc, start, old_end, line, new_line):
             return None
@@ -403,6 +407,52 @@ def _tag_names_kept(text: str, region: XmlRegion, start: int) -> bool:
         return True
     name = NAME_RE.match(text, lt + 1)
     return name is not None and start > name.end() and text[start - 1] != "/"
+
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.]*")
+
+
+def _renamed_apart(doc: Document, new: str, region: XmlRegion, edit: TextEdit) -> bool:
+    """Whether an edit in a raw region only renames a tag (name characters typed or deleted in
+    its name) whose name, before and after, is none of `_searched_names`: where XML written
+    straight into the markdown ends is found from the tags of its own name alone (and an
+    element before this region may have looked for its end tag through it)."""
+    old = doc.text
+    start, old_end, new_end = edit.start, edit.old_end, edit.new_end
+    if not (
+        _NAME_CHARS.fullmatch(old, start, old_end) and _NAME_CHARS.fullmatch(new, start, new_end)
+    ):
+        return False
+    lt = old.rfind("<", region.start, start)
+    if lt < 0 or lt < old.rfind(">", region.start, start):
+        return False
+    at = lt + 2 if old.startswith("</", lt) else lt + 1
+    was, now = NAME_RE.match(old, at), NAME_RE.match(new, at)
+    if was is None or now is None or not (at <= start and old_end <= was.end()):
+        return False
+    searched = _searched_names(old, doc)
+    return was.group(0) not in searched and now.group(0) not in searched
+
+
+def _searched_names(text: str, doc: Document) -> set[str]:
+    """The names of the tags at a line's start whose end tag was looked for: the roots of the
+    raw regions and every other line-start tag outside them (inside them, no line starts a
+    region)."""
+    names: set[str] = set()
+    pos = 0
+    for r in [*(r for r in doc.regions if r.form == "raw"), None]:
+        end = r.start if r is not None else len(text)
+        names.update(m.group(1) for m in _LINE_TAG.finditer(text, pos, end))
+        if r is not None:
+            root = NAME_RE.match(text, r.start + 1)
+            if root is not None:
+                names.add(root.group(0))
+            pos = r.end
+    return names
+
+
+#: A tag at the start of a line (a line ends at a line feed or a lone carriage return).
+_LINE_TAG = re.compile(r"(?:^|(?<=\r))[ \t]*<([A-Za-z_][\w.:-]*)", re.MULTILINE)
 
 
 _RAW_START_LINE = re.compile(r"^[ \t]*<[A-Za-z_]", re.MULTILINE)
