@@ -458,6 +458,14 @@ class _Open:
         self.errored = False
 
 
+def _lookahead_step(m: re.Match[str]) -> int:
+    """What a match of `_LOOKAHEAD_RE` does to the count of open elements: +1 a start tag, -1 an
+    end tag, 0 a comment, a CDATA section or an empty-element tag."""
+    if m.group(2) is None or (m.group(0).endswith("/>") and not m.group(1)):
+        return 0
+    return -1 if m.group(1) else 1
+
+
 class _Lookahead:
     """For any offset, the first end tag after it that is not balanced by a start tag after it.
 
@@ -474,17 +482,11 @@ class _Lookahead:
         names: list[str | None] = []
         sums = [0]
         for m in _LOOKAHEAD_RE.finditer(work):
-            name = m.group(2)
-            if name is None:
-                continue  # a comment or CDATA section
-            if m.group(1):
-                sums.append(sums[-1] - 1)
-                names.append(name)
-            elif m.group(0).endswith("/>"):
+            step = _lookahead_step(m)
+            if not step:
                 continue
-            else:
-                sums.append(sums[-1] + 1)
-                names.append(None)
+            sums.append(sums[-1] + step)
+            names.append(m.group(2) if step < 0 else None)
             positions.append(m.start())
             ends.append(m.end())
         next_drop = [-1] * len(sums)
@@ -570,11 +572,10 @@ class _Scanner:
                     )
                 )
             self.next_checkpoint = pos + _CHECKPOINT_STEP
-        if resuming is not None and pos >= resuming.after:
-            return pos  # (every token from here on)
-        if resuming is not None:
-            return min(self.next_checkpoint, resuming.after)
-        return self.next_checkpoint
+        if resuming is None:
+            return self.next_checkpoint
+        # (from the edit on, every token: where the scans meet is told by the old checkpoints)
+        return pos if pos >= resuming.after else min(self.next_checkpoint, resuming.after)
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -1152,7 +1153,7 @@ class _Scanner:
     def walk_to_unmatched(self, i: int) -> tuple[str | None, int]:
         """What `_Lookahead.next_unmatched` answers, found by walking the tags after `i` (a
         resumed scan asks near the edit; building the lookahead reads the whole region). It
-        reads the tags as `_LookAhead` does from the start of the text, so it must begin where
+        reads the tags as `_Lookahead` does from the start of the text, so it must begin where
         that reading has no comment or CDATA section open: every `<!--` and `<![CDATA[` before
         `i` is one the scan found (else the lookahead is built after all)."""
         work = self.work
@@ -1165,17 +1166,11 @@ class _Scanner:
                 self.lookahead = _Lookahead(work)
                 return self.lookahead.next_unmatched(i)
         depth = 0
-        for m in _LOOKAHEAD_RE.finditer(work, i):
+        for m in _LOOKAHEAD_RE.finditer(work, i + 1):  # (after the end tag asking)
             self.walked += 1
-            name = m.group(2)
-            if name is None or m.start() == i:
-                continue  # (a comment or CDATA section; the end tag asking)
-            if m.group(1):
-                if depth == 0:
-                    return name, m.end()
-                depth -= 1
-            elif not m.group(0).endswith("/>"):
-                depth += 1
+            depth += _lookahead_step(m)
+            if depth < 0:
+                return m.group(2), m.end()
         return None, self.n
 
     @staticmethod
@@ -1340,19 +1335,27 @@ def _normalize_spans(spans: Sequence[tuple[int, int]], n: int) -> list[tuple[int
     return out
 
 
+def _masked(text: str, masks: Sequence[tuple[int, int]]) -> str:
+    """`text` with the `masks` blanked (what the scanner reads)."""
+    return _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, len(text))])
+
+
+def _suspicious(work: str) -> bool:
+    """Whether `work` may hold a character XML does not allow (`in` is a memchr-fast search;
+    the regex runs only when something is there to find)."""
+    return any(ch in work for ch in _INVALID_ASCII) or (
+        not work.isascii() and _INVALID_NON_ASCII_RE.search(work) is not None
+    )
+
+
 def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
     """Scan and check one XML region.
 
     `masks` are (start, end) spans of the text to treat as opaque character data (e.g. a markdown
     code fence inside a raw XML element): no tags, no problems there.
     """
-    n = len(text)
-    work = _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, n)])
-    # `in` is a memchr-fast search; the regex runs only when something is there to find.
-    suspicious = any(ch in work for ch in _INVALID_ASCII) or (
-        not work.isascii() and _INVALID_NON_ASCII_RE.search(work) is not None
-    )
-    invalid = list(_INVALID_CHAR_RE.finditer(work)) if suspicious else []
+    work = _masked(text, masks)
+    invalid = list(_INVALID_CHAR_RE.finditer(work)) if _suspicious(work) else []
     invalid_problems = [
         XmlProblem(
             m.start(),
@@ -1371,7 +1374,7 @@ def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
     scanner.run()
     resume = None
     if not invalid_problems and not scanner.prefixes:
-        resume = _Resume.of(scanner, scanner.problems, scanner.blank, scanner.protected)
+        resume = _Resume.of(scanner)
     return _checked(
         work,
         scanner.problems + invalid_problems,
@@ -1518,33 +1521,22 @@ class _Resume:
         resume = dataclasses.replace(self, moves=())
         for start, old_end, new_end in self.moves:
             move = _Move(start, old_end, new_end)
-            at, at_end = move.at, move.at_end
             resume = _Resume(
-                tuple(c._replace(pos=at_end(c.pos)) for c in resume.checkpoints),
-                tuple(
-                    XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
-                    for p in resume.scanned
-                ),
-                tuple((at(a), at_end(b), f) for a, b, f in resume.blank),
-                tuple(at(x) for x in resume.protected),
-                tuple((at(i), at_end(r)) for i, r in resume.queries),
+                tuple(c._replace(pos=move.at_end(c.pos)) for c in resume.checkpoints),
+                *move.findings(resume),
             )
         return resume
 
     @staticmethod
-    def of(
-        scanner: _Scanner,
-        scanned: Sequence[XmlProblem],
-        blank: Sequence[tuple[int, int, str]],
-        protected: Sequence[int],
-    ) -> _Resume | None:
+    def of(scanner: _Scanner) -> _Resume | None:
+        """What `scanner`, having run, leaves (None: it made no checkpoint)."""
         if not scanner.checkpoints:
             return None
         return _Resume(
             tuple(scanner.checkpoints),
-            tuple(scanned),
-            tuple(blank),
-            tuple(protected),
+            tuple(scanner.problems),
+            tuple(scanner.blank),
+            tuple(scanner.protected),
             tuple(scanner.queries),
         )
 
@@ -1569,6 +1561,30 @@ class _Move:
         """Where an offset where something ends is now: at the place of an insertion, it
         stays with what precedes."""
         return offset + self.delta if offset >= self.old_end and offset > self.start else offset
+
+    def findings(
+        self, resume: _Resume, since: _Checkpoint | None = None
+    ) -> tuple[
+        tuple[XmlProblem, ...],
+        tuple[tuple[int, int, str], ...],
+        tuple[int, ...],
+        tuple[tuple[int, int], ...],
+    ]:
+        """`resume`'s findings (those made from checkpoint `since` on), moved: its problems,
+        spans to blank, protected offsets and lookahead questions."""
+        at, at_end = self.at, self.at_end
+        problems, blank, protected, queries = (
+            (since.problems, since.blank, since.protected, since.queries) if since else (0,) * 4
+        )
+        return (
+            tuple(
+                XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
+                for p in resume.scanned[problems:]
+            ),
+            tuple((at(a), at_end(b), f) for a, b, f in resume.blank[blank:]),
+            tuple(at(x) for x in resume.protected[protected:]),
+            tuple((at(i), at_end(r)) for i, r in resume.queries[queries:]),
+        )
 
 
 class _Resuming(_Move):
@@ -1654,10 +1670,8 @@ def recheck_region(
     if k < 0:
         return None
     n = len(text)
-    work = _blank_spans(text, [(s, e, " ") for s, e in _normalize_spans(masks, n)])
-    if any(ch in work for ch in _INVALID_ASCII) or (
-        not work.isascii() and _INVALID_NON_ASCII_RE.search(work) is not None
-    ):
+    work = _masked(text, masks)
+    if _suspicious(work):
         return None
     checkpoint = checkpoints[k]
     old_elements = old.elements
@@ -1699,17 +1713,15 @@ def recheck_region(
             element.end = at_end(e.end) if e.closed else at(e.end)
             element.content_end = at(e.content_end)
             element.closed = e.closed
-        scanned = scanner.problems + [
-            XmlProblem(at(p.start), at_end(p.end), p.severity, p.message, p.kind, p.fix)
-            for p in resume.scanned[met.problems :]
-        ]
+        moved_scanned, moved_blank, moved_protected, moved_queries = resuming.findings(resume, met)
+        scanned = scanner.problems + list(moved_scanned)
         comments = scanner.comments + [
             XmlComment(at(c.start), at_end(c.end), c.closed) for c in old.comments[met.comments :]
         ]
         cdata = scanner.cdata + [(at(a), at_end(b)) for a, b in old.cdata[met.cdata :]]
-        blank = scanner.blank + [(at(a), at_end(b), f) for a, b, f in resume.blank[met.blank :]]
-        protected = scanner.protected + [at(x) for x in resume.protected[met.protected :]]
-        queries = scanner.queries + [(at(i), at_end(r)) for i, r in resume.queries[met.queries :]]
+        blank = scanner.blank + list(moved_blank)
+        protected = scanner.protected + list(moved_protected)
+        queries = scanner.queries + list(moved_queries)
         # (the elements open where they meet are the same ones, by their index here)
         pairs = zip(met.stack, scanner.stack, strict=True)
         same = {index: element.index for (index, _), element in pairs}
