@@ -326,6 +326,12 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     # back to the loop every millisecond rather than every five, so a keystroke waits less.
     sys.setswitchinterval(0.001)
     _dump_threads_on_signal()
+    # Load the encoding now, while the client starts and the handshake runs, rather than beside
+    # the first index (building it holds the interpreter for about 0.1 s). cl100k_base is the
+    # only encoding installed; were the settings to name another, the index would load it.
+    from promptls.lsp.workspace import preload_encoding
+
+    preload_encoding(Settings().encoding)
     server = create_server()
     try:
         if transport == "tcp":

@@ -134,14 +134,10 @@ async def reindex(ls: PromptLanguageServer) -> None:
 
 
 def initialize(ls: PromptLanguageServer, params: types.InitializeParams) -> None:
-    """Watch the client process: when it dies, the server ends too (no orphan servers). Once
-    answered, load the encoding in the background while the client and server shake hands."""
+    """Watch the client process: when it dies, the server ends too (no orphan servers). (The
+    default encoding is already loading: `serve` started it with the process.)"""
     if params.process_id:
         watch_parent(params.process_id)
-    try:
-        asyncio.get_running_loop().call_soon(preload_encoding, ls.settings.encoding)
-    except RuntimeError:  # no event loop (called directly)
-        preload_encoding(ls.settings.encoding)
 
 
 def preload_encoding(name: str) -> None:
