@@ -348,6 +348,41 @@ async def test_typing_never_publishes_a_stale_version(client: LanguageClient) ->
         assert len(versions) < 10  # debounced: not one analysis per keystroke
 
 
+async def test_notifications_leave_no_futures_behind(client: LanguageClient) -> None:
+    """pygls keeps a future for each notification it handles; a server open all day would
+    hold one per keystroke. Typing, saving, closing and opening again leave none."""
+    root = root_of(client)
+    path = root / SHIP
+    uri = open_doc(client, path)
+    await diagnostics(client, uri, version=1)
+    for version in range(2, 42):
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=0, character=0),
+                            end=types.Position(line=0, character=0),
+                        ),
+                        text="x" if version % 2 else "",
+                    )
+                ],
+            )
+        )
+    await diagnostics(client, uri, version=41)
+    client.text_document_did_save(
+        types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    uri = open_doc(client, path, version=50)
+    await diagnostics(client, uri, version=50)
+    await asyncio.sleep(0.2)
+    assert (await stats(client))["futuresHeld"] == 0
+
+
 async def test_watched_file_deleted(client: LanguageClient) -> None:
     root = root_of(client)
     uri = open_doc(client, root / SHIP)

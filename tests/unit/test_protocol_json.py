@@ -86,3 +86,76 @@ def test_nothing_is_sent_without_a_transport() -> None:
     protocol = create_server().protocol
     assert isinstance(protocol, PromptProtocol)
     protocol.notify_json("promptls/status", "{}")  # logged, not raised
+
+
+def _open_protocol(text: str) -> tuple[PromptProtocol, list[Any]]:
+    """A server's protocol, initialized, with `file:///w/a.md` open holding `text`; and the
+    errors its server reports."""
+    server = create_server()
+    protocol = server.protocol
+    assert isinstance(protocol, PromptProtocol)
+    protocol.set_writer(_Pipe())
+    protocol.handle_message(
+        protocol.structure_message(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}},
+            }
+        )
+    )
+    protocol.workspace.put_text_document(
+        types.TextDocumentItem(uri="file:///w/a.md", language_id="markdown", version=1, text=text)
+    )
+    reported: list[Any] = []
+    server.report_server_error = lambda error, source: reported.append((error, source))  # type: ignore[method-assign]
+    return protocol, reported
+
+
+def _did_change(protocol: PromptProtocol, version: int, text: str) -> None:
+    protocol.handle_message(
+        protocol.structure_message(
+            {
+                "jsonrpc": "2.0",
+                "method": "textDocument/didChange",
+                "params": {
+                    "textDocument": {"uri": "file:///w/a.md", "version": version},
+                    "contentChanges": [
+                        {
+                            "range": {
+                                "start": {"line": 1, "character": 0},
+                                "end": {"line": 1, "character": 0},
+                            },
+                            "text": text,
+                        }
+                    ],
+                },
+            }
+        )
+    )
+
+
+def test_did_change_is_applied_and_handled_at_once() -> None:
+    protocol, reported = _open_protocol("one\ntwo\n")
+    seen: list[int] = []
+    protocol.fm.features[types.TEXT_DOCUMENT_DID_CHANGE] = lambda params: seen.append(
+        params.text_document.version
+    )
+    _did_change(protocol, 2, "x")
+    _did_change(protocol, 3, "y")
+    doc = protocol.workspace.get_text_document("file:///w/a.md")
+    assert (doc.source, doc.version, seen, reported) == ("one\nyxtwo\n", 3, [2, 3], [])
+    assert protocol._request_futures == {}
+
+
+def test_a_failing_did_change_handler_is_reported_and_the_text_still_changes() -> None:
+    protocol, reported = _open_protocol("one\ntwo\n")
+
+    def fail(params: types.DidChangeTextDocumentParams) -> None:
+        raise RuntimeError("boom")
+
+    protocol.fm.features[types.TEXT_DOCUMENT_DID_CHANGE] = fail
+    _did_change(protocol, 2, "x")
+    assert protocol.workspace.get_text_document("file:///w/a.md").source == "one\nxtwo\n"
+    assert len(reported) == 1 and "boom" in str(reported[0][0])

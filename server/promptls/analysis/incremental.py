@@ -671,7 +671,16 @@ def _shift_check(
             else p
             for p in check.problems
         ),
-        elements=ShiftedElements(base, pivot, total, moved_around, (node_start, node_end + delta)),
+        elements=ShiftedElements(
+            base,
+            pivot,
+            total,
+            moved_around,
+            (node_start, node_end + delta),
+            elements._names
+            if isinstance(elements, ShiftedElements) and elements.base is base
+            else None,
+        ),
         comments=tuple(
             XmlComment(at(c.start), at(c.end), c.closed) if c.end >= node_end else c
             for c in check.comments

@@ -161,9 +161,12 @@ class ShiftedElements(Sequence[XmlElement]):
     Typing on in the same text node composes with the shift before (`node` is where that text
     node now is), so a keystroke costs the depth of the node, not the number of elements; the
     moved tuple is built once, by whoever reads it first (outline, hints, a worker thread).
+    `names` (where each name is in `base`) is made on the first `named` and handed on to the
+    next shift of the same base, so that a finding reading one element name each keystroke
+    (`<context_budget>`) does not look at every element each time.
     """
 
-    __slots__ = ("_built", "around", "base", "delta", "node", "pivot")
+    __slots__ = ("_built", "_names", "around", "base", "delta", "node", "pivot")
 
     def __init__(
         self,
@@ -172,6 +175,7 @@ class ShiftedElements(Sequence[XmlElement]):
         delta: int,
         around: dict[int, XmlElement],
         node: tuple[int, int],
+        names: dict[str, list[int]] | None = None,
     ) -> None:
         self.base = base
         self.pivot = pivot
@@ -179,6 +183,17 @@ class ShiftedElements(Sequence[XmlElement]):
         self.around = around
         self.node = node
         self._built: tuple[XmlElement, ...] | None = None
+        self._names = names
+
+    def names(self) -> dict[str, list[int]]:
+        """Where each element name is in `base` (made once per base)."""
+        names = self._names
+        if names is None:
+            names = {}
+            for i, e in enumerate(self.base):
+                names.setdefault(e.name, []).append(i)
+            self._names = names
+        return names
 
     def built(self) -> tuple[XmlElement, ...]:
         """The elements, as a tuple (built on the first call)."""
@@ -193,9 +208,8 @@ class ShiftedElements(Sequence[XmlElement]):
         return built
 
     def named(self, name: str) -> Iterator[XmlElement]:
-        for i, e in enumerate(self.base):
-            if e.name == name:
-                yield self[i]
+        for i in self.names().get(name, ()):
+            yield self[i]
 
     @overload
     def __getitem__(self, i: int) -> XmlElement: ...

@@ -9,6 +9,9 @@
   document's text is kept (`line_indexes`) and updated for each change, so a keystroke costs
   the lines it touches, not the file; the diagnostics of that version are converted with it.
 
+A keystroke's `didChange` is handled straight away, without pygls's machinery for a
+notification, and the futures pygls makes for the other notifications are not kept forever.
+
 It also sends notifications whose parameters are JSON text already (`notify_json`): the pushed
 diagnostics of a document, most of them the same from one keystroke to the next, are encoded
 once each (see `diagnostics.publish`).
@@ -17,15 +20,23 @@ once each (see `diagnostics.publish`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
+import sys
 from collections.abc import Generator
 from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import (
+    FeatureNotificationError,
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+)
+from pygls.feature_manager import is_thread_function
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
@@ -33,6 +44,19 @@ from promptls.analysis.text import LineIndex, apply_changes_to
 from promptls.lsp.convert import encoding_of, to_change
 
 log = logging.getLogger("promptls")
+
+
+def _plain_function(handler: Any) -> bool:
+    """Whether pygls would call `handler` as it is (not a coroutine, generator or thread)."""
+    return not (
+        inspect.iscoroutinefunction(handler)
+        or inspect.isgeneratorfunction(handler)
+        or is_thread_function(handler)  # type: ignore[no-untyped-call]
+    )
+
+
+def _forget(futures: dict[Any, Any], key: Any, _done: Any) -> None:
+    futures.pop(key, None)
 
 
 class _Unanswerable:
@@ -106,25 +130,66 @@ class PromptProtocol(LanguageServerProtocol):
         self.line_indexes.pop(unquote(uri), None)
 
     def handle_message(self, message: Any) -> Any:
-        """Answer an unreadable request with its error; hand anything else to pygls."""
+        """Answer an unreadable request with its error; apply a `didChange` at once (see
+        `_did_change_now`); hand anything else to pygls."""
         if isinstance(message, _Unanswerable):
             self._send_response(message.msg_id, None, message.error.to_response_error())
             return None
+        if type(message) is types.DidChangeTextDocumentNotification and self._did_change_now(
+            message.params
+        ):
+            return None
         return super().handle_message(message)
+
+    def _did_change_now(self, params: types.DidChangeTextDocumentParams) -> bool:
+        """Handle a keystroke's `didChange` without pygls's machinery for notifications (a
+        copied context, a uuid, two futures and a generator each time: a third of the
+        server's time on a keystroke before the analysis starts). False (pygls handles it)
+        when the server's own handler is not a plain function or the server is shutting down."""
+        handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
+        if self._shutdown or not (handler is None or _plain_function(handler)):
+            return False
+        if not self._apply_changes(params) or handler is None:
+            return True
+        try:
+            handler(params)
+        except Exception:  # reported as pygls reports a failed notification handler
+            error = JsonRpcInternalError.of(sys.exc_info())  # type: ignore[no-untyped-call]
+            self._server._report_server_error(error, FeatureNotificationError)
+        return True
+
+    def _handle_notification(self, method_name: str, params: Any) -> None:
+        """pygls's, with the futures it makes for the notification dropped once done: pygls
+        keeps each one (`didOpen`, `didSave`, ...) for good, a leak in a server that runs all
+        day. (A request's future is removed when it is answered.)"""
+        futures = self._request_futures
+        before = set(futures)
+        super()._handle_notification(method_name, params)
+        for key in [k for k in futures if k not in before]:
+            futures[key].add_done_callback(functools.partial(_forget, futures, key))
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(
         self, params: types.DidChangeTextDocumentParams
     ) -> Generator[Any, Any, None]:
         """Apply the changes to the open document the LSP way, then call the server's handler.
-        (Replaces pygls's own handler, which applies them with `TextDocument.apply_change`.)"""
+        (Replaces pygls's own handler, which applies them with `TextDocument.apply_change`.
+        `handle_message` takes the fast way, `_did_change_now`, when it can.)"""
+        if not self._apply_changes(params):
+            return
+        handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
+        if handler is not None:
+            yield handler, (params,), None
+
+    def _apply_changes(self, params: types.DidChangeTextDocumentParams) -> bool:
+        """Apply a `didChange` to the open document (False when it is not open)."""
         workspace = self.workspace
         uri = params.text_document.uri
         key = unquote(uri)
         doc = workspace.text_documents.get(key)
         if doc is None:
             log.warning("didChange for %s, which is not open: ignored", uri)
-            return
+            return False
         source = doc.source
         lines = self.line_indexes.get(key)
         if lines is None or lines.text is not source:
@@ -143,6 +208,4 @@ class PromptProtocol(LanguageServerProtocol):
                 text=lines.text,
             )
         )
-        handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
-        if handler is not None:
-            yield handler, (params,), None
+        return True

@@ -60,6 +60,9 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
         },
         "encoding": ls.settings.encoding,
         "positionEncoding": ls.position_encoding.value,
+        # Messages being handled, by the futures the protocol holds for them (a notification's
+        # is dropped once it is handled: pygls would keep every one).
+        "futuresHeld": len(ls.protocol._request_futures),
         "cache": index.costs.stats().as_json() if index is not None else None,
         "edits": {
             "shifted": edits.get("shifted", 0),
