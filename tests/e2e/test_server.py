@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -515,6 +516,56 @@ async def test_editing_a_module_updates_every_command_lens_and_hint(client: Lang
     assert cache["invalidations"] > 0
     assert _hint_texts(await _hints(client, ship))[1] == after_hint
     assert (await stats(client))["cache"]["hits"] >= cache["hits"] + 2  # unchanged: from the cache
+
+
+async def test_refresh_requests_wait_for_the_clients_answer(client: LanguageClient) -> None:
+    """Typing in a module that a command loads asks the client to refresh hints and lenses;
+    while it has not answered, no second request of the kind goes out, and one follows the
+    answer (the last change is always shown)."""
+    root = root_of(client)
+    ship = open_doc(client, root / SHIP)
+    await diagnostics(client, ship, version=1)
+    gates = root / ".claude/modules/quality/gates.md"
+    uri = open_doc(client, gates)
+    await diagnostics(client, uri, version=1)
+    arrived: list[float] = []
+
+    async def slow_refresh(params: None) -> None:
+        arrived.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.4)
+
+    workspace = client.capabilities.workspace
+    hints, lenses = workspace and workspace.inlay_hint, workspace and workspace.code_lens
+    if hints and hints.refresh_support:
+        method = types.WORKSPACE_INLAY_HINT_REFRESH
+    elif lenses and lenses.refresh_support:
+        method = types.WORKSPACE_CODE_LENS_REFRESH
+    else:
+        pytest.skip("the client takes no refresh requests")
+    client.protocol.fm.features[method] = slow_refresh
+    last_sent = 0.0
+    for version in range(2, 12):
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=0, character=0),
+                            end=types.Position(line=0, character=0),
+                        ),
+                        text="word ",
+                    )
+                ],
+            )
+        )
+        last_sent = asyncio.get_running_loop().time()
+        await diagnostics(client, uri, version=version)
+    await asyncio.sleep(1.5)
+    assert 2 <= len(arrived) <= 4, arrived  # ten analyses, each asking for a refresh
+    assert arrived[-1] > last_sent
+    assert all(b - a >= 0.39 for a, b in itertools.pairwise(arrived))  # never two unanswered
+    assert (await stats(client))["futuresHeld"] == 0
 
 
 async def test_hover_shows_costs_and_cache(client: LanguageClient) -> None:

@@ -159,3 +159,40 @@ def test_a_failing_did_change_handler_is_reported_and_the_text_still_changes() -
     _did_change(protocol, 2, "x")
     assert protocol.workspace.get_text_document("file:///w/a.md").source == "one\nxtwo\n"
     assert len(reported) == 1 and "boom" in str(reported[0][0])
+
+
+def test_refresh_requests_one_at_a_time_and_one_after_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import Future
+
+    import promptls.lsp.server as server_module
+
+    server = create_server()
+    sent: list[Future[Any]] = []
+
+    def send_request(method: str, params: Any) -> Future[Any]:
+        sent.append(Future())
+        return sent[-1]
+
+    monkeypatch.setattr(server.protocol, "send_request", send_request)
+    method = types.WORKSPACE_CODE_LENS_REFRESH
+    server.refresh_client(method)
+    server.refresh_client(method)
+    server.refresh_client(method)
+    assert len(sent) == 1  # the client has not answered
+    sent[0].set_result(None)
+    assert len(sent) == 2  # one more, for what changed meanwhile
+    sent[1].set_result(None)
+    assert len(sent) == 2  # nothing changed since
+    server.refresh_client(method)
+    assert len(sent) == 3
+    monkeypatch.setattr(server_module, "REFRESH_LOST_AFTER", 0.0)
+    server.refresh_client(method)  # the third is taken as lost
+    assert len(sent) == 4
+    sent[2].set_result(None)  # answered late: changes nothing
+    assert len(sent) == 4
+    monkeypatch.setattr(server_module, "REFRESH_LOST_AFTER", 5.0)
+    server.refresh_client(method)  # the fourth is pending: asked again
+    sent[3].cancel()  # pygls cancels what is pending at shutdown: nothing more is sent
+    assert len(sent) == 4

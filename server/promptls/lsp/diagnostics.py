@@ -259,7 +259,7 @@ def publish_affected(
         refresh(ls)  # hints and lenses of other files show what changed
     if pull_supported(ls):
         if others and refresh_supported(ls):
-            ls.workspace_diagnostic_refresh(None)
+            ls.refresh_client(types.WORKSPACE_DIAGNOSTIC_REFRESH)
     else:
         for uri in open_uris:
             publish(ls, uri, slow=not (staged and uri == origin))
@@ -278,7 +278,7 @@ def refresh_all(ls: PromptLanguageServer) -> None:
     refresh(ls)
     if pull_supported(ls):
         if refresh_supported(ls):
-            ls.workspace_diagnostic_refresh(None)
+            ls.refresh_client(types.WORKSPACE_DIAGNOSTIC_REFRESH)
     else:
         for uri in ls.open_uris():
             publish(ls, uri)

@@ -117,9 +117,9 @@ def refresh(ls: PromptLanguageServer) -> None:
     """Ask the client to re-request hints and lenses (a file they show changed)."""
     ws = ls.client_capabilities.workspace
     if ws and ws.inlay_hint and ws.inlay_hint.refresh_support:
-        ls.workspace_inlay_hint_refresh(None)
+        ls.refresh_client(types.WORKSPACE_INLAY_HINT_REFRESH)
     if ws and ws.code_lens and ws.code_lens.refresh_support:
-        ls.workspace_code_lens_refresh(None)
+        ls.refresh_client(types.WORKSPACE_CODE_LENS_REFRESH)
 
 
 def register(server: PromptLanguageServer) -> None:

@@ -55,8 +55,10 @@ def _plain_function(handler: Any) -> bool:
     )
 
 
-def _forget(futures: dict[Any, Any], key: Any, _done: Any) -> None:
-    futures.pop(key, None)
+def _forget(futures: dict[Any, Any], key: Any, done: Any) -> None:
+    # A cancelled one is left: pygls cancels them at `shutdown` while it walks the dict.
+    if not done.cancelled():
+        futures.pop(key, None)
 
 
 class _Unanswerable:

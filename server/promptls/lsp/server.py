@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -56,6 +57,10 @@ class Stats:
             return self.times[0] * 1000
         cuts = statistics.quantiles(self.times, n=100, method="inclusive")
         return cuts[min(98, max(0, round(q * 100) - 1))] * 1000
+
+
+REFRESH_LOST_AFTER = 5.0
+"""Seconds after which a refresh request the client has not answered is taken as lost."""
 
 
 @dataclass(slots=True)
@@ -104,6 +109,37 @@ class PromptLanguageServer(LanguageServer):
         """While the index is being built: an empty index that analyses open files on their own."""
         self.after_analysis: Callable[[str, set[str], bool], None] | None = None
         """Called after each analysis of an open document (set by the diagnostics feature)."""
+        self._refreshing: dict[str, tuple[Future[Any], float]] = {}
+        """method -> the refresh request of that kind awaiting the client's answer, and when it
+        was sent (see `refresh_client`)."""
+        self._refresh_again: set[str] = set()
+
+    # -- asking the client to pull again ---------------------------------------------------------
+    def refresh_client(self, method: str) -> None:
+        """Ask the client to request again what `method` refreshes (inlay hints, code lenses,
+        diagnostics), one request of a kind at a time: asked again while one is unanswered,
+        one more goes out once the client answers (it then asks for all that changed in the
+        meantime). Typing in a module that commands load sent two requests a keystroke, each
+        making the client ask for the hints and lenses of every visible editor again. A request
+        unanswered for `REFRESH_LOST_AFTER` seconds is taken as lost."""
+        pending = self._refreshing.get(method)
+        now = time.monotonic()
+        if pending is not None and now - pending[1] < REFRESH_LOST_AFTER:
+            self._refresh_again.add(method)
+            return
+        self._refresh_again.discard(method)
+        future = self.protocol.send_request(method, None)
+        self._refreshing[method] = (future, now)
+        future.add_done_callback(lambda done: self._refreshed(method, done))
+
+    def _refreshed(self, method: str, future: Future[Any]) -> None:
+        pending = self._refreshing.get(method)
+        if pending is None or pending[0] is not future:
+            return  # one taken as lost, answered late
+        del self._refreshing[method]
+        # (Cancelled: the server is shutting down, pygls cancelling what is pending.)
+        if method in self._refresh_again and not future.cancelled():
+            self.refresh_client(method)
 
     # -- where things are ----------------------------------------------------------------------
     @property
