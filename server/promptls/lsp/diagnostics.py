@@ -253,20 +253,23 @@ def publish_affected(
     from promptls.lsp.status import send_status
 
     affected = set(affected)
-    open_uris = [u for u in ls.open_uris() if ls.uri_path(u) in affected or u == origin]
+    # The edited document first: its diagnostics are what the user waits for.
+    open_uris = sorted(
+        (u for u in ls.open_uris() if ls.uri_path(u) in affected or u == origin),
+        key=lambda u: u != origin,
+    )
     others = affected - ({ls.uri_path(origin)} if origin else set())
-    if others:
-        refresh(ls)  # hints and lenses of other files show what changed
-    if pull_supported(ls):
-        if others and refresh_supported(ls):
-            ls.refresh_client(types.WORKSPACE_DIAGNOSTIC_REFRESH)
-    else:
+    if not pull_supported(ls):
         for uri in open_uris:
             publish(ls, uri, slow=not (staged and uri == origin))
         if closed is not None:
             ls.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=closed, diagnostics=[])
             )
+    elif others and refresh_supported(ls):
+        ls.refresh_client(types.WORKSPACE_DIAGNOSTIC_REFRESH)
+    if others:
+        refresh(ls)  # hints and lenses of other files show what changed
     for uri in open_uris:
         send_status(ls, uri)
 
