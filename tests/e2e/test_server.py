@@ -69,6 +69,27 @@ def negotiated(client: LanguageClient) -> str:
     )
 
 
+def change(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    start: types.Position,
+    text: str,
+    end: types.Position | None = None,
+) -> None:
+    """Send one `didChange` replacing `start`..`end` (an insertion at `start` by default)."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=start, end=start if end is None else end), text=text
+                )
+            ],
+        )
+    )
+
+
 async def test_diagnostics_match_the_cli(client: LanguageClient) -> None:
     root = root_of(client)
     uri = open_doc(client, root / SHIP)
@@ -101,20 +122,7 @@ async def test_incremental_edit_updates_diagnostics(client: LanguageClient) -> N
     units = (
         len(line.encode("utf-16-le")) // 2 if negotiated(client) == "utf-16" else len(line.encode())
     )
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        start=types.Position(line=12, character=units),
-                        end=types.Position(line=12, character=units),
-                    ),
-                    text="</step>",
-                )
-            ],
-        )
-    )
+    change(client, uri, 2, types.Position(line=12, character=units), "</step>")
     diags = await diagnostics(client, uri, version=2)
     assert "xml-syntax" not in {d.code for d in diags}
     assert "unresolved-reference" in {d.code for d in diags}
@@ -325,20 +333,7 @@ async def test_typing_never_publishes_a_stale_version(client: LanguageClient) ->
     await diagnostics(client, uri, version=1)
     start = len(pushes(client))
     for version in range(2, 12):
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=4, character=0),
-                            end=types.Position(line=4, character=0),
-                        ),
-                        text="x",
-                    )
-                ],
-            )
-        )
+        change(client, uri, version, types.Position(line=4, character=0), "x")
     final = await diagnostics(client, uri, version=11)
     assert {d.code for d in final} >= {"xml-syntax"}
     await asyncio.sleep(0.5)
@@ -357,20 +352,7 @@ async def test_notifications_leave_no_futures_behind(client: LanguageClient) -> 
     uri = open_doc(client, path)
     await diagnostics(client, uri, version=1)
     for version in range(2, 42):
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=0, character=0),
-                            end=types.Position(line=0, character=0),
-                        ),
-                        text="x" if version % 2 else "",
-                    )
-                ],
-            )
-        )
+        change(client, uri, version, types.Position(line=0, character=0), "x" * (version % 2))
     await diagnostics(client, uri, version=41)
     client.text_document_did_save(
         types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
@@ -545,20 +527,7 @@ async def test_refresh_requests_wait_for_the_clients_answer(client: LanguageClie
     client.protocol.fm.features[method] = slow_refresh
     last_sent = 0.0
     for version in range(2, 12):
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=0, character=0),
-                            end=types.Position(line=0, character=0),
-                        ),
-                        text="word ",
-                    )
-                ],
-            )
-        )
+        change(client, uri, version, types.Position(line=0, character=0), "word ")
         last_sent = asyncio.get_running_loop().time()
         await diagnostics(client, uri, version=version)
     await asyncio.sleep(1.5)
@@ -770,17 +739,7 @@ async def test_keystrokes_show_what_the_cli_shows(client: LanguageClient) -> Non
     ]
     for version, (piece, into, removed, inserted) in enumerate(edits, 2):
         offset = text.index(piece) + into
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(start=at(offset), end=at(offset + removed)),
-                        text=inserted,
-                    )
-                ],
-            )
-        )
+        change(client, uri, version, at(offset), inserted, at(offset + removed))
         text = text[:offset] + inserted + text[offset + removed :]
         got = plain(await _complete_set(client, uri, version))
         path.write_text(text)
