@@ -80,6 +80,7 @@ class PromptProtocol(LanguageServerProtocol):
         """uri -> the line index of the open document's current text (kept across changes)."""
         self._framed = True
         self._sending: set[asyncio.Future[Any]] = set()
+        self._change_handler: tuple[Any, bool] = (object(), False)
 
     def set_writer(self, writer: Any, include_headers: bool = True) -> None:
         """Where messages go, and whether each gets a header (not over a WebSocket)."""
@@ -149,7 +150,9 @@ class PromptProtocol(LanguageServerProtocol):
         server's time on a keystroke before the analysis starts). False (pygls handles it)
         when the server's own handler is not a plain function or the server is shutting down."""
         handler = self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)
-        if self._shutdown or not (handler is None or _plain_function(handler)):
+        if handler is not self._change_handler[0]:  # (what it is, asked once per handler)
+            self._change_handler = (handler, handler is None or _plain_function(handler))
+        if self._shutdown or not self._change_handler[1]:
             return False
         if not self._apply_changes(params) or handler is None:
             return True
