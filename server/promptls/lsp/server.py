@@ -365,9 +365,7 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     # Load the encoding now, while the client starts and the handshake runs, rather than beside
     # the first index (building it holds the interpreter for about 0.1 s). cl100k_base is the
     # only encoding installed; were the settings to name another, the index would load it.
-    from promptls.lsp.workspace import preload_encoding
-
-    preload_encoding(Settings().encoding)
+    _preload_encoding(Settings().encoding)
     server = create_server()
     try:
         if transport == "tcp":
@@ -381,6 +379,17 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     else:
         code = 0
     end_process(code)
+
+
+def _preload_encoding(name: str) -> None:
+    """Load the tiktoken encoding `name` in a thread (the index's counter then finds it)."""
+    from promptls.analysis.tokens import EncodingUnavailable, load_encoding
+
+    def load() -> None:
+        with contextlib.suppress(EncodingUnavailable):  # reported when settings are loaded
+            load_encoding(name)
+
+    threading.Thread(target=load, name="promptls-encoding", daemon=True).start()
 
 
 def end_process(code: int) -> NoReturn:

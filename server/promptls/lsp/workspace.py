@@ -140,20 +140,6 @@ def initialize(ls: PromptLanguageServer, params: types.InitializeParams) -> None
         watch_parent(params.process_id)
 
 
-def preload_encoding(name: str) -> None:
-    """Load the tiktoken encoding `name` in a thread (the index's counter then finds it)."""
-    import contextlib
-    import threading
-
-    from promptls.analysis.tokens import EncodingUnavailable, load_encoding
-
-    def load() -> None:
-        with contextlib.suppress(EncodingUnavailable):  # reported when settings are loaded
-            load_encoding(name)
-
-    threading.Thread(target=load, name="promptls-encoding", daemon=True).start()
-
-
 def watch_parent(pid: int, interval: float = 0.5) -> None:
     """End this process soon after process `pid` is gone."""
     import os
