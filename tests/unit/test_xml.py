@@ -13,13 +13,16 @@ from lxml import etree
 
 from promptls.analysis.findings import Severity
 from promptls.analysis.xml import (
+    PackedElements,
     ShiftedElements,
     XmlCheck,
     XmlProblem,
     check_region,
     is_name_start,
+    pack_check,
     raw_element_end,
     recheck_region,
+    unpack_check,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -796,3 +799,49 @@ def test_a_rename_after_a_bare_lt_rescans_from_before_it() -> None:
     check = recheck_region(check_region(text), text, new, at, at, at + 1)
     assert check is not None and check == check_region(new)
     assert [p.kind for p in check.problems][:1] == ["bare-lt"]
+
+
+# --------------------------------------------------------------------------------------------
+# The packed form (what a worker process sends back)
+# --------------------------------------------------------------------------------------------
+
+PACKED = [
+    *((i, t) for i, t in WELL_FORMED),
+    *((i, t) for i, t, _ in STRUCTURAL),
+    *((i, t) for i, t, _ in LEXICAL),
+    *((i, t) for i, t, _ in INFORMATION),
+    ("comments-cdata", "<a><!-- c --><![CDATA[ x < y ]]><b k='v' m=\"w\"/></a><!-- open"),
+    ("empty", ""),
+]
+
+
+@pytest.mark.parametrize("text", [t for _, t in PACKED], ids=[i for i, _ in PACKED])
+def test_a_packed_check_unpacks_to_the_same_check(text: str) -> None:
+    import dataclasses
+    import pickle
+
+    check = check_region(text)
+    back = unpack_check(pickle.loads(pickle.dumps(pack_check(check))))
+    assert back == dataclasses.replace(check, resume=None)
+    elements = back.elements
+    assert isinstance(elements, PackedElements)
+    assert len(elements) == len(check.elements)
+    if check.elements:
+        assert elements[0] == check.elements[0] and elements[-1] == check.elements[-1]
+        assert elements[1:] == check.elements[1:]
+        name = check.elements[-1].name
+        assert list(back.named(name)) == [e for e in check.elements if e.name == name]
+    with pytest.raises(IndexError):
+        elements[len(check.elements)]
+    assert list(back.named("no-such-element")) == []
+    assert tuple(elements) == check.elements and hash(elements) == hash(check.elements)
+
+
+def test_packed_elements_found_by_name_and_attribute_without_making_the_others() -> None:
+    check = check_region('<a><m>x</m><b ref="p"/><c/><m/></a>')
+    elements = unpack_check(pack_check(check)).elements
+    assert isinstance(elements, PackedElements)
+    found = list(elements.having({"m"}, {"ref"}))
+    assert [(i, e.name) for i, e in found] == [(1, "m"), (2, "b"), (4, "m")]
+    assert [e for _, e in found] == [check.elements[i] for i, _ in found]
+    assert elements._built is None  # (none made but those)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from promptls.analysis.document import Document, Span
 from promptls.analysis.workspace import Status, Workspace
-from promptls.analysis.xml import ShiftedElements, XmlCheck, XmlElement
+from promptls.analysis.xml import PackedElements, ShiftedElements, XmlCheck, XmlElement
 
 #: form -> folders (relative to the framework root) tried right after the file's own folder.
 FORM_ROOTS: dict[str, tuple[str, ...]] = {
@@ -163,19 +163,24 @@ _WHOLE_PATH = re.compile(rf"\s*`?({_PATH})(?:#[\w.-]*)?`?\s*")
 _ATTR_PATH = re.compile(rf"({_PATH})(?:#[\w.-]*)?")
 
 
-def _referring(elements: Sequence[XmlElement]) -> Iterator[XmlElement]:
-    """The elements that may hold a reference, in order; of `ShiftedElements` (a region after
-    an edit), only those are moved (the others are never built)."""
-    base = elements.base if isinstance(elements, ShiftedElements) else elements
+def _referring(elements: Sequence[XmlElement]) -> Iterator[tuple[int, XmlElement]]:
+    """The elements that may hold a reference, with their indices, in order; of
+    `ShiftedElements` (a region after an edit) and `PackedElements` (a check made by a worker
+    process), only those are made."""
     names, attributes = _REFERRING_NAMES, _REFERRING_ATTRIBUTES
+    if isinstance(elements, PackedElements):
+        yield from elements.having(names, attributes)
+        return
+    base = elements.base if isinstance(elements, ShiftedElements) else elements
     for i, el in enumerate(base):
         if el.name in names or any(a.name in attributes for a in el.attributes):
-            yield el if base is elements else elements[i]
+            yield i, (el if base is elements else elements[i])
 
 
 def xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]:
     """The references read from the elements of one region (`check`, starting at `base`)."""
-    for el in _referring(check.elements):
+    elements = check.elements
+    for index, el in _referring(elements):
         for attr in el.attributes:
             value = attr.value.strip()
             if not value:
@@ -204,11 +209,13 @@ def xml_references(text: str, base: int, check: XmlCheck) -> Iterator[Reference]
                 yield Reference("include", m.group(1), m.start(1), m.end(1))
         if el.name in ("depends_on", "provides_to"):
             form = "dependency" if el.name == "depends_on" else "provides"
-            children = [
-                (c.start, c.end)
-                for c in check.elements
-                if c.depth == el.depth + 1 and el.content_start <= c.start < el.content_end
-            ]
+            children = []  # (its descendants follow it, in document order)
+            for k in range(index + 1, len(elements)):
+                c = elements[k]
+                if c.start >= el.content_end:
+                    break
+                if c.depth == el.depth + 1 and el.content_start <= c.start:
+                    children.append((c.start, c.end))
             for line in _LINE_SPLIT.finditer(text, c_start, c_end):
                 if any(s <= line.start() - base < e for s, e in children):
                     continue

@@ -31,7 +31,8 @@ import dataclasses
 import functools
 import html.entities
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple, overload
@@ -42,6 +43,8 @@ from promptls.analysis.findings import Severity
 
 __all__ = [
     "NAME_RE",
+    "PackedCheck",
+    "PackedElements",
     "RawElementEnds",
     "ShiftedElements",
     "XmlAttribute",
@@ -52,7 +55,9 @@ __all__ = [
     "check_region",
     "is_name_start",
     "moved_element",
+    "pack_check",
     "raw_element_end",
+    "unpack_check",
 ]
 
 
@@ -147,7 +152,7 @@ class XmlCheck:
         """The elements called `name`, in document order (without building the others of a
         `ShiftedElements`)."""
         elements = self.elements
-        if isinstance(elements, ShiftedElements):
+        if isinstance(elements, (ShiftedElements, PackedElements)):
             yield from elements.named(name)
         else:
             yield from (e for e in elements if e.name == name)
@@ -235,7 +240,7 @@ class ShiftedElements(Sequence[XmlElement]):
         return iter(self.built())
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ShiftedElements):
+        if isinstance(other, (ShiftedElements, PackedElements)):
             return self.built() == other.built()
         if isinstance(other, tuple):
             return self.built() == other
@@ -295,6 +300,192 @@ def _moved_attribute(a: XmlAttribute, delta: int) -> XmlAttribute:
     _A_VALUE_START(moved, a.value_start + delta)
     _A_VALUE_END(moved, a.value_end + delta)
     return moved
+
+
+# --------------------------------------------------------------------------------------------
+# The packed form of a check: what a worker process sends back
+# --------------------------------------------------------------------------------------------
+
+#: The integer fields of an element in a packed check, in this order, and its flags.
+_PACKED_WIDTH = 7  # start, start_tag_end, end, content_start, content_end, depth, flags
+_SELF_CLOSING, _CLOSED = 1, 2
+
+PackedCheck = tuple[
+    tuple[str, ...],  # the element names, each once
+    bytes,  # per element: its name's index in the names (array "i")
+    bytes,  # per element: the `_PACKED_WIDTH` fields (array "i")
+    tuple[tuple[int, tuple[tuple[str, str, int, int, int], ...]], ...],  # attributes by element
+    tuple[tuple[int, int, int, str, str, str | None], ...],  # problems
+    tuple[tuple[int, int, bool], ...],  # comments
+    tuple[tuple[int, int], ...],  # CDATA sections
+    bool,  # well-formed
+    str,  # oracle
+]
+"""An `XmlCheck` as plain tuples, strings and byte strings: it pickles and unpickles two orders
+of magnitude faster than the records (one object per element and attribute). `resume` is not
+kept: the first edit of a region from a packed check checks the region whole."""
+
+
+def pack_check(check: XmlCheck) -> PackedCheck:
+    """`check` in its packed form (`unpack_check` gives it back, `resume` aside)."""
+    names: dict[str, int] = {}
+    indices = array("i")
+    fields = array("i")
+    attributes = []
+    for i, e in enumerate(check.elements):
+        indices.append(names.setdefault(e.name, len(names)))
+        fields.extend(
+            (
+                e.start,
+                e.start_tag_end,
+                e.end,
+                e.content_start,
+                e.content_end,
+                e.depth,
+                (_SELF_CLOSING if e.self_closing else 0) | (_CLOSED if e.closed else 0),
+            )
+        )
+        if e.attributes:
+            attributes.append(
+                (
+                    i,
+                    tuple(
+                        (a.name, a.value, a.name_start, a.value_start, a.value_end)
+                        for a in e.attributes
+                    ),
+                )
+            )
+    return (
+        tuple(names),
+        indices.tobytes(),
+        fields.tobytes(),
+        tuple(attributes),
+        tuple((p.start, p.end, int(p.severity), p.message, p.kind, p.fix) for p in check.problems),
+        tuple((c.start, c.end, c.closed) for c in check.comments),
+        tuple(check.cdata),
+        check.well_formed,
+        check.oracle,
+    )
+
+
+def unpack_check(packed: PackedCheck) -> XmlCheck:
+    """The check packed by `pack_check`; its elements are made when first read
+    (`PackedElements`)."""
+    names, indices, fields, attributes, problems, comments, cdata, well_formed, oracle = packed
+    return XmlCheck(
+        problems=tuple(
+            XmlProblem(s, e, Severity(sev), message, kind, fix)
+            for s, e, sev, message, kind, fix in problems
+        ),
+        elements=PackedElements(names, indices, fields, dict(attributes)),
+        comments=tuple(XmlComment(s, e, closed) for s, e, closed in comments),
+        cdata=cdata,
+        well_formed=well_formed,
+        oracle=oracle,
+    )
+
+
+class PackedElements(Sequence[XmlElement]):
+    """The elements of a packed check (`unpack_check`), each made when first read.
+
+    `named` and `having` find elements by name and attribute names without making the others:
+    reading a region's references makes only the elements that may hold one."""
+
+    __slots__ = ("_attributes", "_built", "_fields", "_indices", "_names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        indices: bytes,
+        fields: bytes,
+        attributes: dict[int, tuple[tuple[str, str, int, int, int], ...]],
+    ) -> None:
+        self._names = names
+        self._indices = array("i")
+        self._indices.frombytes(indices)
+        self._fields = array("i")
+        self._fields.frombytes(fields)
+        self._attributes = attributes
+        self._built: tuple[XmlElement, ...] | None = None
+
+    def _make(self, i: int) -> XmlElement:
+        k = i * _PACKED_WIDTH
+        start, tag_end, end, c_start, c_end, depth, flags = self._fields[k : k + _PACKED_WIDTH]
+        raw = self._attributes.get(i)
+        return XmlElement(
+            self._names[self._indices[i]],
+            start,
+            tag_end,
+            end,
+            c_start,
+            c_end,
+            depth,
+            tuple(XmlAttribute(*a) for a in raw) if raw else (),
+            bool(flags & _SELF_CLOSING),
+            bool(flags & _CLOSED),
+        )
+
+    def built(self) -> tuple[XmlElement, ...]:
+        """The elements, as a tuple (made on the first call)."""
+        built = self._built
+        if built is None:
+            built = self._built = tuple([self._make(i) for i in range(len(self._indices))])
+        return built
+
+    def named(self, name: str) -> Iterator[XmlElement]:
+        """The elements called `name`, in document order."""
+        try:
+            wanted = self._names.index(name)
+        except ValueError:
+            return
+        for i, index in enumerate(self._indices):
+            if index == wanted:
+                yield self[i]
+
+    def having(self, names: Set[str], attributes: Set[str]) -> Iterator[tuple[int, XmlElement]]:
+        """The elements called one of `names` or with an attribute called one of `attributes`,
+        with their indices, in document order."""
+        wanted = {k for k, name in enumerate(self._names) if name in names}
+        with_attribute = {
+            i for i, raw in self._attributes.items() if any(a[0] in attributes for a in raw)
+        }
+        for i, index in enumerate(self._indices):
+            if index in wanted or i in with_attribute:
+                yield i, self[i]
+
+    @overload
+    def __getitem__(self, i: int) -> XmlElement: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[XmlElement]: ...
+
+    def __getitem__(self, i: int | slice) -> XmlElement | Sequence[XmlElement]:
+        if isinstance(i, slice) or self._built is not None:
+            return self.built()[i]
+        n = len(self._indices)
+        k = i + n if i < 0 else i
+        if not 0 <= k < n:
+            raise IndexError(i)
+        return self._make(k)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __iter__(self) -> Iterator[XmlElement]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (PackedElements, ShiftedElements)):
+            return self.built() == other.built()
+        if isinstance(other, tuple):
+            return self.built() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.built())
+
+    def __repr__(self) -> str:
+        return f"PackedElements({self.built()!r})"
 
 
 # --------------------------------------------------------------------------------------------
