@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,15 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import diagnostics, open_doc, pulls, pushes, stats, statuses
+from tests.e2e.conftest import (
+    diagnostics,
+    open_doc,
+    pulls,
+    pushes,
+    stats,
+    statuses,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -101,6 +110,13 @@ async def test_diagnostics_match_the_cli(client: LanguageClient) -> None:
     )
     assert got == want
     assert {"xml-syntax", "unresolved-reference", "context-budget-mismatch"} <= {g[0] for g in got}
+    # The server parsed the workspace on its worker processes (one per core but one), the
+    # command line here.
+    await wait_ready(client)
+    workers = (await stats(client))["workers"]
+    if sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1:
+        assert workers["processes"] >= 1 and workers["jobs"] > 0 and workers["failures"] == 0
+    assert plain(await diagnostics(client, uri, version=1)) == want
 
 
 async def test_position_encoding_is_negotiated(client: LanguageClient) -> None:

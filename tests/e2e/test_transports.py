@@ -153,8 +153,8 @@ def test_listening_beyond_this_machine_is_warned_about(
 ) -> None:
     import promptls.lsp.server
 
-    served: list[tuple[str, str, int]] = []
-    monkeypatch.setattr(promptls.lsp.server, "serve", lambda *args: served.append(args) or 0)
+    served: list[tuple[str, str, int]] = []  # (transport, host, port), worker processes aside
+    monkeypatch.setattr(promptls.lsp.server, "serve", lambda *args: served.append(args[:3]) or 0)
     assert main(["serve", "--tcp", "--port", "2087"]) == 0
     assert capsys.readouterr().err == ""
     assert main(["serve", "--tcp", "--host", "0.0.0.0", "--port", "2087"]) == 0

@@ -11,8 +11,8 @@ import pytest
 from promptls.analysis import compress
 from promptls.analysis.compress import compress_document, compress_documents
 from promptls.analysis.document import parse_document
-from promptls.analysis.graph import WorkspaceIndex
-from promptls.analysis.processes import start_workers
+from promptls.analysis.graph import WorkspaceIndex, parse_on_worker
+from promptls.analysis.processes import ForkedWorkers, start_workers
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.cli import main
@@ -190,6 +190,29 @@ def test_default_processes_one_per_core_at_most_eight(monkeypatch: pytest.Monkey
     assert cli._processes(argparse.Namespace(jobs=0)) == 2
 
 
+@pytest.mark.parametrize(
+    ("cores", "argv", "workers"),
+    [
+        (2, [], 1),  # one core is left to the server's own threads
+        (1, [], 0),
+        (64, [], 8),
+        (2, ["--workers", "0"], 0),
+        (2, ["--workers", "3"], 3),
+        (2, ["--workers", "-1"], 0),
+    ],
+)
+def test_serve_workers_one_per_core_but_one(
+    monkeypatch: pytest.MonkeyPatch, cores: int, argv: list[str], workers: int
+) -> None:
+    import promptls.lsp.server
+
+    served: list[tuple[object, ...]] = []
+    monkeypatch.setattr(promptls.lsp.server, "serve", lambda *args: served.append(args) or 0)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert main(["serve", *argv]) == 0
+    assert served == [("stdio", "127.0.0.1", 2087, workers)]
+
+
 def _die(job: object) -> object:
     os._exit(3)  # a worker killed mid-job (out of memory, a signal)
 
@@ -244,3 +267,147 @@ def test_checking_named_files_does_not_compress_the_whole_workspace(
     assert submitted == []
     assert main(["check", "--fail-on", "hint", "-j", "2", str(root)]) == 1
     assert len(submitted) == 6
+
+
+# -- the language server's long-lived workers (ForkedWorkers) ------------------------------------
+
+
+def _echo(*args: object) -> tuple[object, ...]:
+    return (os.getpid(), *args)
+
+
+def _crash(_: object) -> None:
+    os._exit(3)  # as a worker killed by the system would vanish
+
+
+def _fds(pid: int) -> dict[int, str]:
+    folder = Path(f"/proc/{pid}/fd")
+    return {int(fd.name): os.readlink(fd) for fd in folder.iterdir()}
+
+
+def test_forked_workers_answer_jobs_on_other_processes() -> None:
+    assert threading.active_count() == 1
+    workers = ForkedWorkers(2, _echo)
+    try:
+        assert workers.running == 2 and len(set(workers.pids)) == 2
+        for n in range(20):
+            assert workers.submit(("job", n), (n, "x" * n), size=n + 1)
+        answers = [workers.result(("job", n)) for n in range(20)]
+        assert [a[1:] for a in answers] == [(n, "x" * n) for n in range(20)]  # type: ignore[index]
+        assert {a[0] for a in answers} <= set(workers.pids)  # type: ignore[index]
+        assert os.getpid() not in {a[0] for a in answers}  # type: ignore[index]
+        assert workers.jobs == 20 and workers.failures == 0
+        assert workers.result(("never", "sent")) is None
+    finally:
+        workers.close()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers.pids)  # reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc")
+def test_forked_workers_hold_nothing_of_this_process_open() -> None:
+    """Not the standard input and output (a language client's pipes, which must see
+    end-of-file when the server ends), nor each other's pipes, nor any other file."""
+    r, w = os.pipe()
+    workers = ForkedWorkers(2, _echo)
+    try:
+        for pid in workers.pids:
+            fds = _fds(pid)
+            assert fds[0] == os.devnull and fds[1] == os.devnull
+            assert fds[2] == os.readlink("/proc/self/fd/2")  # where its errors go
+            pipes = {fd: target for fd, target in fds.items() if fd > 2}
+            assert len(pipes) == 2 and all(t.startswith("pipe:") for t in pipes.values())
+            assert f"pipe:[{os.fstat(r).st_ino}]" not in pipes.values()
+    finally:
+        workers.close()
+        os.close(r)
+        os.close(w)
+
+
+def test_a_failed_job_gives_none_and_the_worker_goes_on() -> None:
+    workers = ForkedWorkers(1, _fail)
+    try:
+        assert workers.submit(1, (1,))
+        assert workers.result(1) is None
+        assert workers.running == 1 and workers.failures == 1
+    finally:
+        workers.close()
+
+
+def test_jobs_of_a_dead_worker_give_none_and_no_more_go_to_it() -> None:
+    workers = ForkedWorkers(1, _crash)
+    try:
+        assert workers.submit("a", (1,))
+        assert workers.result("a") is None  # (it died on the job)
+        assert workers.running == 0 and workers.failures == 1
+        assert not workers.submit("b", (2,))  # the caller does the work itself
+    finally:
+        workers.close()
+
+
+def test_workers_end_when_this_process_closes_their_pipes() -> None:
+    workers = ForkedWorkers(2, _echo)
+    pids = workers.pids
+    workers.close()
+    assert workers.running == 0
+    assert all(not Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_no_forked_workers_while_other_threads_run() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        workers = ForkedWorkers(2, _echo)
+        assert workers.running == 0 and not workers.submit(1, ())
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_an_index_parsed_on_workers_equals_one_parsed_here(
+    make_workspace: WorkspaceMaker,
+) -> None:
+    """Regions checked and references read on the workers (malformed ones too): the same
+    analysis, finding for finding, and the region checks wait in the cache for edits."""
+    files = {f".claude/modules/m{i}.md": _module(i) for i in range(6)}
+    files[".claude/modules/bad.md"] = (
+        "# Bad\n\n```xml\n<module><step>a & b<step></module>\n<!-- x -- y -->\n```\n"
+        "<raw>\n```\n<not-xml>\n```\n</raw>\n"
+    )
+    files[".claude/modules/deps.md"] = (
+        "```xml\n<depends_on>\n  m0.md\n  <why>m1.md</why>\n  missing.md\n</depends_on>\n"
+        '<include component="m2.md"/>\n```\n'
+    )
+    files[".claude/commands/run.md"] = (
+        "---\ndescription: run\n---\n"
+        + "".join(f"@.claude/modules/m{i}.md\n" for i in range(6))
+        + "@.claude/modules/bad.md\n@.claude/modules/deps.md\n@.claude/modules/nope.md\n"
+    )
+    root = make_workspace(files)
+    settings = load_settings(root)
+    here = WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings)
+    here.index()
+    workers = ForkedWorkers(2, parse_on_worker)
+    try:
+        there = WorkspaceIndex(
+            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
+        )
+        there.index()
+        # (each file with something that may be XML; the command has none)
+        assert workers.jobs == len(files) - 1 and workers.failures == 0
+    finally:
+        workers.close()
+    assert sorted(there.files) == sorted(here.files)
+    for path, fa in here.files.items():
+        other = there.files[path]
+        assert other.doc == fa.doc
+        assert [r.check.elements for r in other.doc.regions] == [
+            r.check.elements for r in fa.doc.regions
+        ]
+        assert other.resolutions == fa.resolutions
+        assert (other.raw_tokens, other.tokens) == (fa.raw_tokens, fa.tokens)
+        assert there.findings(path) == here.findings(path)
+        for region in other.doc.regions:
+            key = (fa.doc.text[region.start : region.end], ())
+            if key in there._region_checks:
+                assert there._region_checks[key] is region.check

@@ -14,7 +14,15 @@ from typing import Any
 
 import yaml
 
-from promptls.analysis.xml import RawElementEnds, XmlCheck, check_region, recheck_region
+from promptls.analysis.xml import (
+    PackedCheck,
+    RawElementEnds,
+    XmlCheck,
+    check_region,
+    pack_check,
+    recheck_region,
+    unpack_check,
+)
 
 #: Kinds whose frontmatter Claude Code reads and strips: it never reaches the model.
 STRIPPED_FRONTMATTER = frozenset({"command", "agent", "skill", "output-style", "rule"})
@@ -413,6 +421,35 @@ def parse_document(
         regions=tuple(found),
         opaque=tuple(opaque),
     )
+
+
+PackedRegion = tuple[int, int, tuple[tuple[int, int], ...], PackedCheck]
+"""Where a region of a file lies (start, end), its masks, and its check, packed."""
+
+
+def packed_regions(text: str, kind: str) -> tuple[Document, list[PackedRegion]]:
+    """`text` (a file of `kind`, not reduced) parsed, and the checks of its XML regions packed
+    (identical regions once): what a worker process sends for `parse_document` to find in its
+    cache (`prefill_regions`)."""
+    checked: dict[tuple[str, tuple[tuple[int, int], ...]], XmlCheck] = {}
+    doc = parse_document(text, kind, regions=checked)
+    masks_of = {id(check): masks for (_, masks), check in checked.items()}
+    sent: set[int] = set()
+    found: list[PackedRegion] = []
+    for region in doc.regions:
+        check = region.check
+        if id(check) not in sent:
+            sent.add(id(check))
+            found.append((region.start, region.end, masks_of[id(check)], pack_check(check)))
+    return doc, found
+
+
+def prefill_regions(text: str, packed: Sequence[PackedRegion], cache: RegionCache) -> None:
+    """Put the checks `packed_regions` made of `text` in `cache` (those it does not hold)."""
+    for start, end, masks, check in packed:
+        key = (text[start:end], masks)
+        if key not in cache:
+            cache[key] = unpack_check(check)
 
 
 def atx_heading(line: str) -> tuple[int, str] | None:

@@ -25,7 +25,8 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from promptls import __version__
-from promptls.analysis.graph import FileAnalysis, WorkspaceIndex
+from promptls.analysis.graph import FileAnalysis, WorkspaceIndex, parse_on_worker
+from promptls.analysis.processes import ForkedWorkers
 from promptls.analysis.text import LineIndex, PositionEncoding
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
@@ -113,6 +114,9 @@ class PromptLanguageServer(LanguageServer):
         """method -> the refresh request of that kind awaiting the client's answer, and when it
         was sent (see `refresh_client`)."""
         self._refresh_again: set[str] = set()
+        self.workers: ForkedWorkers | None = None
+        """The worker processes checking XML regions while the workspace is indexed (`serve`
+        forks them before any thread starts; none when the server runs in a test's process)."""
 
     # -- asking the client to pull again ---------------------------------------------------------
     def refresh_client(self, method: str) -> None:
@@ -214,7 +218,7 @@ class PromptLanguageServer(LanguageServer):
         old = self.index
         if old is not None:
             workspace.overlay.update(old.workspace.overlay)
-        index = WorkspaceIndex(workspace, self.settings, self.counter)
+        index = WorkspaceIndex(workspace, self.settings, self.counter, self.workers)
         # Its own Workspace: the index's is being filled by the indexing thread meanwhile.
         early = WorkspaceIndex(
             Workspace(folders, self.settings.kinds, self.settings.exclude),
@@ -355,9 +359,13 @@ def create_server() -> PromptLanguageServer:
     return server
 
 
-def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -> int:
-    """Run the server until the client disconnects."""
+def serve(
+    transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087, workers: int = 0
+) -> int:
+    """Run the server until the client disconnects, with `workers` worker processes checking
+    XML regions while the workspace is indexed (forked first: see `ForkedWorkers`)."""
     logging.basicConfig(level=logging.WARNING, format="promptls: %(levelname)s %(message)s")
+    checkers = ForkedWorkers(workers, parse_on_worker)
     # Work runs on threads beside the event loop (indexing, the slow findings): hand the GIL
     # back to the loop every millisecond rather than every five, so a keystroke waits less.
     sys.setswitchinterval(0.001)
@@ -367,6 +375,7 @@ def serve(transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087) -
     # only encoding installed; were the settings to name another, the index would load it.
     _preload_encoding(Settings().encoding)
     server = create_server()
+    server.workers = checkers
     try:
         if transport == "tcp":
             server.start_tcp(host, port)

@@ -63,6 +63,16 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
         # Messages being handled, by the futures the protocol holds for them (a notification's
         # is dropped once it is handled: pygls would keep every one).
         "futuresHeld": len(ls.protocol._request_futures),
+        "workers": (
+            {
+                "processes": workers.running,
+                "pids": workers.pids,
+                "jobs": workers.jobs,
+                "failures": workers.failures,
+            }
+            if (workers := ls.workers) is not None
+            else None
+        ),
         "cache": index.costs.stats().as_json() if index is not None else None,
         "edits": {
             "shifted": edits.get("shifted", 0),
