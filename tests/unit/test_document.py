@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from promptls.analysis.document import frontmatter_end, parse_document
+from promptls.analysis.document import (
+    RegionCache,
+    frontmatter_end,
+    parse_document,
+    parse_packed,
+    unpack_document,
+)
 
 FM = "---\ndescription: Ship it\nallowed-tools: Bash(git:*)\n---\n# Ship\n"
 
@@ -164,3 +170,41 @@ def test_context_budget(xml: str, expected: int | None) -> None:
 def test_reduced_document() -> None:
     doc = parse_document("<a>" * 10, "module", reduced=True)
     assert doc.reduced and doc.regions == ()
+
+
+PACKED_DOCUMENTS = [
+    ("frontmatter", FM + "\n```xml\n<a>x</a>\n```\n", "command"),
+    ("bad-frontmatter", "---\na: [\n---\n# T\n", "agent"),
+    (
+        "raw-xml-with-masked-fence",
+        "<raw>\n```\n<not-xml>\n```\n</raw>\n\n`code` and <b>x</b>\n",
+        "module",
+    ),
+    ("same-region-twice", "```xml\n<a/>\n```\n\n```xml\n<a/>\n```\n", "module"),
+    ("malformed", "# H\n\n```xml\n<a><b></a>\n```\n<!-- open comment\n", "memory"),
+    ("xml-file", '<?xml version="1.0"?>\n<config><x a="1"/></config>\n', "project-config"),
+    ("plain", "no markup at all\n", "module"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [(t, k) for _, t, k in PACKED_DOCUMENTS],
+    ids=[i for i, _, _ in PACKED_DOCUMENTS],
+)
+def test_a_packed_document_unpacks_to_the_same_document(text: str, kind: str) -> None:
+    """What a worker process sends back: the same document, and the region checks cached under
+    the keys `parse_document` looks them up by."""
+    import pickle
+
+    here: RegionCache = {}
+    expected = parse_document(text, kind, regions=here)
+    _, packed = parse_packed(text, kind)
+    cache: RegionCache = {}
+    got = unpack_document(text, kind, pickle.loads(pickle.dumps(packed)), cache)
+    assert got == expected
+    assert cache.keys() == here.keys()
+    assert parse_document(text, kind, regions=cache) == expected
+    assert all(
+        r.check is cache[(text[r.start : r.end], ())] for r in got.regions if r.form != "raw"
+    )

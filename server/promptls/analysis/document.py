@@ -423,33 +423,81 @@ def parse_document(
     )
 
 
-PackedRegion = tuple[int, int, tuple[tuple[int, int], ...], PackedCheck]
-"""Where a region of a file lies (start, end), its masks, and its check, packed."""
+_Masks = tuple[tuple[int, int], ...]
+PackedDocument = tuple[
+    Frontmatter | None,
+    tuple[tuple[int, str, int, int], ...],  # headings
+    tuple[tuple[int, int, str, int, int, bool], ...],  # fences
+    tuple[tuple[int, int], ...],  # code spans
+    tuple[tuple[int, int], ...],  # comments
+    tuple[int, int] | None,  # the unclosed comment
+    tuple[tuple[str, int, int, int], ...],  # regions: form, start, end, index in the checks
+    tuple[tuple[int, int, _Masks, PackedCheck], ...],  # checks: where first, masks, packed
+    tuple[tuple[int, int], ...],  # opaque spans
+]
+"""A `Document` as tuples (its text and kind apart): what a worker process sends back, made
+into the document again by `unpack_document` in a few microseconds per element."""
 
 
-def packed_regions(text: str, kind: str) -> tuple[Document, list[PackedRegion]]:
-    """`text` (a file of `kind`, not reduced) parsed, and the checks of its XML regions packed
-    (identical regions once): what a worker process sends for `parse_document` to find in its
-    cache (`prefill_regions`)."""
-    checked: dict[tuple[str, tuple[tuple[int, int], ...]], XmlCheck] = {}
+def parse_packed(text: str, kind: str) -> tuple[Document, PackedDocument]:
+    """`text` (a file of `kind`, not reduced) parsed, and packed (identical regions checked and
+    sent once, with the masks that key them in a `RegionCache`)."""
+    checked: dict[tuple[str, _Masks], XmlCheck] = {}
     doc = parse_document(text, kind, regions=checked)
     masks_of = {id(check): masks for (_, masks), check in checked.items()}
-    sent: set[int] = set()
-    found: list[PackedRegion] = []
+    order: dict[int, int] = {}
+    checks: list[tuple[int, int, _Masks, PackedCheck]] = []
+    regions: list[tuple[str, int, int, int]] = []
     for region in doc.regions:
         check = region.check
-        if id(check) not in sent:
-            sent.add(id(check))
-            found.append((region.start, region.end, masks_of[id(check)], pack_check(check)))
-    return doc, found
+        at = order.get(id(check))
+        if at is None:
+            at = order[id(check)] = len(checks)
+            checks.append((region.start, region.end, masks_of[id(check)], pack_check(check)))
+        regions.append((region.form, region.start, region.end, at))
+    unclosed = doc.unclosed_comment
+    return doc, (
+        doc.frontmatter,
+        tuple((h.level, h.title, h.start, h.end) for h in doc.headings),
+        tuple(
+            (f.start, f.end, f.info, f.content_start, f.content_end, f.closed) for f in doc.fences
+        ),
+        tuple((c.start, c.end) for c in doc.code_spans),
+        tuple((c.start, c.end) for c in doc.comments),
+        (unclosed.start, unclosed.end) if unclosed is not None else None,
+        tuple(regions),
+        tuple(checks),
+        tuple((o.start, o.end) for o in doc.opaque),
+    )
 
 
-def prefill_regions(text: str, packed: Sequence[PackedRegion], cache: RegionCache) -> None:
-    """Put the checks `packed_regions` made of `text` in `cache` (those it does not hold)."""
-    for start, end, masks, check in packed:
+def unpack_document(
+    text: str, kind: str, packed: PackedDocument, cache: RegionCache | None = None
+) -> Document:
+    """The document `parse_packed` packed (`text` and `kind` as given to it). The checks of its
+    regions go into `cache` as `parse_document` would put them (one it already holds is used)."""
+    frontmatter, headings, fences, code_spans, comments, unclosed, regions, checks, opaque = packed
+    made: list[XmlCheck] = []
+    for start, end, masks, check in checks:
         key = (text[start:end], masks)
-        if key not in cache:
-            cache[key] = unpack_check(check)
+        known = cache.get(key) if cache is not None else None
+        if known is None:
+            known = unpack_check(check)
+            if cache is not None:
+                cache[key] = known
+        made.append(known)
+    return Document(
+        text=text,
+        kind=kind,
+        frontmatter=frontmatter,
+        headings=tuple(Heading(*h) for h in headings),
+        fences=tuple(Fence(*f) for f in fences),
+        code_spans=tuple(Span(*c) for c in code_spans),
+        comments=tuple(Span(*c) for c in comments),
+        unclosed_comment=Span(*unclosed) if unclosed is not None else None,
+        regions=tuple(XmlRegion(form, s, e, made[at]) for form, s, e, at in regions),
+        opaque=tuple(Span(*o) for o in opaque),
+    )
 
 
 def atx_heading(line: str) -> tuple[int, str] | None:

@@ -25,11 +25,11 @@ from promptls.analysis.cache import Cost, CostCache, FileKey, SizedLRU, Stamp, S
 from promptls.analysis.document import (
     STRIPPED_FRONTMATTER,
     Document,
-    PackedRegion,
+    PackedDocument,
     RegionCache,
-    packed_regions,
     parse_document,
-    prefill_regions,
+    parse_packed,
+    unpack_document,
 )
 from promptls.analysis.duplicates import Block, blocks, find_duplicates
 from promptls.analysis.findings import Finding, Related, Severity
@@ -322,13 +322,17 @@ class WorkspaceIndex:
             # on another thread when the server starts (it hands the GIL over meanwhile).
             parsed: list[tuple[FileAnalysis, Future[list[int]]]] = []
             for done, (path, text, stamp, spent, future, sent) in enumerate(pending, 1):
-                refs = None
+                done_there = None
                 if checkers is not None and sent:
                     found = checkers.result((batch, path))
                     if isinstance(found, tuple):  # (None: it failed there; parsed here)
-                        prefill_regions(text, found[0], self._region_checks)
-                        refs = [Reference(*r) for r in found[1]]
-                parsed.append((self._parse(path, text, None, spent, stamp, refs), future))
+                        done_there = (
+                            unpack_document(
+                                text, self.workspace.kind(path), found[0], self._region_checks
+                            ),
+                            [Reference(*r) for r in found[1]],
+                        )
+                parsed.append((self._parse(path, text, None, spent, stamp, done_there), future))
                 if progress is not None and done < total:
                     progress(done, total)
             for analysis, future in parsed:
@@ -587,15 +591,18 @@ class WorkspaceIndex:
         version: int | None,
         spent: float,
         stamp: Stamp,
-        refs: list[Reference] | None = None,
+        parsed: tuple[Document, list[Reference]] | None = None,
     ) -> FileAnalysis:
         """Everything of `path`'s analysis but its token counts (zero until `_finish`);
-        `refs`: its references, when a worker process has read them (`parse_on_worker`)."""
+        `parsed`: its document and references, when a worker process made them
+        (`parse_on_worker`)."""
         started = time.perf_counter()
         kind = self.workspace.kind(path)
-        reduced = over_utf8_size(text, self.settings.max_file_bytes)
-        doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
-        if refs is None:
+        if parsed is not None:
+            doc, refs = parsed
+        else:
+            reduced = over_utf8_size(text, self.settings.max_file_bytes)
+            doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
             refs = extract_references(doc)
         resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
         return FileAnalysis(
@@ -1144,12 +1151,10 @@ def _targets(resolutions: Sequence[Resolution]) -> list[tuple[object, ...]]:
     ]
 
 
-def parse_on_worker(
-    text: str, kind: str
-) -> tuple[list[PackedRegion], list[tuple[str, str, int, int]]]:
-    """What a worker process does for the index (`WorkspaceIndex.workers`): the checks of the
-    XML regions of `text` (a file of `kind`, not reduced), packed, and its references."""
-    doc, packed = packed_regions(text, kind)
+def parse_on_worker(text: str, kind: str) -> tuple[PackedDocument, list[tuple[str, str, int, int]]]:
+    """What a worker process does for the index (`WorkspaceIndex.workers`): `text` (a file of
+    `kind`, not reduced) parsed, packed, and its references."""
+    doc, packed = parse_packed(text, kind)
     return packed, [(r.form, r.target, r.start, r.end) for r in extract_references(doc)]
 
 
