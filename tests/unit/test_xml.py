@@ -835,6 +835,11 @@ def test_a_packed_check_unpacks_to_the_same_check(text: str) -> None:
         elements[len(check.elements)]
     assert list(back.named("no-such-element")) == []
     assert tuple(elements) == check.elements and hash(elements) == hash(check.elements)
+    # Packed as the scan ends (a worker's check): the same, with nothing kept for a recheck.
+    made_packed = check_region(text, packed=True)
+    assert made_packed == dataclasses.replace(check, resume=None)
+    assert pack_check(made_packed) == pack_check(check)
+    assert recheck_region(made_packed, text, text, 0, 0, 0) is None
 
 
 def test_packed_elements_found_by_name_and_attribute_without_making_the_others() -> None:

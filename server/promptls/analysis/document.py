@@ -302,33 +302,43 @@ def checked_region(
     masks: Sequence[tuple[int, int]] = (),
     cache: RegionCache | None = None,
     edited: tuple[XmlCheck, str, int, int, int] | None = None,
+    *,
+    packed: bool = False,
 ) -> XmlCheck:
     """The check of the XML region `text` (from `cache` when it holds it). `edited` = (the
     check of an earlier version, its text, and where the edit lies: start, old end, new end)
-    lets the scan resume near the edit (`recheck_region`)."""
+    lets the scan resume near the edit (`recheck_region`). `packed`: see `check_region`."""
     key = (text, tuple(masks))
     found = cache.get(key) if cache is not None else None
     if found is None:
         if edited is not None:
             found = recheck_region(edited[0], edited[1], text, *edited[2:], masks)
         if found is None:
-            found = check_region(text, masks)
+            found = check_region(text, masks, packed=packed)
         if cache is not None:
             cache[key] = found
     return found
 
 
 def parse_document(
-    text: str, kind: str, *, reduced: bool = False, regions: RegionCache | None = None
+    text: str,
+    kind: str,
+    *,
+    reduced: bool = False,
+    regions: RegionCache | None = None,
+    packed: bool = False,
 ) -> Document:
     """Parse `text` (a file of `kind`) into a `Document`; never raises on malformed input.
-    `regions` remembers XML checks by region text across versions of the file."""
+    `regions` remembers XML checks by region text across versions of the file. `packed`: the
+    document is to be packed (`parse_packed`), its region checks made for that."""
     if reduced:
         return Document(text=text, kind=kind, reduced=True)
     if kind == "project-config" or (
         kind == "other" and text.lstrip("\ufeff \t\r\n").startswith("<?xml")
     ):
-        region = XmlRegion("document", 0, len(text), checked_region(text, (), regions))
+        region = XmlRegion(
+            "document", 0, len(text), checked_region(text, (), regions, packed=packed)
+        )
         return Document(text=text, kind=kind, regions=(region,))
     if regions is None:
         regions = {}  # identical regions in one file (a pattern repeated) are checked once
@@ -396,10 +406,15 @@ def parse_document(
             body = text[f.content_start : f.content_end]
             found.append(
                 XmlRegion(
-                    "fence", f.content_start, f.content_end, checked_region(body, (), regions)
+                    "fence",
+                    f.content_start,
+                    f.content_end,
+                    checked_region(body, (), regions, packed=packed),
                 )
             )
-    found.extend(_raw_regions(text, raw_starts, lines, fence_spans, code_spans, regions))
+    found.extend(
+        _raw_regions(text, raw_starts, lines, fence_spans, code_spans, regions, packed=packed)
+    )
     found.sort(key=lambda r: r.start)
 
     opaque = sorted(
@@ -443,7 +458,7 @@ def parse_packed(text: str, kind: str) -> tuple[Document, PackedDocument]:
     """`text` (a file of `kind`, not reduced) parsed, and packed (identical regions checked and
     sent once, with the masks that key them in a `RegionCache`)."""
     checked: dict[tuple[str, _Masks], XmlCheck] = {}
-    doc = parse_document(text, kind, regions=checked)
+    doc = parse_document(text, kind, regions=checked, packed=True)
     masks_of = {id(check): masks for (_, masks), check in checked.items()}
     order: dict[int, int] = {}
     checks: list[tuple[int, int, _Masks, PackedCheck]] = []
@@ -580,6 +595,8 @@ def _raw_regions(
     fences: list[tuple[int, int]],
     code_spans: list[Span],
     cache: RegionCache | None = None,
+    *,
+    packed: bool = False,
 ) -> list[XmlRegion]:
     if not starts:
         return []
@@ -600,7 +617,8 @@ def _raw_regions(
                 continue
             end = _paragraph_end(text, at, fence_starts)
         masks = raw_masks(skip, skip_starts, skip_ends, at, end)
-        regions.append(XmlRegion("raw", at, end, checked_region(text[at:end], masks, cache)))
+        check = checked_region(text[at:end], masks, cache, packed=packed)
+        regions.append(XmlRegion("raw", at, end, check))
         covered = end
     return regions
 

@@ -328,6 +328,15 @@ kept: the first edit of a region from a packed check checks the region whole."""
 
 def pack_check(check: XmlCheck) -> PackedCheck:
     """`check` in its packed form (`unpack_check` gives it back, `resume` aside)."""
+    rest = (
+        tuple((p.start, p.end, int(p.severity), p.message, p.kind, p.fix) for p in check.problems),
+        tuple((c.start, c.end, c.closed) for c in check.comments),
+        tuple(check.cdata),
+        check.well_formed,
+        check.oracle,
+    )
+    if isinstance(check.elements, PackedElements):  # (made packed: `check_region(packed=True)`)
+        return (*check.elements.packed(), *rest)
     names: dict[str, int] = {}
     indices = array("i")
     fields = array("i")
@@ -355,17 +364,7 @@ def pack_check(check: XmlCheck) -> PackedCheck:
                     ),
                 )
             )
-    return (
-        tuple(names),
-        indices.tobytes(),
-        fields.tobytes(),
-        tuple(attributes),
-        tuple((p.start, p.end, int(p.severity), p.message, p.kind, p.fix) for p in check.problems),
-        tuple((c.start, c.end, c.closed) for c in check.comments),
-        tuple(check.cdata),
-        check.well_formed,
-        check.oracle,
-    )
+    return (tuple(names), indices.tobytes(), fields.tobytes(), tuple(attributes), *rest)
 
 
 def unpack_check(packed: PackedCheck) -> XmlCheck:
@@ -396,17 +395,31 @@ class PackedElements(Sequence[XmlElement]):
     def __init__(
         self,
         names: tuple[str, ...],
-        indices: bytes,
-        fields: bytes,
+        indices: bytes | array[int],
+        fields: bytes | array[int],
         attributes: dict[int, tuple[tuple[str, str, int, int, int], ...]],
     ) -> None:
         self._names = names
-        self._indices = array("i")
-        self._indices.frombytes(indices)
-        self._fields = array("i")
-        self._fields.frombytes(fields)
+        self._indices = indices if isinstance(indices, array) else array("i", indices)
+        self._fields = fields if isinstance(fields, array) else array("i", fields)
         self._attributes = attributes
         self._built: tuple[XmlElement, ...] | None = None
+
+    def packed(
+        self,
+    ) -> tuple[
+        tuple[str, ...],
+        bytes,
+        bytes,
+        tuple[tuple[int, tuple[tuple[str, str, int, int, int], ...]], ...],
+    ]:
+        """The names, indices, fields and attributes, as `pack_check` packs them."""
+        return (
+            self._names,
+            self._indices.tobytes(),
+            self._fields.tobytes(),
+            tuple(self._attributes.items()),
+        )
 
     def _make(self, i: int) -> XmlElement:
         k = i * _PACKED_WIDTH
@@ -1417,11 +1430,7 @@ def _freeze(e: _Open, n: int) -> XmlElement:
             e.self_closing,
             True,
         )
-    start_tag_end = min(max(e.start_tag_end, e.start), n)
-    end = e.end if e.end >= 0 else n
-    end = min(max(end, start_tag_end), n)
-    content_end = e.content_end if e.content_end >= 0 else end
-    content_end = min(max(content_end, start_tag_end), end)
+    start_tag_end, end, content_end = _unclosed_bounds(e, n)
     return XmlElement(
         name=e.name,
         start=e.start,
@@ -1434,6 +1443,46 @@ def _freeze(e: _Open, n: int) -> XmlElement:
         self_closing=e.self_closing,
         closed=e.closed,
     )
+
+
+def _unclosed_bounds(e: _Open, n: int) -> tuple[int, int, int]:
+    """(start_tag_end, end, content_end) of an element never closed, kept within the region."""
+    start_tag_end = min(max(e.start_tag_end, e.start), n)
+    end = e.end if e.end >= 0 else n
+    end = min(max(end, start_tag_end), n)
+    content_end = e.content_end if e.content_end >= 0 else end
+    return start_tag_end, end, min(max(content_end, start_tag_end), end)
+
+
+def _packed_elements(found: Sequence[_Open], n: int) -> PackedElements:
+    """The elements a scan found, packed straight from its records (as `_freeze` makes them:
+    no record made)."""
+    names: dict[str, int] = {}
+    indices = array("i")
+    fields = array("i")
+    attributes: dict[int, tuple[tuple[str, str, int, int, int], ...]] = {}
+    for i, e in enumerate(found):
+        indices.append(names.setdefault(e.name, len(names)))
+        if e.closed:
+            tag_end, end, content_end = e.start_tag_end, e.end, e.content_end
+        else:
+            tag_end, end, content_end = _unclosed_bounds(e, n)
+        fields.extend(
+            (
+                e.start,
+                tag_end,
+                end,
+                tag_end,
+                content_end,
+                e.depth,
+                (_SELF_CLOSING if e.self_closing else 0) | (_CLOSED if e.closed else 0),
+            )
+        )
+        if e.attributes:
+            attributes[i] = tuple(
+                (a.name, a.value, a.name_start, a.value_start, a.value_end) for a in e.attributes
+            )
+    return PackedElements(tuple(names), indices, fields, attributes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1553,11 +1602,15 @@ def _suspicious(work: str) -> bool:
     )
 
 
-def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
+def check_region(
+    text: str, masks: Sequence[tuple[int, int]] = (), *, packed: bool = False
+) -> XmlCheck:
     """Scan and check one XML region.
 
     `masks` are (start, end) spans of the text to treat as opaque character data (e.g. a markdown
-    code fence inside a raw XML element): no tags, no problems there.
+    code fence inside a raw XML element): no tags, no problems there. `packed`: the check is to
+    be packed (`pack_check`, a worker process's): its elements are packed as the scan ends, and
+    it keeps nothing for `recheck_region`.
     """
     work = _masked(text, masks)
     invalid = list(_INVALID_CHAR_RE.finditer(work)) if _suspicious(work) else []
@@ -1576,14 +1629,16 @@ def check_region(text: str, masks: Sequence[tuple[int, int]] = ()) -> XmlCheck:
         work = _blank_spans(work, [(m.start(), m.end(), " ") for m in invalid])
 
     scanner = _Scanner(text, work)
+    if packed:
+        scanner.next_checkpoint = len(work) + 1  # (none made)
     scanner.run()
     resume = None
-    if not invalid_problems and not scanner.prefixes:
+    if not invalid_problems and not scanner.prefixes and not packed:
         resume = _Resume.of(scanner)
     return _checked(
         work,
         scanner.problems + invalid_problems,
-        scanner.frozen_elements(),
+        _packed_elements(scanner.elements, scanner.n) if packed else scanner.frozen_elements(),
         tuple(scanner.comments),
         tuple(scanner.cdata),
         scanner.blank,
