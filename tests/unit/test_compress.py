@@ -676,9 +676,9 @@ def test_shape_check_reuses_region_checks(monkeypatch: pytest.MonkeyPatch) -> No
     checked: list[str] = []
     real = document.check_region
 
-    def spy(region: str, *args: object) -> object:
+    def spy(region: str, *args: object, **options: bool) -> object:
         checked.append(region)
-        return real(region, *args)  # type: ignore[arg-type]
+        return real(region, *args, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(document, "check_region", spy)
     checks: dict[tuple[str, tuple[tuple[int, int], ...]], object] = {}
