@@ -132,14 +132,24 @@ class Session:
         process = self.client._server
         return process.pid if process is not None else None
 
-    def memory(self) -> dict[str, float]:
-        """The server's resident memory from /proc, in MB: `rss` (VmRSS) and `peak` (VmHWM)."""
+    def memory(self, pid: int | None = None) -> dict[str, float]:
+        """The server's (or process `pid`'s) resident memory from /proc, in MB: `rss` (VmRSS),
+        `peak` (VmHWM) and `pss` (its proportional share of pages shared with other processes,
+        such as a forked worker's with the server)."""
+        pid = self.pid if pid is None else pid
         out: dict[str, float] = {}
-        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
                 key, _, value = line.partition(":")
                 if key in ("VmRSS", "VmHWM"):
                     out["rss" if key == "VmRSS" else "peak"] = int(value.split()[0]) / 1024
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        out["pss"] = int(line.split()[1]) / 1024
+        except OSError:
+            pass
         return out
 
     async def stats(self) -> dict[str, Any]:
