@@ -158,7 +158,61 @@ class XmlCheck:
             yield from (e for e in elements if e.name == name)
 
 
-class ShiftedElements(Sequence[XmlElement]):
+class _LazyElements(Sequence[XmlElement]):
+    """A region's elements made when first read: one by one (`_make`), or all at once as a tuple
+    (`built`, kept), which then serves every read."""
+
+    __slots__ = ("_built",)
+
+    def __init__(self) -> None:
+        self._built: tuple[XmlElement, ...] | None = None
+
+    def _make(self, k: int) -> XmlElement:
+        raise NotImplementedError
+
+    def _make_all(self) -> tuple[XmlElement, ...]:
+        return tuple([self._make(k) for k in range(len(self))])
+
+    def built(self) -> tuple[XmlElement, ...]:
+        """The elements, as a tuple (made on the first call)."""
+        built = self._built
+        if built is None:
+            built = self._built = self._make_all()
+        return built
+
+    @overload
+    def __getitem__(self, i: int) -> XmlElement: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[XmlElement]: ...
+
+    def __getitem__(self, i: int | slice) -> XmlElement | Sequence[XmlElement]:
+        if isinstance(i, slice) or self._built is not None:
+            return self.built()[i]
+        n = len(self)
+        k = i + n if i < 0 else i
+        if not 0 <= k < n:
+            raise IndexError(i)
+        return self._make(k)
+
+    def __iter__(self) -> Iterator[XmlElement]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _LazyElements):
+            return self.built() == other.built()
+        if isinstance(other, tuple):
+            return self.built() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.built())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.built()!r})"
+
+
+class ShiftedElements(_LazyElements):
     """The elements of a region after an edit in one text node, computed when first read.
 
     `base[:pivot]` stay where they were except `around` (index -> element: the ancestors of the
@@ -171,7 +225,7 @@ class ShiftedElements(Sequence[XmlElement]):
     (`<context_budget>`) does not look at every element each time.
     """
 
-    __slots__ = ("_built", "_names", "around", "base", "delta", "node", "pivot")
+    __slots__ = ("_names", "around", "base", "delta", "node", "pivot")
 
     def __init__(
         self,
@@ -187,8 +241,8 @@ class ShiftedElements(Sequence[XmlElement]):
         self.delta = delta
         self.around = around
         self.node = node
-        self._built: tuple[XmlElement, ...] | None = None
         self._names = names
+        super().__init__()
 
     def names(self) -> dict[str, list[int]]:
         """Where each element name is in `base` (made once per base)."""
@@ -200,57 +254,22 @@ class ShiftedElements(Sequence[XmlElement]):
             self._names = names
         return names
 
-    def built(self) -> tuple[XmlElement, ...]:
-        """The elements, as a tuple (built on the first call)."""
-        built = self._built
-        if built is None:
-            base, pivot, delta, around = self.base, self.pivot, self.delta, self.around
-            head = (
-                [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
-            )
-            built = (*head, *(moved_element(e, delta) for e in base[pivot:]))
-            self._built = built
-        return built
+    def _make_all(self) -> tuple[XmlElement, ...]:
+        base, pivot, delta, around = self.base, self.pivot, self.delta, self.around
+        head = [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
+        return (*head, *(moved_element(e, delta) for e in base[pivot:]))
 
     def named(self, name: str) -> Iterator[XmlElement]:
         for i in self.names().get(name, ()):
             yield self[i]
 
-    @overload
-    def __getitem__(self, i: int) -> XmlElement: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[XmlElement]: ...
-
-    def __getitem__(self, i: int | slice) -> XmlElement | Sequence[XmlElement]:
-        if isinstance(i, slice) or self._built is not None:
-            return self.built()[i]
-        n = len(self.base)
-        k = i + n if i < 0 else i
-        if not 0 <= k < n:
-            raise IndexError(i)
+    def _make(self, k: int) -> XmlElement:
         if k >= self.pivot:
             return moved_element(self.base[k], self.delta)
         return self.around.get(k, self.base[k])
 
     def __len__(self) -> int:
         return len(self.base)
-
-    def __iter__(self) -> Iterator[XmlElement]:
-        return iter(self.built())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (ShiftedElements, PackedElements)):
-            return self.built() == other.built()
-        if isinstance(other, tuple):
-            return self.built() == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.built())
-
-    def __repr__(self) -> str:
-        return f"ShiftedElements({self.built()!r})"
 
 
 # The slots of the records, filled directly (see `moved_element`).
@@ -384,13 +403,13 @@ def unpack_check(packed: PackedCheck) -> XmlCheck:
     )
 
 
-class PackedElements(Sequence[XmlElement]):
+class PackedElements(_LazyElements):
     """The elements of a packed check (`unpack_check`), each made when first read.
 
     `named` and `having` find elements by name and attribute names without making the others:
     reading a region's references makes only the elements that may hold one."""
 
-    __slots__ = ("_attributes", "_built", "_fields", "_indices", "_names")
+    __slots__ = ("_attributes", "_fields", "_indices", "_names")
 
     def __init__(
         self,
@@ -403,7 +422,7 @@ class PackedElements(Sequence[XmlElement]):
         self._indices = indices if isinstance(indices, array) else array("i", indices)
         self._fields = fields if isinstance(fields, array) else array("i", fields)
         self._attributes = attributes
-        self._built: tuple[XmlElement, ...] | None = None
+        super().__init__()
 
     def packed(
         self,
@@ -438,13 +457,6 @@ class PackedElements(Sequence[XmlElement]):
             bool(flags & _CLOSED),
         )
 
-    def built(self) -> tuple[XmlElement, ...]:
-        """The elements, as a tuple (made on the first call)."""
-        built = self._built
-        if built is None:
-            built = self._built = tuple([self._make(i) for i in range(len(self._indices))])
-        return built
-
     def named(self, name: str) -> Iterator[XmlElement]:
         """The elements called `name`, in document order."""
         try:
@@ -466,39 +478,8 @@ class PackedElements(Sequence[XmlElement]):
             if index in wanted or i in with_attribute:
                 yield i, self[i]
 
-    @overload
-    def __getitem__(self, i: int) -> XmlElement: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[XmlElement]: ...
-
-    def __getitem__(self, i: int | slice) -> XmlElement | Sequence[XmlElement]:
-        if isinstance(i, slice) or self._built is not None:
-            return self.built()[i]
-        n = len(self._indices)
-        k = i + n if i < 0 else i
-        if not 0 <= k < n:
-            raise IndexError(i)
-        return self._make(k)
-
     def __len__(self) -> int:
         return len(self._indices)
-
-    def __iter__(self) -> Iterator[XmlElement]:
-        return iter(self.built())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (PackedElements, ShiftedElements)):
-            return self.built() == other.built()
-        if isinstance(other, tuple):
-            return self.built() == other
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.built())
-
-    def __repr__(self) -> str:
-        return f"PackedElements({self.built()!r})"
 
 
 # --------------------------------------------------------------------------------------------
