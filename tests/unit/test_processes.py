@@ -411,3 +411,45 @@ def test_an_index_parsed_on_workers_equals_one_parsed_here(
             key = (fa.doc.text[region.start : region.end], ())
             if key in there._region_checks:
                 assert there._region_checks[key] is region.check
+
+
+def test_edits_of_a_file_parsed_on_a_worker_resume_once_prepared(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker keeps nothing for `recheck_region`: before `resume_edits` a renamed tag checks
+    its region whole; after it, only near the edit, as for a file parsed here."""
+    from promptls.analysis import document
+
+    steps = "".join(f"  <step>Step {k}: do it.</step>\n" for k in range(200))
+    root = make_workspace({".claude/modules/big.md": f"```xml\n<steps>\n{steps}</steps>\n```\n"})
+    path = str(root / ".claude/modules/big.md")
+    settings = load_settings(root)
+    workers = ForkedWorkers(1, parse_on_worker)
+    try:
+        index = WorkspaceIndex(
+            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
+        )
+        index.index()
+    finally:
+        workers.close()
+    fa = index.files[path]
+    assert fa.doc.regions and fa.doc.regions[0].check.resume is None  # (packed by the worker)
+    whole: list[str] = []
+    real = document.check_region
+
+    def spy(region: str, *args: object, **options: bool) -> object:
+        whole.append(region)
+        return real(region, *args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(document, "check_region", spy)
+    assert index.resume_edits(path)
+    assert whole  # checked again here, once
+    assert all(r.check.resume is not None for r in index.files[path].doc.regions)
+    assert not index.resume_edits(path)  # (nothing left to do)
+    whole.clear()
+    text = fa.doc.text.replace("<step>Step 150:", "<steps>Step 150:", 1)  # a tag renamed
+    index.workspace.overlay[path] = text
+    index.update(path, 2)
+    assert index.edits["region"] == 1 and whole == []  # resumed near the edit
+    fresh = document.parse_document(text, "module")
+    assert index.files[path].doc == fresh

@@ -60,6 +60,7 @@ from promptls.analysis.tokens import (
     split_chunks,
 )
 from promptls.analysis.workspace import OutsideWorkspace, Workspace
+from promptls.analysis.xml import PackedElements, resume_from
 from promptls.config import Settings
 
 if TYPE_CHECKING:  # compress.py is imported when first needed (it is slow to import)
@@ -859,6 +860,26 @@ class WorkspaceIndex:
                         )
                     )
         return out
+
+    def resume_edits(self, path: str) -> bool:
+        """Check again here the XML regions of `path` that a worker process checked, and give
+        their checks what an edit resumes from (a worker keeps none): then the first markup edits
+        of an open document check only near the edit, as the rest do, not the whole region. For
+        a thread, once a document is open; True when a check took anything."""
+        fa = self.files.get(path)
+        if fa is None or not any(
+            r.check.resume is None and isinstance(r.check.elements, PackedElements)
+            for r in fa.doc.regions
+        ):
+            return False
+        fresh = parse_document(fa.doc.text, fa.kind)
+        if [(r.start, r.end) for r in fresh.regions] != [(r.start, r.end) for r in fa.doc.regions]:
+            return False  # (never: the same text parses the same)
+        took = False
+        for old, new in zip(fa.doc.regions, fresh.regions, strict=True):
+            if isinstance(old.check.elements, PackedElements):
+                took = resume_from(old.check, new.check) or took
+        return took
 
     def compressions(self, path: str) -> list[RegionEdit]:
         """Verified compressions of the XML regions of `path` (computed once per version)."""

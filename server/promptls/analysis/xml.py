@@ -57,6 +57,7 @@ __all__ = [
     "moved_element",
     "pack_check",
     "raw_element_end",
+    "resume_from",
     "unpack_check",
 ]
 
@@ -289,6 +290,17 @@ _NEW_ELEMENT, _NEW_ATTRIBUTE = XmlElement.__new__, XmlAttribute.__new__
 _A_NAME, _A_VALUE, _A_NAME_START, _A_VALUE_START, _A_VALUE_END = (
     XmlAttribute.__dict__[n].__set__ for n in XmlAttribute.__slots__
 )
+
+
+def resume_from(check: XmlCheck, other: XmlCheck) -> bool:
+    """Give `check`, made without what `recheck_region` resumes from (a worker's, packed:
+    `check_region(packed=True)`), that of `other`, a check of the same region text made here;
+    True when it took it. The one change a check undergoes once made: `resume` takes no part in
+    its equality, and any reader sees it either absent (the region is checked whole) or whole."""
+    if check.resume is not None or other.resume is None or check != other:
+        return False
+    object.__setattr__(check, "resume", other.resume)
+    return True
 
 
 def moved_element(e: XmlElement, delta: int) -> XmlElement:

@@ -8,12 +8,15 @@ after the user pauses typing, and a result for an older version is never publish
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from lsprotocol import types
 
 from promptls.lsp.diagnostics import publish_affected, publish_early
 from promptls.lsp.protocol import PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
+
+log = logging.getLogger("promptls")
 
 
 def _analyse_now(ls: PromptLanguageServer, uri: str, *, typing: bool = False) -> None:
@@ -40,8 +43,31 @@ def schedule(ls: PromptLanguageServer, uri: str, delay: float | None = None) -> 
 
 
 async def did_open(ls: PromptLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-    """A document opened: analyse it straight away."""
-    _analyse_now(ls, params.text_document.uri)
+    """A document opened: analyse it straight away, then, on a thread, give the XML checks a
+    worker process made of it what its edits resume from."""
+    uri = params.text_document.uri
+    _analyse_now(ls, uri)
+    resume_edits_later(ls, uri)
+
+
+def resume_edits_later(ls: PromptLanguageServer, uri: str) -> None:
+    """`WorkspaceIndex.resume_edits` of the open document `uri`, on a thread (once indexed)."""
+    index, path = ls.index, ls.path_of(uri)
+    if index is None or path is None or not ls.ready.is_set():
+        return
+
+    def resume() -> None:
+        index.resume_edits(path)
+
+    job = asyncio.get_running_loop().run_in_executor(None, resume)
+    ls.tasks.add(job)
+
+    def done(finished: asyncio.Future[None]) -> None:
+        ls.tasks.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.warning("could not prepare the edits of %s: %s", uri, finished.exception())
+
+    job.add_done_callback(done)
 
 
 def did_change(ls: PromptLanguageServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -125,8 +125,11 @@ async def reindex(ls: PromptLanguageServer) -> None:
         return  # a newer rebuild took over
     ls.set_ready(True)
     ls.early = None
+    from promptls.lsp.sync import resume_edits_later
+
     for uri in ls.open_uris():
         ls.reanalyse(uri, notify=False)
+        resume_edits_later(ls, uri)
     refresh_all(ls)
     # The index is long-lived: keep the cyclic garbage collector from walking it again and
     # again (a full collection over it is a pause of a keystroke's latency many times over).
