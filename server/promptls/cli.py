@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="worker processes checking XML while the workspace is indexed (default: one per "
+        help="worker processes parsing files while the workspace is indexed (default: one per "
         "core but one, at most 8; 0: none)",
     )
 

@@ -157,8 +157,8 @@ class WorkspaceIndex:
     ) -> None:
         self.workspace = workspace
         self.workers = workers
-        """Worker processes checking the XML regions of the files `analyse_many` reads (see
-        `document.packed_regions`): the language server's, forked when it started."""
+        """Worker processes parsing the files `analyse_many` reads (`parse_on_worker`): the
+        language server's, forked when it started."""
         self.settings = settings
         self.counter = counter or TokenCounter(settings.encoding)
         self.resolver = Resolver(workspace, settings.search_roots, settings.loadable_extensions)
@@ -286,7 +286,7 @@ class WorkspaceIndex:
         on_read: Callable[[str, str], None] | None = None,
     ) -> None:
         """Analyse `paths`: counting runs on worker threads (tiktoken releases the GIL) while
-        this thread parses (and the worker processes, when there are, check the XML).
+        this thread parses (or the worker processes, when there are, and this thread resolves).
         `on_read(path, text)` is called for each file read, before it is analysed."""
         total = len(paths)
         checkers = self.workers if self.workers is not None and self.workers.running else None
@@ -311,7 +311,7 @@ class WorkspaceIndex:
                 kind = self.workspace.kind(path)
                 pieces = _count_pieces(text, kind, self.settings)
                 future = pool.submit(self.counter.count_whole, pieces)
-                # The XML regions are checked on the worker processes meanwhile.
+                # Parsed on a worker process meanwhile (what may hold XML: the rest is cheap).
                 sent = (
                     checkers is not None
                     and "<" in text

@@ -115,8 +115,8 @@ class PromptLanguageServer(LanguageServer):
         was sent (see `refresh_client`)."""
         self._refresh_again: set[str] = set()
         self.workers: ForkedWorkers | None = None
-        """The worker processes checking XML regions while the workspace is indexed (`serve`
-        forks them before any thread starts; none when the server runs in a test's process)."""
+        """The worker processes parsing files while the workspace is indexed (`serve` forks
+        them before any thread starts; none when the server runs in a test's process)."""
 
     # -- asking the client to pull again ---------------------------------------------------------
     def refresh_client(self, method: str) -> None:
@@ -362,8 +362,8 @@ def create_server() -> PromptLanguageServer:
 def serve(
     transport: str = "stdio", host: str = "127.0.0.1", port: int = 2087, workers: int = 0
 ) -> int:
-    """Run the server until the client disconnects, with `workers` worker processes checking
-    XML regions while the workspace is indexed (forked first: see `ForkedWorkers`)."""
+    """Run the server until the client disconnects, with `workers` worker processes parsing
+    files while the workspace is indexed (forked first: see `ForkedWorkers`)."""
     logging.basicConfig(level=logging.WARNING, format="promptls: %(levelname)s %(message)s")
     checkers = ForkedWorkers(workers, parse_on_worker)
     # Work runs on threads beside the event loop (indexing, the slow findings): hand the GIL
