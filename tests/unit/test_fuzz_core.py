@@ -443,6 +443,18 @@ def test_compressions_verify(
     verify_compression(doc, edits, level, remove_comments)
 
 
+@pytest.mark.parametrize("level", ["lossless", "whitespace"])
+def test_a_removed_comment_joining_bare_lt_runs_keeps_the_text(level: str) -> None:
+    """Found by `make fuzz`: `x<<!-- c --><< y` loses its comment and reads `x<<< y`, the same
+    text; the scanner reports the bare `<` runs of the two texts grouped differently, which the
+    independent check must not take for a change."""
+    text = "# T\n\n```xml\n<a>\n  <b>x<<!-- c --><< y</b>\n  <c>z</c>\n</a>\n```\n"
+    doc = parse_document(text, "module")
+    edits = compress_document(doc, COUNTER, level=level, remove_comments=True)
+    assert [e.new_text for e in edits] == ["<a><b>x<<< y</b><c>z</c></a>\n"]
+    verify_compression(doc, edits, level, True)
+
+
 def test_an_unclosed_tag_before_a_fence_ends_before_it() -> None:
     """Its region ended inside the fence (regions overlapping), so no compression could keep
     the document's shape, and compress_document tried each block alone: 1,000 blocks, 23 s."""
