@@ -334,7 +334,7 @@ def test_close_stems_prefilter_finds_what_difflib_finds(
     wanted = "".join(query)
     resolver = Resolver.__new__(Resolver)
     resolver._stems = {s: [s] for s in stems}
-    resolver._bags = [Resolver._bag(s) for s in resolver._stems]
+    resolver._bag_stems()
     resolver._close = {}
     expected = difflib.get_close_matches(wanted, list(resolver._stems), n=5, cutoff=0.8)
     assert resolver._close_stems(wanted) == expected

@@ -4,10 +4,10 @@ section 4) and resolving them against the file's folder and the search roots, wo
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -294,7 +294,9 @@ class Resolver:
         self._by_name: dict[str, list[str]] = {}
         self._stems: dict[str, list[str]] = {}
         self._close: dict[str, list[str]] = {}
-        self._bags: list[tuple[str, int, Counter[str], frozenset[str]]] = []
+        self._bags: list[tuple[str, int, frozenset[str]]] = []
+        """`_bag` of every known stem, shortest first."""
+        self._bag_lengths: list[int] = []
         self._bases: dict[tuple[str, str, bool], tuple[str, ...]] = {}
         self._bases_at = -1
         self._memo: dict[tuple[str, str, str], Resolution] = {}
@@ -397,7 +399,7 @@ class Resolver:
             self._close = {}
             for name in names:
                 self._stems.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
-            self._bags = [self._bag(stem) for stem in self._stems]
+            self._bag_stems()
             self._names_at = generation
         return self._by_name
 
@@ -414,34 +416,41 @@ class Resolver:
             self._close[stem] = known
         return known
 
+    def _bag_stems(self) -> None:
+        """`_bags` of the known stems (`_stems`), shortest first, and their lengths."""
+        self._bags = sorted((self._bag(stem) for stem in self._stems), key=lambda b: b[1])
+        self._bag_lengths = [b[1] for b in self._bags]
+
     @staticmethod
-    def _bag(stem: str) -> tuple[str, int, Counter[str], frozenset[str]]:
-        """What `_could_be_close` compares of a known stem, made once."""
-        return stem, len(stem), Counter(stem), frozenset(stem)
+    def _bag(stem: str) -> tuple[str, int, frozenset[str]]:
+        """What `_could_be_close` compares of a stem, made once: its characters as a multiset,
+        the k-th occurrence of a character written as that character k times (a string, whose
+        hash is kept: sets of them intersect fast)."""
+        seen: dict[str, int] = {}
+        pairs = []
+        for ch in stem:
+            k = seen.get(ch, 0) + 1
+            seen[ch] = k
+            pairs.append(ch * k)
+        return stem, len(stem), frozenset(pairs)
 
     def _could_be_close(self, stem: str) -> list[str]:
         """The known stems whose similarity to `stem` may reach 0.8: difflib's own upper bounds
         (`real_quick_ratio`, `quick_ratio`: twice the characters in common, counted as a
-        multiset, over both lengths) computed from each stem's character counts, made once.
-        What `get_close_matches` then finds among them is what it finds among all of them.
-        Before the characters in common are counted, a set difference (made in C) bounds them:
-        every character of `stem` that the other lacks is missing as many times as it occurs."""
-        counts = Counter(stem)
-        wanted = counts.items()
-        chars = set(counts)
-        n = len(stem)
-        out: list[str] = []
-        for other, length, bag, others in self._bags:
-            total = (n + length) * 0.8 - 1e-9
-            if 2 * min(n, length) < total:
-                continue
-            lacking = chars - others
-            if lacking and 2 * (n - sum(counts[ch] for ch in lacking)) < total:
-                continue
-            if 2 * sum(min(k, bag[ch]) for ch, k in wanted) < total:
-                continue
-            out.append(other)
-        return out
+        multiset, over both lengths). What `get_close_matches` then finds among them is what it
+        finds among all of them. The characters in common are the intersection of the two
+        multisets as sets of occurrences (`_bag`): one set operation, made in C. Only
+        stems of a length that can reach it are looked at: twice the shorter length is at least
+        0.8 of both lengths, so from 2/3 to 3/2 of the length of `stem`."""
+        _, n, pairs = self._bag(stem)
+        lengths = self._bag_lengths
+        first = bisect.bisect_left(lengths, (2 * n + 2) // 3)
+        last = bisect.bisect_right(lengths, (3 * n) // 2)
+        return [
+            other
+            for other, length, others in self._bags[first:last]
+            if 2 * len(pairs & others) >= (n + length) * 0.8 - 1e-9
+        ]
 
     def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
         """The existing file closest to what the reference asked for, written as it would be:
