@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +28,17 @@ def make_workspace(tmp_path: Path) -> WorkspaceMaker:
         return root
 
     return make
+
+
+def first_arguments(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[Any]:
+    """Wrap `owner.name` (for the test) so that each call notes its first argument, and still
+    does what it did; the list of those arguments, in call order."""
+    calls: list[Any] = []
+    real = getattr(owner, name)
+
+    def spy(first: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls

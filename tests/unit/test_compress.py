@@ -24,6 +24,7 @@ from promptls.analysis.compress import (
 from promptls.analysis.document import parse_document
 from promptls.analysis.references import extract_references
 from promptls.analysis.tokens import TokenCounter
+from tests.conftest import first_arguments
 
 COUNTER = TokenCounter()
 LEVELS: tuple[Level, ...] = ("lossless", "whitespace")
@@ -642,14 +643,7 @@ def test_remembered_results_are_the_same_and_only_touched_regions_are_compressed
         "# Memory\n\n<rules>\n  <rule>Be brief.</rule>\n</rules>\n\nProse with `<code>  x`.\n\n"
         + "".join(f'```xml\n<step n="{i}">\n  Do {i}.\n</step>\n```\n\n' for i in range(4))
     )
-    calls: list[str] = []
-    real = compress.compress_xml
-
-    def spy(region: str, *args: object, **kwargs: object) -> object:
-        calls.append(region)
-        return real(region, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(compress, "compress_xml", spy)
+    calls = first_arguments(monkeypatch, compress, "compress_xml")
     results: dict[tuple[object, ...], object] = {}
     doc = parse_document(text, "memory")
     first = compress_document(doc, COUNTER, results=results)  # type: ignore[arg-type]
@@ -673,14 +667,7 @@ def test_shape_check_reuses_region_checks(monkeypatch: pytest.MonkeyPatch) -> No
 
     text = "".join(f'```xml\n<step n="{i}">\n  Do {i}.\n</step>\n```\n\n' for i in range(4))
     doc = parse_document(text, "module")
-    checked: list[str] = []
-    real = document.check_region
-
-    def spy(region: str, *args: object, **options: bool) -> object:
-        checked.append(region)
-        return real(region, *args, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(document, "check_region", spy)
+    checked = first_arguments(monkeypatch, document, "check_region")
     checks: dict[tuple[str, tuple[tuple[int, int], ...]], object] = {}
     first = compress_document(doc, COUNTER, checks=checks)  # type: ignore[arg-type]
     assert len(checked) == 4  # the compressed regions of the edited document

@@ -17,7 +17,7 @@ from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.cli import main
 from promptls.config import load_settings
-from tests.conftest import WorkspaceMaker
+from tests.conftest import WorkspaceMaker, first_arguments
 
 COUNTER = TokenCounter()
 
@@ -434,14 +434,7 @@ def test_edits_of_a_file_parsed_on_a_worker_resume_once_prepared(
         workers.close()
     fa = index.files[path]
     assert fa.doc.regions and fa.doc.regions[0].check.resume is None  # (packed by the worker)
-    whole: list[str] = []
-    real = document.check_region
-
-    def spy(region: str, *args: object, **options: bool) -> object:
-        whole.append(region)
-        return real(region, *args, **options)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(document, "check_region", spy)
+    whole = first_arguments(monkeypatch, document, "check_region")
     assert index.resume_edits(path)
     assert whole  # checked again here, once
     assert all(r.check.resume is not None for r in index.files[path].doc.regions)
