@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -446,3 +448,54 @@ def test_edits_of_a_file_parsed_on_a_worker_resume_once_prepared(
     assert index.edits["region"] == 1 and whole == []  # resumed near the edit
     fresh = document.parse_document(text, "module")
     assert index.files[path].doc == fresh
+
+
+def _slow_echo(n: int) -> int:
+    import time
+
+    time.sleep(0.05)
+    return n
+
+
+def test_forgotten_answers_are_not_kept() -> None:
+    workers = ForkedWorkers(1, _slow_echo)
+    try:
+        for n in range(4):
+            assert workers.submit(n, (n,))
+        assert workers.result(0) == 0
+        workers.forget([0, 1, 2])  # (0 taken already, 1 and 2 held or still to come)
+        assert workers.result(3) == 3
+        assert workers.held == 0 and workers.jobs == 4
+        assert workers.result(1) is None  # never kept
+    finally:
+        workers.close()
+
+
+def test_an_index_failing_half_way_leaves_no_answers_behind(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_workspace({f".claude/modules/m{i}.md": _module(i) for i in range(6)})
+    settings = load_settings(root)
+    workers = ForkedWorkers(1, parse_on_worker)
+    try:
+        index = WorkspaceIndex(
+            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
+        )
+        real = WorkspaceIndex._parse
+        calls: list[str] = []
+
+        def parse(self: WorkspaceIndex, path: str, *args: Any) -> Any:
+            calls.append(path)
+            if len(calls) == 2:
+                raise RuntimeError("the second file fails")
+            return real(self, path, *args)
+
+        monkeypatch.setattr(WorkspaceIndex, "_parse", parse)
+        with pytest.raises(RuntimeError):
+            index.index()
+        deadline = time.monotonic() + 10
+        while workers.jobs < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert workers.jobs == 6 and workers.held == 0
+    finally:
+        workers.close()

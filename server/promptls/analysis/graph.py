@@ -322,20 +322,24 @@ class WorkspaceIndex:
             # Parse everything first: the counts may wait for the encoding, still loading
             # on another thread when the server starts (it hands the GIL over meanwhile).
             parsed: list[tuple[FileAnalysis, Future[list[int]]]] = []
-            for done, (path, text, stamp, spent, future, sent) in enumerate(pending, 1):
-                done_there = None
-                if checkers is not None and sent:
-                    found = checkers.result((batch, path))
-                    if isinstance(found, tuple):  # (None: it failed there; parsed here)
-                        done_there = (
-                            unpack_document(
-                                text, self.workspace.kind(path), found[0], self._region_checks
-                            ),
-                            [Reference(*r) for r in found[1]],
-                        )
-                parsed.append((self._parse(path, text, None, spent, stamp, done_there), future))
-                if progress is not None and done < total:
-                    progress(done, total)
+            try:
+                for done, (path, text, stamp, spent, future, sent) in enumerate(pending, 1):
+                    done_there = None
+                    if checkers is not None and sent:
+                        found = checkers.result((batch, path))
+                        if isinstance(found, tuple):  # (None: it failed there; parsed here)
+                            done_there = (
+                                unpack_document(
+                                    text, self.workspace.kind(path), found[0], self._region_checks
+                                ),
+                                [Reference(*r) for r in found[1]],
+                            )
+                    parsed.append((self._parse(path, text, None, spent, stamp, done_there), future))
+                    if progress is not None and done < total:
+                        progress(done, total)
+            finally:  # (what no one took, when this failed half way)
+                if checkers is not None:
+                    checkers.forget((batch, p[0]) for p in pending if p[5])
             for analysis, future in parsed:
                 finished = self._finish(analysis, future)
                 with self._lock:

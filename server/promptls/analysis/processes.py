@@ -14,7 +14,7 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NoReturn
@@ -149,6 +149,8 @@ class ForkedWorkers:
         self._workers: list[_Worker] = []
         self._threads: list[threading.Thread] = []
         self._answers: dict[Hashable, tuple[bool, object]] = {}
+        self._forgotten: set[Hashable] = set()
+        """Jobs sent whose answers no one will ask for (`forget`)."""
         self._ready = threading.Condition()
         self.jobs = 0
         """Jobs answered."""
@@ -221,6 +223,21 @@ class ForkedWorkers:
                     return None
                 self._ready.wait()
 
+    def forget(self, keys: Iterable[Hashable]) -> None:
+        """Drop the answers to `keys`, held or still to come: no one will ask for them (an
+        index given up half way)."""
+        with self._ready:
+            for key in keys:
+                if self._answers.pop(key, None) is None and any(
+                    key in w.pending for w in self._workers
+                ):
+                    self._forgotten.add(key)
+
+    @property
+    def held(self) -> int:
+        """Answers waiting to be asked for."""
+        return len(self._answers)
+
     def close(self) -> None:
         """Stop the workers (they finish the job in hand), reap them, and end the threads
         serving them."""
@@ -245,7 +262,10 @@ class ForkedWorkers:
                 key, ok, value = pickle.loads(frame)
                 with self._ready:
                     worker.pending.pop(key, None)
-                    self._answers[key] = (ok, value)
+                    if key in self._forgotten:
+                        self._forgotten.discard(key)
+                    else:
+                        self._answers[key] = (ok, value)
                     self.jobs += 1
                     self.failures += not ok
                     self._ready.notify_all()
@@ -254,6 +274,7 @@ class ForkedWorkers:
         with self._ready:
             worker.alive = False
             self.failures += len(worker.pending)
+            self._forgotten.difference_update(worker.pending)
             worker.pending.clear()
             self._ready.notify_all()
         with contextlib.suppress(OSError):

@@ -69,6 +69,7 @@ def stats(ls: PromptLanguageServer, params: Any = None) -> dict[str, Any]:
                 "pids": workers.pids,
                 "jobs": workers.jobs,
                 "failures": workers.failures,
+                "answersHeld": workers.held,
             }
             if (workers := ls.workers) is not None
             else None
