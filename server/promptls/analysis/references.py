@@ -4,10 +4,9 @@ section 4) and resolving them against the file's folder and the search roots, wo
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -427,12 +426,12 @@ class Resolver:
         the k-th occurrence of a character written as that character k times (a string, whose
         hash is kept: sets of them intersect fast)."""
         seen: dict[str, int] = {}
-        pairs = []
+        occurrences = []
         for ch in stem:
             k = seen.get(ch, 0) + 1
             seen[ch] = k
-            pairs.append(ch * k)
-        return stem, len(stem), frozenset(pairs)
+            occurrences.append(ch * k)
+        return stem, len(stem), frozenset(occurrences)
 
     def _could_be_close(self, stem: str) -> list[str]:
         """The known stems whose similarity to `stem` may reach 0.8: difflib's own upper bounds
@@ -442,14 +441,14 @@ class Resolver:
         multisets as sets of occurrences (`_bag`): one set operation, made in C. Only
         stems of a length that can reach it are looked at: twice the shorter length is at least
         0.8 of both lengths, so from 2/3 to 3/2 of the length of `stem`."""
-        _, n, pairs = self._bag(stem)
+        _, n, occurrences = self._bag(stem)
         lengths = self._bag_lengths
-        first = bisect.bisect_left(lengths, (2 * n + 2) // 3)
-        last = bisect.bisect_right(lengths, (3 * n) // 2)
+        first = bisect_left(lengths, (2 * n + 2) // 3)
+        last = bisect_right(lengths, (3 * n) // 2)
         return [
             other
             for other, length, others in self._bags[first:last]
-            if 2 * len(pairs & others) >= (n + length) * 0.8 - 1e-9
+            if 2 * len(occurrences & others) >= (n + length) * 0.8 - 1e-9
         ]
 
     def _suggest(self, path: str, target: str, bases: Sequence[str]) -> str | None:
