@@ -677,7 +677,7 @@ def _shift_check(
             total,
             moved_around,
             (node_start, node_end + delta),
-            elements._names
+            elements.names_made()
             if isinstance(elements, ShiftedElements) and elements.base is base
             else None,
         ),

@@ -255,6 +255,11 @@ class ShiftedElements(_LazyElements):
             self._names = names
         return names
 
+    def names_made(self) -> dict[str, list[int]] | None:
+        """`names` if made already (None otherwise: it is not made for this), for the next
+        shift of the same base to take on."""
+        return self._names
+
     def _make_all(self) -> tuple[XmlElement, ...]:
         base, pivot, delta, around = self.base, self.pivot, self.delta, self.around
         head = [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
