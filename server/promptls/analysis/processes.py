@@ -36,10 +36,10 @@ def start_workers(processes: int) -> ProcessPoolExecutor | None:
     """
     if processes < 2:
         return None
-    if sys.platform.startswith("linux"):
-        if threading.active_count() > 1:
-            return None
+    if _may_fork():
         context = multiprocessing.get_context("fork")
+    elif sys.platform.startswith("linux"):
+        return None  # (other threads run)
     else:
         context = multiprocessing.get_context("spawn")
     # A forked worker flushes its copy of the standard streams when it exits: whatever this
@@ -53,6 +53,12 @@ def start_workers(processes: int) -> ProcessPoolExecutor | None:
     except FAILURES:
         return None
     return pool
+
+
+def _may_fork() -> bool:
+    """Whether worker processes may be forked from this process: on Linux, and only while it
+    runs one thread (forking a process whose other threads may hold locks is not safe)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 # -- long-lived forked workers (the language server) ---------------------------------------------
@@ -156,12 +162,9 @@ class ForkedWorkers:
         """Jobs answered."""
         self.failures = 0
         """Jobs answered with a failure or lost with their worker."""
-        if processes < 1 or not sys.platform.startswith("linux"):
+        if processes < 1 or not _may_fork():
             return
-        if threading.active_count() > 1:
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # (No streams to flush first: a worker ends with `os._exit`, never writing its copies.)
         for _ in range(processes):
             job_read, job_write = os.pipe()
             result_read, result_write = os.pipe()
