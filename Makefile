@@ -98,8 +98,12 @@ vscode-test: vsix
 # the core on a generated 1M-token workspace and writes benchmarks/results.json (BENCH_ARGS=--quick
 # for fewer repetitions); `make bench-check` runs it, then fails when a figure's ratio regressed by
 # more than 10 % against benchmarks/baseline.json (RESULTS=path checks a results file instead).
-.PHONY: bench bench-check
+# `make bench-tokenizers` puts the cold index beside tiktoken, gpt-tokenizer and js-tiktoken
+# counting the same files (npm installs the last two under benchmarks/.cache/; TOKENIZERS_ARGS
+# for a workspace of your own, --runs N, --json PATH).
+.PHONY: bench bench-check bench-tokenizers
 BENCH_ARGS ?=
+TOKENIZERS_ARGS ?=
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
@@ -107,3 +111,6 @@ bench: $(STAMP)
 bench-check: $(STAMP)
 	$(if $(RESULTS),,$(BIN)/python benchmarks/run.py $(BENCH_ARGS))
 	$(BIN)/python benchmarks/check.py $(if $(RESULTS),--results $(RESULTS))
+
+bench-tokenizers: $(STAMP)
+	$(BIN)/python benchmarks/tokenizers.py $(TOKENIZERS_ARGS)

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from npm import install
 from promptls.analysis.compress import canonical, compress_document, equivalent
 from promptls.analysis.document import parse_document
 from promptls.analysis.graph import WorkspaceIndex
@@ -45,7 +46,6 @@ from promptls.analysis.workspace import Workspace
 from promptls.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "benchmarks" / ".cache"
 MINIFY_VERSION = "4.5.2"
 _COMMENT = re.compile(r"<!--[\s\S]*?-->")
 
@@ -143,28 +143,10 @@ def minify_rows(regions: Sequence[Region]) -> tuple[list[Row], str | None]:
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         return [], "minify-xml skipped: npm or node is not installed"
-    prefix = CACHE / "minify-xml"
+    prefix, why = install("minify-xml", MINIFY_VERSION, npm)
+    if prefix is None:
+        return [], f"minify-xml skipped: {why}"
     module = prefix / "node_modules" / "minify-xml" / "index.js"
-    if not module.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / ".gitignore").write_text("*\n", encoding="utf-8")
-        done = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(prefix),
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                f"minify-xml@{MINIFY_VERSION}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0 or not module.exists():
-            return [], f"minify-xml skipped: npm install failed: {done.stderr.strip()[:300]}"
     with tempfile.TemporaryDirectory(prefix="promptls-bench-") as tmp:
         script = Path(tmp) / "run.mjs"
         script.write_text(NODE_SCRIPT, encoding="utf-8")
