@@ -174,7 +174,11 @@ class Document:
 
     def context_budget(self) -> tuple[int, int, int] | None:
         """A declared `<context_budget>` estimate: (tokens, start, end of the number)."""
+        text = self.text
         for region in self.regions:
+            # (where no such start tag is written, the elements need not be looked at)
+            if text.find("<context_budget", region.start, region.end) < 0:
+                continue
             for element in region.check.named("context_budget"):
                 base = region.start + element.content_start
                 content = self.text[base : region.start + element.content_end]

@@ -4,6 +4,7 @@ findings, codes and ranges as `promptls check`."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import Iterable
@@ -11,10 +12,11 @@ from collections.abc import Iterable
 from lsprotocol import types
 
 from promptls.analysis.graph import FileAnalysis
+from promptls.analysis.incremental import text_edit
 from promptls.analysis.text import LineIndex
 from promptls.lsp.convert import to_diagnostic
 from promptls.lsp.protocol import PromptProtocol
-from promptls.lsp.server import BuiltDiagnostic, PromptLanguageServer
+from promptls.lsp.server import BuiltDiagnostic, DiagnosticMemo, PromptLanguageServer
 
 IDENTIFIER = "promptls"
 log = logging.getLogger("promptls")
@@ -55,28 +57,76 @@ def built_diagnostics(
                 related[rel.path] = ls.line_index(other)
     lines = ls.line_index(fa)
     encoding = ls.position_encoding
-    # A keystroke changes few diagnostics: those whose text and range (in lines and characters,
-    # which typing on one line leaves alone elsewhere) are the same reuse what was built.
-    previous = ls.diagnostic_memo.get(fa.path, {})
+    # A keystroke changes few diagnostics, and the positions of few: those the last build made
+    # are taken again, by their offsets, wherever the edit cannot have moved them.
+    earlier = _Earlier(ls.diagnostic_memo.get(fa.path), lines, encoding)
     memo: dict[tuple[object, ...], BuiltDiagnostic] = {}
     out: list[BuiltDiagnostic] = []
     for f in findings:
         if f.related:
             out.append(BuiltDiagnostic(to_diagnostic(f, lines, encoding, related)))
             continue
-        r = lines.range(f.start, f.end, encoding)
-        start, end = r.start, r.end
-        key: tuple[object, ...] = (f.code, f.severity, f.message, f.data, encoding)
-        key += (start.line, start.character, end.line, end.character)
-        built = previous.get(key) or memo.get(key)
+        key = (f.code, f.severity, f.message, f.data, f.start, f.end)
+        built = memo.get(key) or earlier.get(key)
         if built is None:
-            built = BuiltDiagnostic(to_diagnostic(f, lines, encoding, related, at=r))
+            built = BuiltDiagnostic(to_diagnostic(f, lines, encoding, related))
         memo[key] = built
         out.append(built)
     if len(ls.diagnostic_memo) > 64 and fa.path not in ls.diagnostic_memo:
         ls.diagnostic_memo.clear()  # (pulls of the whole workspace go through here too)
-    ls.diagnostic_memo[fa.path] = memo
+    ls.diagnostic_memo[fa.path] = DiagnosticMemo(lines, encoding, memo)
     return out
+
+
+class _Earlier:
+    """The diagnostics built for an earlier text of a file, found again for the current text.
+
+    A diagnostic's range depends only on the text up to its end (and on the character after it
+    when the one before is a `\r`): one that ends before the edit (the single span where the
+    two texts differ) is unchanged. One on a line that starts after the edit has moved by the
+    edit's length, its characters the same and its lines by as many as the edit added: it is
+    the earlier diagnostic of the offsets before the edit, its range moved down when lines were
+    added or removed. The others are built again."""
+
+    __slots__ = ("after", "before", "built", "delta", "lines_added")
+
+    def __init__(self, memo: DiagnosticMemo | None, lines: LineIndex, encoding: object) -> None:
+        self.built = memo.built if memo is not None and memo.encoding is encoding else {}
+        self.before = self.after = self.delta = self.lines_added = 0
+        if not self.built or memo is None:
+            return
+        old, new = memo.lines.text, lines.text
+        if old is new or old == new:
+            self.before = self.after = len(new) + 1  # every offset is "before" the edit
+            return
+        edit = text_edit(old, new)
+        # (an offset just after a `\r` starts a line or not as the next character is `\n`)
+        self.before = edit.start - (new[edit.start - 1 : edit.start] == "\r")
+        # The first line start after the edit's end: the lines from there on are the earlier
+        # text's lines, moved.
+        next_line = lines.line_of(edit.new_end) + 1
+        self.after = lines.line_start(next_line) if next_line < lines.line_count else len(new) + 1
+        self.delta = edit.delta
+        self.lines_added = lines.line_count - memo.lines.line_count
+
+    def get(self, key: tuple[object, ...]) -> BuiltDiagnostic | None:
+        start, end = key[-2], key[-1]
+        assert isinstance(start, int) and isinstance(end, int)
+        if end <= self.before:
+            return self.built.get(key)
+        if start < self.after:
+            return None
+        found = self.built.get((*key[:-2], start - self.delta, end - self.delta))
+        if found is None or not self.lines_added:
+            return found
+        r = found.diagnostic.range
+        moved = types.Range(
+            start=types.Position(r.start.line + self.lines_added, r.start.character),
+            end=types.Position(r.end.line + self.lines_added, r.end.character),
+        )
+        diagnostic = copy.copy(found.diagnostic)
+        diagnostic.range = moved
+        return BuiltDiagnostic(diagnostic)
 
 
 def _result_id(ls: PromptLanguageServer, uri: str) -> str:

@@ -73,6 +73,17 @@ class BuiltDiagnostic:
     json: str | None = None
 
 
+@dataclass(slots=True)
+class DiagnosticMemo:
+    """The diagnostics last built for one file: the text's line index they were built with, the
+    position encoding, and each diagnostic by its finding's code, severity, message, data and
+    offsets (see `diagnostics.built_diagnostics`)."""
+
+    lines: LineIndex
+    encoding: PositionEncoding
+    built: dict[tuple[object, ...], BuiltDiagnostic]
+
+
 class PromptLanguageServer(LanguageServer):
     """The promptls language server."""
 
@@ -93,7 +104,7 @@ class PromptLanguageServer(LanguageServer):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.hint_cache: dict[str, tuple[FileAnalysis, object, list[types.InlayHint]]] = {}
         """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
-        self.diagnostic_memo: dict[str, dict[tuple[object, ...], BuiltDiagnostic]] = {}
+        self.diagnostic_memo: dict[str, DiagnosticMemo] = {}
         """The LSP diagnostics last built for each file, with their JSON text once pushed (see
         `diagnostics.built_diagnostics`)."""
         self.tasks: set[asyncio.Future[None]] = set()
