@@ -23,6 +23,7 @@ edits, and so does a property under `make fuzz`.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Sequence
@@ -76,9 +77,12 @@ class TextEdit:
         return self.new_end - self.old_end
 
 
+@functools.lru_cache(maxsize=4)
 def text_edit(old: str, new: str) -> TextEdit:
     """The single span where `old` and `new` differ (the longest common prefix and suffix),
-    found with slice comparisons (C speed) by bisection."""
+    found with slice comparisons (C speed) by bisection. The last few are remembered: a
+    keystroke's analysis and then its diagnostics both ask for the same one (each text's hash
+    is made once and kept by the string)."""
     limit = min(len(old), len(new))
     lo, hi = 0, limit
     while lo < hi:  # the longest k with old[:k] == new[:k]
