@@ -258,8 +258,11 @@ _EDITS = st.tuples(
 
 
 @PROFILE
-@given(text=_TEXTS, edits=st.lists(_EDITS, min_size=1, max_size=4))
+@given(text=_TEXTS, edits=st.lists(_EDITS, min_size=1, max_size=8))
 def test_replace_is_a_fresh_index(text: str, edits: list[tuple[int, int, str]]) -> None:
+    """Edits one after the other (typing on one line, then before or after it: the starts
+    after an edit are moved when read, and the move is added into them when an edit lands
+    before) give the index of the text made from scratch."""
     index = LineIndex(text)
     for x, y, inserted in edits:
         a, b = sorted((min(x, len(text)), min(y, len(text))))
@@ -269,11 +272,37 @@ def test_replace_is_a_fresh_index(text: str, edits: list[tuple[int, int, str]]) 
         fresh = LineIndex(text)
         assert index.text == text
         assert index.line_count == fresh.line_count
-        assert [index.line_start(i) for i in range(index.line_count)] == [
-            fresh.line_start(i) for i in range(fresh.line_count)
-        ]
-        for offset in range(len(text) + 1):
-            assert index.position(offset, U16) == fresh.position(offset, U16)
+        for line in range(-1, index.line_count + 1):
+            assert index.line_start(line) == fresh.line_start(line)
+            assert index.line_end(line) == fresh.line_end(line)
+            assert index.line_end(line, include_newline=True) == fresh.line_end(
+                line, include_newline=True
+            )
+        for offset in range(-1, len(text) + 2):
+            assert index.line_of(offset) == fresh.line_of(offset)
+            position = fresh.position(offset, U16)
+            assert index.position(offset, U16) == position
+            assert index.offset(position, U16) == fresh.offset(position, U16)
+
+
+def test_typing_on_one_line_keeps_the_starts_after_it() -> None:
+    """Characters typed one after the other on one line leave the list of the later lines'
+    starts as it was (the move is added when they are read); an edit before them adds it."""
+    text = "".join(f"line {i}\n" for i in range(50))
+    index = LineIndex(text)
+    at = text.index("line 20") + 4
+    for k in range(5):
+        index = index.replace(at + k, at + k, "x")
+        text = text[: at + k] + "x" + text[at + k :]
+    later = index._starts[30]
+    assert later == LineIndex(text).line_start(30) - 5  # kept, moved when read
+    assert index.line_start(30) == LineIndex(text).line_start(30)
+    index = index.replace(3, 3, "\n")  # before them: the earlier move goes into the starts
+    text = text[:3] + "\n" + text[3:]
+    assert index._starts[31] == LineIndex(text).line_start(31) - 1  # (this edit's kept apart)
+    assert [index.line_start(i) for i in range(52)] == [
+        LineIndex(text).line_start(i) for i in range(52)
+    ]
 
 
 @pytest.mark.parametrize("encoding", list(PositionEncoding), ids=lambda e: e.value)

@@ -94,9 +94,14 @@ _BLOCK = 1024
 
 
 class LineIndex:
-    """Maps offsets to positions and back for one text; built once per document version."""
+    """Maps offsets to positions and back for one text; built once per document version.
 
-    __slots__ = ("_blocks", "_starts", "_text")
+    The line starts after an edit move by its length: instead of adding it to each of them, an
+    index made by `replace` keeps the starts from `_shift_at` on as they were and adds
+    `_shift` when it reads them, so that typing on one line costs that line, not the lines
+    after it (the shift is added into the starts only when an edit lands before them)."""
+
+    __slots__ = ("_blocks", "_shift", "_shift_at", "_starts", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
@@ -107,14 +112,30 @@ class LineIndex:
             lengths = accumulate(map(len, text.split("\n")[:-1]))
             starts = [0, *map(operator.add, lengths, count(1))]
         self._starts = starts
+        self._shift_at = len(starts)
+        self._shift = 0
         self._blocks: dict[tuple[int, PositionEncoding], list[int] | None] = {}
+
+    def _start(self, line: int) -> int:
+        """Where `line` (an index into the starts) starts."""
+        start = self._starts[line]
+        return start + self._shift if line >= self._shift_at else start
+
+    def _starts_between(self, first: int, stop: int) -> list[int]:
+        """The starts of lines [first, stop), with the shift added where it applies."""
+        at, shift, starts = self._shift_at, self._shift, self._starts
+        if stop <= at or not shift:
+            return starts[first:stop]
+        if first >= at:
+            return [s + shift for s in starts[first:stop]]
+        return [*starts[first:at], *(s + shift for s in starts[at:stop])]
 
     def _line_blocks(self, line: int, encoding: PositionEncoding) -> list[int] | None:
         """Code units before each block of a long line (None when the line is ASCII)."""
         key = (line, encoding)
         if key in self._blocks:
             return self._blocks[key]
-        start, end = self._starts[line], self.line_end(line)
+        start, end = self._start(line), self.line_end(line)
         blocks: list[int] | None = None
         if not self._text[start:end].isascii():
             blocks = [0]
@@ -132,24 +153,30 @@ class LineIndex:
         """The index of this text with `[start, end)` replaced by `inserted`, made by scanning
         only the lines the edit touches (and the line before, where a `\\r` may now join a
         `\\n`); the line starts after them move by the change of length."""
-        old, starts = self._text, self._starts
+        old, starts, n = self._text, self._starts, len(self._starts)
         text = old[:start] + inserted + old[end:]
         delta = len(inserted) - (end - start)
         first = self.line_of(start - 1) if start > 0 else 0
         last = self.line_of(end)
         # Old line starts after `end` stay starts (the break before each is untouched text).
-        tail = starts[last + 1 :]
-        stop = tail[0] + delta if tail else len(text)
-        middle = [m.end() for m in _LINE_END.finditer(text, starts[first], stop)]
+        stop = self._start(last + 1) + delta if last + 1 < n else len(text)
+        middle = [m.end() for m in _LINE_END.finditer(text, self._start(first), stop)]
         index = LineIndex.__new__(LineIndex)
         index._text = text
-        if tail and middle and middle[-1] == stop:
+        if last + 1 < n and middle and middle[-1] == stop:
             middle.pop()  # `stop` itself: the first of the tail
-        index._starts = [*starts[: first + 1], *middle]
-        if delta:
-            index._starts.extend([s + delta for s in tail])
+        head = self._starts_between(0, first + 1)
+        head.extend(middle)
+        index._shift_at = len(head)
+        if last + 1 >= self._shift_at:  # the lines after the edit all carry the old shift
+            head.extend(starts[last + 1 :])
+            index._shift = self._shift + delta
         else:
-            index._starts.extend(tail)
+            head.extend(self._starts_between(last + 1, n))
+            index._shift = delta
+        if not index._shift:
+            index._shift_at = len(head)
+        index._starts = head
         index._blocks = {k: v for k, v in self._blocks.items() if k[0] < first}
         return index
 
@@ -164,22 +191,25 @@ class LineIndex:
             return 0
         if line >= len(self._starts):
             return len(self._text)
-        return self._starts[line]
+        return self._start(line)
 
     def line_end(self, line: int, *, include_newline: bool = False) -> int:
         """Offset just after the last character of `line` (before its line ending by default)."""
         if line + 1 < len(self._starts):
-            end = self._starts[line + 1]
+            end = self._start(line + 1)
             if include_newline:
                 return end
-            if self._text.startswith("\r\n", end - 2) and end - 2 >= self._starts[line]:
+            if self._text.startswith("\r\n", end - 2) and end - 2 >= self._start(line):
                 return end - 2
             return end - 1
         return len(self._text)
 
     def line_of(self, offset: int) -> int:
         """The 0-based line holding `offset`."""
-        return bisect.bisect_right(self._starts, max(0, offset)) - 1
+        offset, at, starts = max(0, offset), self._shift_at, self._starts
+        if at < len(starts) and offset >= starts[at] + self._shift:
+            return bisect.bisect_right(starts, offset - self._shift, at) - 1
+        return bisect.bisect_right(starts, offset, 0, at) - 1
 
     def position(
         self, offset: int, encoding: PositionEncoding = PositionEncoding.UTF16
@@ -187,7 +217,7 @@ class LineIndex:
         """The position of `offset`, its character counted in `encoding` code units."""
         offset = min(max(0, offset), len(self._text))
         line = self.line_of(offset)
-        start = self._starts[line]
+        start = self._start(line)
         n = offset - start
         if encoding is PositionEncoding.UTF32 or n <= _BLOCK:
             return Position(line, _units(self._text[start:offset], encoding))
@@ -211,7 +241,7 @@ class LineIndex:
             return 0
         if position.line >= len(self._starts):
             return len(self._text)
-        start = self._starts[position.line]
+        start = self._start(position.line)
         end = self.line_end(position.line)
         target = max(0, position.character)
         if encoding is PositionEncoding.UTF32:
