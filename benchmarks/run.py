@@ -359,17 +359,20 @@ async def edit_session(
             delay = start + i * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            # (timed before sending: writing to the pipe may wake the server on this core and
+            # return only once it has answered)
+            began = time.perf_counter()
             version = session.insert(uri, line, column + i, TYPED[i % len(TYPED)])
-            sent[version] = time.perf_counter()
+            sent[version] = began
             typed = _inserted(typed, line, column + i, TYPED[i % len(TYPED)])
             delay = start + (i + 0.5) * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             # (only with nothing left to read: the encode holds this loop for milliseconds)
             if session.published.get(uri) == version:
-                began = time.perf_counter()
+                encode_began = time.perf_counter()
                 encoding.encode_ordinary(typed)
-                paced.append((time.perf_counter() - began) * 1000)
+                paced.append((time.perf_counter() - encode_began) * 1000)
         last = max(sent)
         await session.published_version(uri, last, timeout=max(120, edits * 3))
         opened = next(c for _, u, v, c in session.publish_log if u == uri and v == 1)
