@@ -118,6 +118,10 @@ class _Graph:
 
 
 _CHECKS_MIN, _CHECKS_MAX = 4_000_000, 16_000_000
+#: The smallest chunk an edited file is cut into for counting again (`_recount`): a keystroke
+#: encodes the chunk it lies in, a few lines (its cost is the encoder's first lookups after a
+#: pause, which grow with the chunk's tokens); the files' counts are unchanged, cut anywhere.
+_RECOUNT_CHUNK = 128
 """Bounds of the XML-check cache, in characters of region text."""
 
 _PAUSE_LOCK = threading.Lock()
@@ -489,7 +493,7 @@ class WorkspaceIndex:
             bounds, last, last_count = known[1], known[2], known[3]
         else:
             bounds = [0]
-            for chunk in split_chunks(before):
+            for chunk in split_chunks(before, _RECOUNT_CHUNK):
                 bounds.append(bounds[-1] + len(chunk))
         if bounds[-1] != len(before) or edit.old_end > len(before):
             return None
@@ -509,7 +513,9 @@ class WorkspaceIndex:
                 self.counter.count(before[a:b]) for a, b in pairwise(bounds[k : j + 1])
             )
         # Chunks joined: cut them again.
-        pieces = [text[low:new_high]] if j == k + 1 else split_chunks(text[low:new_high])
+        pieces = (
+            [text[low:new_high]] if j == k + 1 else split_chunks(text[low:new_high], _RECOUNT_CHUNK)
+        )
         counts = [self.counter.count(piece) for piece in pieces]
         middle = list(accumulate((len(piece) for piece in pieces[:-1]), initial=low))
         moved = [*bounds[:k], *middle, *(b + delta for b in bounds[j:])]
