@@ -184,23 +184,22 @@ class Session:
         return uri
 
     def insert(self, uri: str, line: int, character: int, text: str) -> int:
-        """An incremental edit; returns the new version."""
+        """An incremental edit; returns the new version. The message is sent as plain JSON, not
+        built through pygls's lsprotocol objects and cattrs (0.2 ms a keystroke in this
+        process, which an editor does not spend): the edit figure is the server's."""
         version = self.versions[uri] + 1
         self.versions[uri] = version
         self.events[uri] = asyncio.Event()
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=line, character=character),
-                            end=types.Position(line=line, character=character),
-                        ),
-                        text=text,
-                    )
-                ],
-            )
+        at = {"line": line, "character": character}
+        self.client.protocol._send_data(
+            {
+                "jsonrpc": "2.0",
+                "method": types.TEXT_DOCUMENT_DID_CHANGE,
+                "params": {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [{"range": {"start": at, "end": at}, "text": text}],
+                },
+            }
         )
         return version
 
