@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from promptls.analysis import xml
 from promptls.analysis.findings import Severity
 from promptls.analysis.xml import (
     PackedElements,
@@ -850,3 +851,28 @@ def test_packed_elements_found_by_name_and_attribute_without_making_the_others()
     assert [(i, e.name) for i, e in found] == [(1, "m"), (2, "b"), (4, "m")]
     assert [e for _, e in found] == [check.elements[i] for i, _ in found]
     assert elements._built is None  # (none made but those)
+
+
+# The XML 1.0 (fifth edition) productions, as the specification writes them.
+_SPEC_NAME_START = (
+    ":A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_SPEC_NAME_CHAR = _SPEC_NAME_START + "\\-.0-9\u00b7\u0300-\u036f\u203f-\u2040"
+_EVERY_CHARACTER = "".join(map(chr, range(0x110000)))
+
+
+@pytest.mark.parametrize(
+    ("built", "spec"),
+    [
+        (xml.char_class(xml._NAME_START), _SPEC_NAME_START),
+        (xml.char_class(xml._NAME_START, xml._NAME_MORE), _SPEC_NAME_CHAR),
+        (xml.char_class(xml._NCNAME_START), _SPEC_NAME_START.replace(":", "")),
+        (xml.char_class(xml._NCNAME_START, xml._NAME_MORE), _SPEC_NAME_CHAR.replace(":", "")),
+    ],
+    ids=["NameStartChar", "NameChar", "NCNameStartChar", "NCNameChar"],
+)
+def test_name_classes_are_the_specifications(built: str, spec: str) -> None:
+    """The name character classes, written as negations (faster to compile), match exactly
+    the characters of the specification's productions, every code point tried."""
+    assert re.findall(built, _EVERY_CHARACTER) == re.findall(f"[{spec}]", _EVERY_CHARACTER)
