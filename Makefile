@@ -8,9 +8,12 @@ PY_SRC := server tests benchmarks
 
 .PHONY: install demo test lint unit format clean
 
+# The package is installed editable, which pip does not byte-compile: compiled here, or with
+# PYTHONDONTWRITEBYTECODE set every start of the server or the command line compiles it again.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m compileall -q server/promptls
 	touch $(STAMP)
 
 install: $(STAMP)
