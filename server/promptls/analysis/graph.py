@@ -118,11 +118,11 @@ class _Graph:
 
 
 _CHECKS_MIN, _CHECKS_MAX = 4_000_000, 16_000_000
+"""Bounds of the XML-check cache, in characters of region text."""
 #: The smallest chunk an edited file is cut into for counting again (`_recount`): a keystroke
 #: encodes the chunk it lies in, a few lines (its cost is the encoder's first lookups after a
 #: pause, which grow with the chunk's tokens); the files' counts are unchanged, cut anywhere.
 _RECOUNT_CHUNK = 128
-"""Bounds of the XML-check cache, in characters of region text."""
 
 _PAUSE_LOCK = threading.Lock()
 _pauses = [0, False]
