@@ -49,11 +49,9 @@ def keystroke(rng: random.Random, text: str, kind: str) -> str | None:
 
 
 def measure(workspace: Path, per_file: int, min_chars: int, seed: int) -> dict[str, object]:
-    import tiktoken
-
     index = run.open_core(workspace)
     index.index()
-    encoding = tiktoken.get_encoding(run.ENCODING)
+    encoding = run.reference_encoding()
     rng = random.Random(seed)
     # (ms, ms of one full encode of the file) of each keystroke, by kind and way
     times: dict[tuple[str, str], list[tuple[float, float]]] = {
@@ -64,7 +62,7 @@ def measure(workspace: Path, per_file: int, min_chars: int, seed: int) -> dict[s
     version = 0
     for path in paths:
         original = index.files[path].doc.text
-        encode = min(_encode_ms(encoding, original) for _ in range(3))
+        encode = min(run.encode_ms(encoding, original) for _ in range(3))
         encodes.append(encode)
         for kind in KINDS:
             text = original
@@ -85,12 +83,6 @@ def measure(workspace: Path, per_file: int, min_chars: int, seed: int) -> dict[s
         index.workspace.overlay.pop(path, None)
         index.update(path)
     return {"files": len(paths), "times": times, "encodes": encodes}
-
-
-def _encode_ms(encoding: object, text: str) -> float:
-    started = time.perf_counter()
-    encoding.encode_ordinary(text)  # type: ignore[attr-defined]
-    return (time.perf_counter() - started) * 1000
 
 
 def _p95(values: list[float]) -> float:

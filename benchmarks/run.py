@@ -187,11 +187,23 @@ def core_cold_index(workspace: Path) -> tuple[float, Any]:
     return time.perf_counter() - started, index
 
 
-def tiktoken_alone(texts: list[str]) -> float:
-    """Seconds for `encode_ordinary` over each text, sequentially, on this thread."""
+def reference_encoding() -> Any:
+    """tiktoken's encoding, as the references use it."""
     import tiktoken
 
-    encoding = tiktoken.get_encoding(ENCODING)
+    return tiktoken.get_encoding(ENCODING)
+
+
+def encode_ms(encoding: Any, text: str) -> float:
+    """Milliseconds for one `encode_ordinary` of `text`."""
+    started = time.perf_counter()
+    encoding.encode_ordinary(text)
+    return (time.perf_counter() - started) * 1000
+
+
+def tiktoken_alone(texts: list[str]) -> float:
+    """Seconds for `encode_ordinary` over each text, sequentially, on this thread."""
+    encoding = reference_encoding()
     gc.collect()
     started = time.perf_counter()
     for text in texts:
@@ -200,15 +212,8 @@ def tiktoken_alone(texts: list[str]) -> float:
 
 
 def full_encode_ms(text: str, repeats: int) -> list[float]:
-    import tiktoken
-
-    encoding = tiktoken.get_encoding(ENCODING)
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        encoding.encode_ordinary(text)
-        out.append((time.perf_counter() - started) * 1000)
-    return out
+    encoding = reference_encoding()
+    return [encode_ms(encoding, text) for _ in range(repeats)]
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -335,9 +340,7 @@ async def edit_session(
     encodes the file once (`detail["pacedEncodeMs"]`): the full re-tokenize a server without
     incremental counting would do for that keystroke, timed at the same pace, with the same
     idle time before it, in the same seconds of the run as the edits it is compared with."""
-    import tiktoken
-
-    encoding = tiktoken.get_encoding(ENCODING)
+    encoding = reference_encoding()
     text = path.read_text(encoding="utf-8")
     place = edit_position(text.splitlines())
     if place is None:
@@ -370,9 +373,7 @@ async def edit_session(
                 await asyncio.sleep(delay)
             # (only with nothing left to read: the encode holds this loop for milliseconds)
             if session.published.get(uri) == version:
-                encode_began = time.perf_counter()
-                encoding.encode_ordinary(typed)
-                paced.append((time.perf_counter() - encode_began) * 1000)
+                paced.append(encode_ms(encoding, typed))
         last = max(sent)
         await session.published_version(uri, last, timeout=max(120, edits * 3))
         opened = next(c for _, u, v, c in session.publish_log if u == uri and v == 1)
