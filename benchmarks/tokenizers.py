@@ -62,6 +62,7 @@ import make_workspace
 import run
 from npm import install
 from promptls.analysis.tokens import load_encoding
+from run import log
 
 #: `run.py`'s default workspace: 600 files, 1,000,000 tokens, seed 1.
 FILES, TOKENS, SEED = 600, 1_000_000, 1
@@ -118,10 +119,6 @@ for await (const line of createInterface({ input: process.stdin })) {
   send({ ms, same: again.every((n, i) => n === counts[i]) });
 }
 """
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
