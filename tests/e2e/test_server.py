@@ -441,14 +441,16 @@ def _hint_texts(hints: list[types.InlayHint] | None) -> list[str]:
     ]
 
 
-async def _hints(client: LanguageClient, uri: str) -> list[types.InlayHint]:
+async def _hints(
+    client: LanguageClient, uri: str, first: int = 0, last: int = 200
+) -> list[types.InlayHint]:
     return list(
         await client.text_document_inlay_hint_async(
             types.InlayHintParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
                 range=types.Range(
-                    start=types.Position(line=0, character=0),
-                    end=types.Position(line=200, character=0),
+                    start=types.Position(line=first, character=0),
+                    end=types.Position(line=last, character=0),
                 ),
             )
         )
@@ -480,6 +482,22 @@ async def test_inlay_hints_equal_the_targets_tokens(client: LanguageClient) -> N
     line = (root / SHIP).read_text().splitlines()[8]
     assert hints[0].position.line == 8
     assert line[: hints[0].position.character].endswith("modules/dev/small-change.md")
+
+
+async def test_inlay_hints_of_each_range_asked_in_turn(client: LanguageClient) -> None:
+    """Two views of one document ask for their ranges in turn: each gets the hints of its own
+    lines, the same each time (the server remembers them by range)."""
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    await diagnostics(client, uri, version=1)
+    whole = await _hints(client, uri)
+    assert len(whole) == 2
+    line = whole[0].position.line
+    for _ in range(3):
+        assert await _hints(client, uri) == whole
+        assert await _hints(client, uri, line, line + 1) == whole[:1]
+        assert await _hints(client, uri, line + 1, 200) == whole[1:]
+        assert await _hints(client, uri, 0, line) == []
 
 
 async def test_code_lens_equals_the_load_cost(client: LanguageClient) -> None:

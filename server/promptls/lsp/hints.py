@@ -8,10 +8,14 @@ from lsprotocol import types
 
 from promptls.analysis.graph import ENTRY_KINDS
 from promptls.lsp.convert import to_offset, to_position
+from promptls.lsp.protocol import Encoded, PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
 
 LENS_KINDS = frozenset({"command", "memory"}) | ENTRY_KINDS
 SHOW_LOAD_TREE = "promptls.showLoadTree"
+_RANGES_KEPT = 8
+"""Encoded hints kept per document version: one per range asked for (the editor asks for the
+visible lines, of each view), up to this many."""
 
 
 def format_ms(ms: float) -> str:
@@ -25,10 +29,10 @@ def format_ms(ms: float) -> str:
 
 async def inlay_hint(
     ls: PromptLanguageServer, params: types.InlayHintParams
-) -> list[types.InlayHint] | None:
+) -> Encoded | list[types.InlayHint]:
     """`textDocument/inlayHint`: after each resolved reference in the range, what it costs.
-    The hints of a document version are remembered with the costs they show: the editor asks
-    again on every scroll, and a referenced file that changed changes its cost."""
+    The hints of a document version are remembered, encoded, by range and what they say: the
+    editor asks again on every scroll, and a referenced file that changed changes its cost."""
     settings = ls.settings.hints
     uri = params.text_document.uri
     fa = ls.analysis(uri)
@@ -39,8 +43,7 @@ async def inlay_hint(
     enc = ls.position_encoding
     first = to_offset(lines, params.range.start, enc)
     last = to_offset(lines, params.range.end, enc)
-    # (where, tokens, (cold ms, served ms) when load times are shown): what the hints say.
-    shown: list[tuple[int, int, tuple[float, float] | None]] = []
+    shown: list[tuple[int, str]] = []  # (where, what the hint says)
     for res in fa.resolutions:
         ref = res.ref
         if res.status != "resolved" or res.path is None or ref.end < first or ref.end > last:
@@ -49,28 +52,35 @@ async def inlay_hint(
         if found is None:
             continue  # resolved, but not a file that is loaded (an image, a folder)
         cost, _, served_ms = found
-        times = (cost.cold_ms, served_ms) if settings.load_time else None
-        shown.append((ref.end, cost.tokens, times))
-    key = (enc, settings.tokens, settings.load_time, tuple(shown))
-    remembered = ls.hint_cache.get(uri)
-    if remembered is not None and remembered[0] is fa and remembered[1] == key:
-        return remembered[2]
-    hints: list[types.InlayHint] = []
-    for end, tokens, times in shown:
         parts = []
         if settings.tokens:
-            parts.append(f"≈{tokens:,} tok")
-        if times is not None:
-            parts.append(f"{format_ms(times[0])} (cached {format_ms(times[1])})")
-        hints.append(
-            types.InlayHint(
-                position=to_position(lines, end, enc), label=" · ".join(parts), padding_left=True
-            )
-        )
-    if len(ls.hint_cache) > 256:  # (documents never opened are asked about too)
+            parts.append(f"≈{cost.tokens:,} tok")
+        if settings.load_time:
+            parts.append(f"{format_ms(cost.cold_ms)} (cached {format_ms(served_ms)})")
+        shown.append((ref.end, " · ".join(parts)))
+    if not shown:
+        return []
+    key = (enc, tuple(shown))
+    remembered = ls.hint_cache.get(uri)
+    if remembered is None or remembered[0] is not fa:
+        remembered = (fa, {})
+    known = remembered[1].get(key)
+    if known is not None:
+        return known
+    hints = [
+        types.InlayHint(position=to_position(lines, end, enc), label=label, padding_left=True)
+        for end, label in shown
+    ]
+    if not isinstance(ls.protocol, PromptProtocol):
+        return hints
+    encoded = Encoded(ls.protocol.to_json(hints))
+    if len(remembered[1]) >= _RANGES_KEPT:  # (the ranges of a few views of the document)
+        remembered[1].clear()
+    remembered[1][key] = encoded
+    if len(ls.hint_cache) > 256 and uri not in ls.hint_cache:  # (unopened documents too)
         ls.hint_cache.clear()
-    ls.hint_cache[uri] = (fa, key, hints)
-    return hints
+    ls.hint_cache[uri] = remembered
+    return encoded
 
 
 def lens_title(ls: PromptLanguageServer, path: str) -> str | None:

@@ -14,7 +14,9 @@ notification, and the futures pygls makes for the other notifications are not ke
 
 It also sends notifications whose parameters are JSON text already (`notify_json`): the pushed
 diagnostics of a document, most of them the same from one keystroke to the next, are encoded
-once each (see `diagnostics.publish`).
+once each (see `diagnostics.publish`). A request handler may likewise return its result as JSON
+text already (`Encoded`): the inlay hints of a document version, asked for again on every
+scroll, are encoded once.
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def _forget(futures: dict[Any, Any], key: Any, done: Any) -> None:
         futures.pop(key, None)
 
 
+class Encoded:
+    """A request's result as JSON text already (ASCII, as `PromptProtocol.to_json` writes it),
+    sent as it is instead of being built again with cattrs and encoded."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, json_text: str) -> None:
+        self.json = json_text
+
+
 class _Unanswerable:
     """A request that could not be read, still owed a response."""
 
@@ -96,11 +108,25 @@ class PromptProtocol(LanguageServerProtocol):
         `to_json` writes it): pygls would build the whole message again with cattrs and encode
         it, which for fifty diagnostics costs a third of analysing the keystroke that made them
         (0.4 ms against 1.2 ms in the real framework's `CLAUDE.md`)."""
+        body = f'{{"params":{params},"method":{json.dumps(method)},"jsonrpc":"2.0"}}'
+        self._write_json(body, method)
+
+    def _send_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        """pygls's, but a result that is JSON text already (`Encoded`) is sent as it is."""
+        if error is None and isinstance(result, Encoded):
+            self._result_types.pop(msg_id, None)
+            body = f'{{"id":{json.dumps(msg_id)},"result":{result.json},"jsonrpc":"2.0"}}'
+            self._write_json(body, f"the response to {msg_id!r}")
+            return
+        super()._send_response(msg_id, result, error)
+
+    def _write_json(self, text: str, what: str) -> None:
+        """Write one message, JSON text (ASCII) already, with its header."""
         writer = self.writer
         if writer is None:
-            log.error("cannot send %s: no transport", method)
+            log.error("cannot send %s: no transport", what)
             return
-        body = f'{{"params":{params},"method":{json.dumps(method)},"jsonrpc":"2.0"}}'.encode()
+        body = text.encode()
         if self._framed:
             head = f"Content-Length: {len(body)}\r\nContent-Type: {self.CONTENT_TYPE}; "
             body = f"{head}charset={self.CHARSET}\r\n\r\n".encode() + body
@@ -113,7 +139,7 @@ class PromptProtocol(LanguageServerProtocol):
         except BrokenPipeError:
             raise  # the client is gone: as pygls does, let the server end
         except Exception:
-            log.exception("could not send %s", method)
+            log.exception("could not send %s", what)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Read a message; a malformed request becomes an error response to send."""

@@ -32,7 +32,7 @@ from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings, load_settings
 from promptls.lsp.convert import encoding_of, path_to_uri, uri_to_path
-from promptls.lsp.protocol import PromptProtocol
+from promptls.lsp.protocol import Encoded, PromptProtocol
 
 log = logging.getLogger("promptls")
 
@@ -102,8 +102,8 @@ class PromptLanguageServer(LanguageServer):
         self._ready_async: asyncio.Event | None = None
         self.stats = Stats()
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.hint_cache: dict[str, tuple[FileAnalysis, object, list[types.InlayHint]]] = {}
-        """The inlay hints last computed for each open document (see `hints.inlay_hint`)."""
+        self.hint_cache: dict[str, tuple[FileAnalysis, dict[object, Encoded]]] = {}
+        """The inlay hints of each open document, encoded, by range (see `hints.inlay_hint`)."""
         self.diagnostic_memo: dict[str, DiagnosticMemo] = {}
         """The LSP diagnostics last built for each file, with their JSON text once pushed (see
         `diagnostics.built_diagnostics`)."""
