@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lspclient import Session, summary, timed
+from lspclient import Session, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,9 +44,9 @@ async def run(workspace: Path, command: Path, edits: int) -> dict[str, object]:
                 "promptls/stats", None
             )
             await session.hints(uri, blank, blank)  # re-analysis happens here, not timed
-            _, empty = await timed(session.hints(uri, blank, blank))
-            result, hint = await timed(session.hints(uri, 0, end))
-            _, lens = await timed(session.lens(uri))
+            _, empty = await session.timed(session.hints(uri, blank, blank))
+            result, hint = await session.timed(session.hints(uri, 0, end))
+            _, lens = await session.timed(session.lens(uri))
             assert result, "the command must have resolved references"
             empty_ms.append(empty)
             hint_ms.append(hint)

@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import hints_session
 import make_workspace
-from lspclient import Session, summary, timed
+from lspclient import Session, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -483,7 +483,7 @@ async def warm_session(
         names = list(requests)
         for i in range(rounds):
             for name in names[i % 4 :] + names[: i % 4]:  # rotate: no request always first
-                _, ms = await timed(requests[name]())
+                _, ms = await session.timed(requests[name]())
                 times[name].append(ms)
         stats = await session.stats()
     finally:
