@@ -218,14 +218,27 @@ def full_encode_ms(text: str, repeats: int) -> list[float]:
 
 # -- the server -----------------------------------------------------------------------------------
 async def server_cold_index(workspace: Path) -> tuple[float, dict[str, float], dict[str, Any]]:
-    """Seconds from `initialized` to `indexReady`; the server's memory then; its stats."""
+    """Seconds from `initialized` to `indexReady`; the server's memory then; its stats. The
+    stats get `cpu`: the CPU seconds the server and its workers used meanwhile (`total`), and
+    those of the busiest thread (`busiest`: no number of cores takes the index below it)."""
     session = Session(workspace)
     await session.start()
     try:
+        pids: list[int] = []
+        before: dict[int, float] = {}
         while True:
             stats = await session.stats()
+            if not before:  # (the first answer: just after `initialized`)
+                pids = (stats.get("workers") or {}).get("pids", [])
+                before = session.cpu(pids)
             if stats.get("indexReady"):
                 elapsed = time.perf_counter() - session.initialized_at
+                after = session.cpu(pids)
+                used = {name: t - before.get(name, 0.0) for name, t in after.items()}
+                stats["cpu"] = {
+                    "total": sum(t for name, t in used.items() if "/" not in name),
+                    "busiest": max((t for name, t in used.items() if "/" in name), default=0.0),
+                }
                 break
             if time.perf_counter() - session.initialized_at > 900:
                 raise TimeoutError("index not ready after 900 s")
@@ -663,16 +676,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if only & {"cold_index_server", "peak_rss"}:
         server: list[float] = []
         peaks: list[float] = []
+        cpu: list[dict[str, float]] = []
         around = []
         for i in range(args.runs):
             seconds, memory, stats = await server_cold_index(workspace)
             server.append(seconds)
+            cpu.append(stats["cpu"])
             peaks.append(memory["peak"])
             reference()
             around.append((references[-2] + references[-1]) / 2)
             log(
                 f"server cold index {i + 1}/{args.runs}: {seconds:.2f} s "
-                f"(server's own indexingSeconds {stats['indexingSeconds']:.2f}), "
+                f"(server's own indexingSeconds {stats['indexingSeconds']:.2f}; CPU "
+                f"{stats['cpu']['total']:.2f} s, busiest thread {stats['cpu']['busiest']:.2f} s), "
                 f"peak {memory['peak']:.0f} MB; {memory['workers']:.0f} worker(s) peak "
                 f"{memory['workersPeak']:.0f} MB, PSS {memory['workersPss']:.0f} MB"
             )
@@ -686,6 +702,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 files=stats["index"]["files"],
                 serverIndexingSeconds=stats["indexingSeconds"],
                 referenceRuns=len(references),
+                cpuSeconds=statistics.median(c["total"] for c in cpu),
+                busiestThreadSeconds=statistics.median(c["busiest"] for c in cpu),
             )
         if "peak_rss" in only:
             results["peak_rss"] = figure(
