@@ -83,27 +83,21 @@ def xml_findings(doc: Document) -> Iterator[Finding]:
     left_count = 0
     left_severity = Severity.HINT
     for region in doc.regions:
-        problems = _merge_runs(region.check.problems)
-        if room <= 0:
-            if problems:
-                left_out.append((region.start, problems[0]))
-                left_count += len(problems)
-                left_severity = min(left_severity, *(p.severity for p in problems))
+        found = region.check.problems
+        if not found:
             continue
-        shown = problems[: min(MAX_XML_FINDINGS, room)]
-        room -= len(shown)
-        for p in shown:
-            data = (("fix", p.fix), ("kind", p.kind)) if p.fix is not None else (("kind", p.kind),)
-            yield Finding(
-                "xml-syntax",
-                p.severity,
-                p.message,
-                region.start + p.start,
-                region.start + p.end,
-                data=data,
-            )
-        rest = problems[len(shown) :]
-        if rest and len(shown) == MAX_XML_FINDINGS:
+        memo = _region_memo(found)
+        problems = memo.merged
+        if room <= 0:
+            left_out.append((region.start, problems[0]))
+            left_count += len(problems)
+            left_severity = min(left_severity, *(p.severity for p in problems))
+            continue
+        count = min(MAX_XML_FINDINGS, room, len(problems))
+        room -= count
+        yield from memo.findings(region.start, count)
+        rest = problems[count:]
+        if rest and count == MAX_XML_FINDINGS:
             yield _more(region.start, rest, "block")
         elif rest:
             left_out.append((region.start, rest[0]))
@@ -129,6 +123,50 @@ def xml_findings(doc: Document) -> Iterator[Finding]:
             start + 4,
             data=(("kind", "unclosed-comment"),),
         )
+
+
+class _RegionMemo:
+    """A region's problems merged into findings, and the findings last made of them at one
+    offset: after a keystroke, the regions it did not touch keep their problems (the same
+    tuple, moved with the region), so their findings are taken again or only moved."""
+
+    __slots__ = ("merged", "problems", "shown")
+
+    def __init__(self, problems: tuple[XmlProblem, ...]) -> None:
+        self.problems = problems
+        self.merged = _merge_runs(problems)
+        self.shown: tuple[int, int, tuple[Finding, ...]] = (-1, 0, ())
+        """(offset of the region, how many, the findings): replaced whole (threads read it)."""
+
+    def findings(self, base: int, count: int) -> tuple[Finding, ...]:
+        """The `xml-syntax` findings of the first `count` merged problems, for a region at
+        `base`."""
+        shown = self.shown
+        if shown[0] == base and shown[1] == count:
+            return shown[2]
+        made = tuple(_xml_finding(p, base) for p in self.merged[:count])
+        self.shown = (base, count, made)
+        return made
+
+
+_MEMOS: dict[int, _RegionMemo] = {}
+_MEMOS_MAX = 4096
+
+
+def _region_memo(problems: tuple[XmlProblem, ...]) -> _RegionMemo:
+    """The memo of a region's problems (by identity: the memo holds the tuple, so its id is
+    not reused while the entry stands)."""
+    memo = _MEMOS.get(id(problems))
+    if memo is None or memo.problems is not problems:
+        if len(_MEMOS) >= _MEMOS_MAX:
+            _MEMOS.clear()
+        memo = _MEMOS[id(problems)] = _RegionMemo(problems)
+    return memo
+
+
+def _xml_finding(p: XmlProblem, base: int) -> Finding:
+    data = (("fix", p.fix), ("kind", p.kind)) if p.fix is not None else (("kind", p.kind),)
+    return Finding("xml-syntax", p.severity, p.message, base + p.start, base + p.end, data=data)
 
 
 def _more(base: int, rest: list[XmlProblem], where: str) -> Finding:
