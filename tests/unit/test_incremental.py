@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.tokens import TokenCounter, is_safe_break
@@ -694,3 +696,39 @@ def test_lines_fast_path_matches_the_line_pattern() -> None:
     for _ in range(3000):
         text = "".join(rng.choice("ab\n \t") for _ in range(rng.randint(0, 12)))
         assert _lines(text) == slow(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="ab \n", max_size=60).map(lambda t: t * 3),
+    spot=st.integers(0, 200),
+    removed=st.integers(0, 4),
+    inserted=st.text(alphabet="ab \n", max_size=4),
+)
+def test_an_edit_known_from_the_replace_is_the_edit_found_by_comparing(
+    text: str, spot: int, removed: int, inserted: str
+) -> None:
+    """A keystroke applied with `LineIndex.replace` is known to `text_edit` from the span it
+    replaced: widened to the longest common prefix and suffix (repeated characters around the
+    edit move them), it is exactly what comparing the two texts finds."""
+    from promptls.analysis.incremental import _compared, text_edit
+    from promptls.analysis.text import LineIndex, replaced_span
+
+    a = min(spot, len(text))
+    b = min(a + removed, len(text))
+    new = LineIndex(text).replace(a, b, inserted).text
+    assert replaced_span(text, new) == (a, b)
+    assert text_edit(text, new) == _compared.__wrapped__(text, new)
+
+
+def test_an_edit_in_a_long_run_is_found_by_comparing() -> None:
+    """A space typed into a run of spaces longer than `_WIDEN_MAX`: the common prefix runs past
+    the bound, and the texts are compared instead (the same edit)."""
+    from promptls.analysis.incremental import _WIDEN_MAX, _compared, _widened, text_edit
+    from promptls.analysis.text import LineIndex
+
+    text = "x" + " " * (3 * _WIDEN_MAX) + "y"
+    new = LineIndex(text).replace(1, 1, " ").text
+    assert _widened(text, new, 1, 1) is None
+    assert text_edit(text, new) == _compared.__wrapped__(text, new)
+    assert text_edit(text, text + "z") == _compared.__wrapped__(text, text + "z")  # (not known)

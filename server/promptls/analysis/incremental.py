@@ -45,6 +45,7 @@ from promptls.analysis.document import (
     raw_skips,
 )
 from promptls.analysis.references import INCLUDE_ELEMENTS, Reference, xml_references
+from promptls.analysis.text import replaced_span
 from promptls.analysis.xml import (
     NAME_RE,
     ShiftedElements,
@@ -77,12 +78,54 @@ class TextEdit:
         return self.new_end - self.old_end
 
 
-@functools.lru_cache(maxsize=4)
 def text_edit(old: str, new: str) -> TextEdit:
-    """The single span where `old` and `new` differ (the longest common prefix and suffix),
-    found with slice comparisons (C speed) by bisection. The last few are remembered: a
-    keystroke's analysis and then its diagnostics both ask for the same one (each text's hash
-    is made once and kept by the string)."""
+    """The single span where `old` and `new` differ (the longest common prefix and suffix).
+    When `new` was made from `old` by `LineIndex.replace` (a keystroke the server applied), it
+    is found from the span replaced, looking only at the characters around it; else by
+    comparing the texts (`_compared`)."""
+    span = replaced_span(old, new)
+    if span is not None:
+        found = _widened(old, new, *span)
+        if found is not None:
+            return found
+    return _compared(old, new)
+
+
+_WIDEN_MAX = 256
+"""How far `_widened` looks past the span replaced before it leaves the search to comparing
+the texts (typing a space into a long run of spaces, say)."""
+
+
+def _widened(old: str, new: str, start: int, end: int) -> TextEdit | None:
+    """`_compared(old, new)` for `new` = `old` with `[start, end)` replaced: the text before
+    `start` and after `end` is common, so the common prefix and suffix are found by widening
+    them from there, a character at a time. None past `_WIDEN_MAX` characters."""
+    n_old, n_new = len(old), len(new)
+    limit = min(n_old, n_new)
+    prefix = start
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+        if prefix - start > _WIDEN_MAX:
+            return None
+    room = limit - prefix  # the suffix may not overlap the prefix
+    suffix = n_old - end
+    if suffix >= room:
+        suffix = room
+    else:
+        known = suffix
+        while suffix < room and old[n_old - suffix - 1] == new[n_new - suffix - 1]:
+            suffix += 1
+            if suffix - known > _WIDEN_MAX:
+                return None
+    return TextEdit(prefix, n_old - suffix, n_new - suffix)
+
+
+@functools.lru_cache(maxsize=4)
+def _compared(old: str, new: str) -> TextEdit:
+    """`text_edit` by comparing the texts: the longest common prefix and suffix, found with
+    slice comparisons (C speed) by bisection. The last few are remembered: a keystroke's
+    analysis and then its diagnostics both ask for the same one (each text's hash is made once
+    and kept by the string)."""
     limit = min(len(old), len(new))
     lo, hi = 0, limit
     while lo < hi:  # the longest k with old[:k] == new[:k]

@@ -17,6 +17,20 @@ from itertools import accumulate, count
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _WIDE = re.compile(r"[^\x00-\x7f]")
 
+_LAST_REPLACED: list[tuple[str, str, int, int] | None] = [None]
+"""(text before, text after, start, end of the span replaced) of the last `LineIndex.replace`
+(see `replaced_span`), in a list set whole (other threads read it)."""
+
+
+def replaced_span(old: str, new: str) -> tuple[int, int] | None:
+    """The span of `old` that the last `LineIndex.replace` replaced to make `new`, when those are
+    its two texts (the very objects): the server applies each keystroke with it, so the edit
+    between a document's two versions is known without comparing them. None otherwise."""
+    last = _LAST_REPLACED[0]
+    if last is not None and last[0] is old and last[1] is new:
+        return last[2], last[3]
+    return None
+
 
 class PositionEncoding(enum.StrEnum):
     """How the `character` of a position is counted (LSP `PositionEncodingKind`)."""
@@ -155,6 +169,7 @@ class LineIndex:
         `\\n`); the line starts after them move by the change of length."""
         old, starts, n = self._text, self._starts, len(self._starts)
         text = old[:start] + inserted + old[end:]
+        _LAST_REPLACED[0] = (old, text, start, end)
         delta = len(inserted) - (end - start)
         first = self.line_of(start - 1) if start > 0 else 0
         last = self.line_of(end)
