@@ -225,13 +225,10 @@ async def server_cold_index(workspace: Path) -> tuple[float, dict[str, float], d
     session = Session(workspace)
     await session.start()
     try:
-        pids: list[int] = []
-        before: dict[int, float] = {}
+        stats = await session.stats()  # (just after `initialized`)
+        pids = (stats.get("workers") or {}).get("pids", [])
+        before = session.cpu(pids)
         while True:
-            stats = await session.stats()
-            if not before:  # (the first answer: just after `initialized`)
-                pids = (stats.get("workers") or {}).get("pids", [])
-                before = session.cpu(pids)
             if stats.get("indexReady"):
                 elapsed = time.perf_counter() - session.initialized_at
                 after = session.cpu(pids)
@@ -244,10 +241,11 @@ async def server_cold_index(workspace: Path) -> tuple[float, dict[str, float], d
             if time.perf_counter() - session.initialized_at > 900:
                 raise TimeoutError("index not ready after 900 s")
             await asyncio.sleep(0.02)
+            stats = await session.stats()
         memory = session.memory()
         # The worker processes that parsed the workspace (forked from the server: most of
         # their pages are the server's, shared; `pss` counts each shared page once overall).
-        workers = [session.memory(pid) for pid in (stats.get("workers") or {}).get("pids", [])]
+        workers = [session.memory(pid) for pid in pids]
         memory["workersPeak"] = sum(w["peak"] for w in workers)
         memory["workersPss"] = sum(w.get("pss", 0.0) for w in workers)
         memory["workers"] = len(workers)
@@ -727,14 +725,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # between each two): encoded back to back, the file stays in the processor's caches,
         # which no keystroke's work finds after the pause before it. Too few paced encodes
         # (diagnostics late for most edits): the back-to-back median.
-        ref = paced["median"] if paced["n"] >= args.edits // 4 else back_to_back
+        at_pace = paced["n"] >= args.edits // 4
+        ref = paced["median"] if at_pace else back_to_back
         results["edit_latency"] = figure(
             "edit_latency",
             latencies,
             ref,
             reference_note=(
                 f"one full encode of {manifest['largest']['tokens']:,} tokens"
-                + (", at typing pace" if ref != back_to_back else ", back to back")
+                + (", at typing pace" if at_pace else ", back to back")
             ),
             file=manifest["largest"]["path"],
             backToBackEncodeMs=back_to_back,
