@@ -70,11 +70,13 @@ def build_reports(
     processes: int = 1,
 ) -> list[FileReport]:
     """One report per indexed file (or those in `only`), sorted by path; the compressions
-    computed first, on `processes` worker processes (see `WorkspaceIndex.prepare_compressions`)."""
+    behind `xml-compressible` (unless it is turned off) computed first, on `processes` worker
+    processes (see `WorkspaceIndex.prepare_compressions`)."""
     show = display or index.workspace.relative
     paths = [p for p in index.files if only is None or p in only]
     index.prepare_duplicates(paths)  # (while worker processes still compress, if any)
-    index.prepare_compressions(paths, processes=processes)
+    if index.compression_hints:
+        index.prepare_compressions(paths, processes=processes)
     reports: list[FileReport] = []
     for path, fa in index.files.items():
         if only is not None and path not in only:

@@ -351,6 +351,8 @@ def build_report(
     show = display or display_names(index)
     if reports is None:
         reports = build_reports(index, PositionEncoding.UTF16, None, show, processes)
+    # Each file's compressible tokens (already made, unless `xml-compressible` is turned off).
+    index.prepare_compressions([r.abspath for r in reports], processes=processes)
     by_path = {r.path: r for r in reports}
     settings = index.settings
     budget = settings.load_budget or None

@@ -239,3 +239,20 @@ def test_the_garbage_collector_is_paused_while_indexing_then_as_it_was(
             raise ValueError
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_compression_hints_turned_off_cost_nothing(make_workspace: WorkspaceMaker) -> None:
+    """`xml-compressible` turned off: no compression is made for the findings (nor for the
+    slow findings an editor asks for after a pause); one is still made when asked for."""
+    rules = "".join(f"    <rule>\n        Keep   rule {i}   short.\n    </rule>\n" for i in range(9))
+    text = f"```xml\n<module>\n{rules}</module>\n```\n"
+    root = make_workspace({".claude/modules/a.md": text})
+    on = _index(root)
+    path = _p(on, ".claude/modules/a.md")
+    assert "xml-compressible" in _codes(on, ".claude/modules/a.md")
+    off = _index(root, severity={"xml-compressible": "off"})
+    assert not off.compression_hints
+    off.prepare_slow(path)
+    assert off.findings(path) == [f for f in on.findings(path) if f.code != "xml-compressible"]
+    assert not off._compressions
+    assert off.compressions(path) == on.compressions(path) != []

@@ -527,3 +527,25 @@ def test_markdown_and_json_formats(
     assert data["version"] == 1 and data["baseline"] is None
     assert [e["path"] for e in data["entries"]] == [e.path for e in examples_report.entries]
     assert len(data["largest"]) == examples_report.top
+
+
+def test_check_with_compression_hints_off_compresses_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`check` with `xml-compressible` off neither reports nor computes compressions (most of
+    what it spends); `report` still counts the compressible tokens."""
+    from promptls.analysis import compress
+
+    root = tmp_path / "fw"
+    shutil.copytree(EXAMPLES, root)
+    (root / ".promptls.toml").write_text('[severity]\n"xml-compressible" = "off"\n')
+    made: list[object] = []
+    real = compress.compress_document
+    monkeypatch.setattr(
+        compress, "compress_document", lambda *a, **k: made.append(a) or real(*a, **k)
+    )
+    code, out, _ = run(capsys, "check", str(root), "--jobs", "1")
+    assert "xml-compressible" not in out and "error" in out.splitlines()[-1]
+    assert not made
+    code, out, _ = run(capsys, "report", str(root), "--format", "json", "--jobs", "1")
+    assert made and json.loads(out)["summary"]["compressible"] > 0

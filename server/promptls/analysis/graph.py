@@ -214,13 +214,14 @@ class WorkspaceIndex:
         """Scan the workspace folders and analyse every prompt file and every file they load.
 
         With `processes` > 1 (the command line, which reports every file's findings), the
-        compressions behind `xml-compressible` are computed at the same time, on that many
-        worker processes, each file as soon as it is read (see `compress.CompressionPool`);
+        compressions behind `xml-compressible` (unless it is turned off) are computed at the
+        same time, on that many worker processes, each file as soon as it is read (see
+        `compress.CompressionPool`);
         `compressions` and `prepare_compressions` take them from there. The workers must be
         started before any thread: a process running other threads is never forked, and then
         the compressions are computed here when asked for."""
         on_read: Callable[[str, str], None] | None = None
-        if processes > 1:
+        if processes > 1 and self.compression_hints:
             from promptls.analysis.compress import CompressionPool
 
             pool = CompressionPool(
@@ -956,10 +957,20 @@ class WorkspaceIndex:
         of every load set it is in) for its current analysis, so that `findings` then finds them
         remembered. Safe on a worker thread while the index is updated: each is computed from
         immutable analyses and remembered only while they are current."""
-        self.compressions(path)
+        if self.compression_hints:
+            self.compressions(path)
         self._duplicate_findings(path)
 
+    @property
+    def compression_hints(self) -> bool:
+        """Whether `xml-compressible` findings are wanted: a code turned off in the `severity`
+        setting costs nothing (compressing is most of what `check` spends; the compressions
+        themselves are still made when asked for, by a code action or a report)."""
+        return self.settings.severity.get("xml-compressible") != "off"
+
     def _compression_findings(self, path: str) -> list[Finding]:
+        if not self.compression_hints:
+            return []
         minimum = self.settings.compression.min_saving
         out: list[Finding] = []
         text = self.files[path].doc.text
