@@ -244,7 +244,8 @@ def test_the_garbage_collector_is_paused_while_indexing_then_as_it_was(
 def test_compression_hints_turned_off_cost_nothing(make_workspace: WorkspaceMaker) -> None:
     """`xml-compressible` turned off: no compression is made for the findings (nor for the
     slow findings an editor asks for after a pause); one is still made when asked for."""
-    rules = "".join(f"    <rule>\n        Keep   rule {i}   short.\n    </rule>\n" for i in range(9))
+    rule = "    <rule>\n        Keep   rule {}   short.\n    </rule>\n"
+    rules = "".join(rule.format(i) for i in range(9))
     text = f"```xml\n<module>\n{rules}</module>\n```\n"
     root = make_workspace({".claude/modules/a.md": text})
     on = _index(root)

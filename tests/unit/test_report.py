@@ -545,7 +545,7 @@ def test_check_with_compression_hints_off_compresses_nothing(
         compress, "compress_document", lambda *a, **k: made.append(a) or real(*a, **k)
     )
     code, out, _ = run(capsys, "check", str(root), "--jobs", "1")
-    assert "xml-compressible" not in out and "error" in out.splitlines()[-1]
-    assert not made
+    assert code == 1 and "error" in out.splitlines()[-1]
+    assert "xml-compressible" not in out and not made
     code, out, _ = run(capsys, "report", str(root), "--format", "json", "--jobs", "1")
-    assert made and json.loads(out)["summary"]["compressible"] > 0
+    assert code == 0 and made and json.loads(out)["summary"]["compressible"] > 0
