@@ -24,6 +24,13 @@ FRONTMATTER = [
         [("frontmatter-unknown-key", "hint", "`category`")],
     ),
     (
+        "agent-other-key-hint",
+        "agent",
+        ".claude/agents/r.md",
+        "---\nname: r\ndescription: d\npriority: high\n---\n",
+        [("frontmatter-unknown-key", "hint", "`priority` is not an agent frontmatter key")],
+    ),
+    (
         "agent-missing-description",
         "agent",
         ".claude/agents/r.md",

@@ -239,7 +239,7 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
             yield Finding(
                 "frontmatter-unknown-key",
                 Severity.INFORMATION if advice else Severity.HINT,
-                advice or f"`{key.name}` is not a {kind} frontmatter key Claude Code reads",
+                advice or f"`{key.name}` is not {_a(kind)} frontmatter key Claude Code reads",
                 key.start,
                 key.end,
             )
