@@ -12,8 +12,9 @@ are better everywhere; each goal is a ratio and each figure says PASS or MISS ag
    run); core, `WorkspaceIndex(...).index()` plus `findings()` of every file. Reference:
    tiktoken alone, `encode_ordinary` over the same files' texts, sequentially on one thread.
 2. edit latency: one-character `didChange` edits in the largest file at typing speed, each from
-   sending the change to the first `publishDiagnostics` for that version or a later one
-   (`diagnosticsDelay` 0, push diagnostics). Reference: one full `encode_ordinary` of the file
+   sending the change to the first `publishDiagnostics` for that version or a later one, read
+   from the server's pipe (`diagnosticsDelay` 0, push diagnostics; the client's own decode of
+   it is recorded apart, `clientDecodeMs`). Reference: one full `encode_ordinary` of the file
    at typing pace, half way between two edits (what a server without incremental counting would
    do for each keystroke, after the same pause); back to back, the median of 101, is recorded
    beside it.
@@ -441,6 +442,8 @@ async def edit_session(
         "pacedEncodeMs": (summary(paced) if paced else {"median": 0.0, "p95": 0.0})
         | {"n": len(paced)},
         "isolatedEditMs": summary(isolated),
+        # (after the figure's end, the diagnostics read: this client decoding them, not counted)
+        "clientDecodeMs": summary(session.client.protocol.decode_ms),
         "completeSetMs": summary(complete) if complete else None,
         "completeSetCodes": sorted(deferred),
         "serverAnalysisMs": after["analysisMs"],
