@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -499,3 +500,35 @@ def test_an_index_failing_half_way_leaves_no_answers_behind(
         assert workers.jobs == 6 and workers.held == 0
     finally:
         workers.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_counting_yields_to_the_workers_parsing(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While worker processes parse (the server's index), the threads counting tokens run at a
+    lower priority than the rest of the process; without workers (the command line), as it."""
+    seen: list[int] = []
+    count_whole = TokenCounter.count_whole
+
+    def noting(self: TokenCounter, texts: list[str]) -> list[int]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return count_whole(self, texts)
+
+    monkeypatch.setattr(TokenCounter, "count_whole", noting)
+    root = make_workspace({f".claude/modules/m{i}.md": "```xml\n<a>x</a>\n```\n" for i in range(4)})
+    settings = load_settings(root)
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings).index()
+    assert seen == [here] * 4
+    seen.clear()
+    workers = ForkedWorkers(1, parse_on_worker)
+    try:
+        index = WorkspaceIndex(
+            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
+        )
+        index.index()
+    finally:
+        workers.close()
+    assert seen == [min(19, here + 10)] * 4 and len(index.files) == 4
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here

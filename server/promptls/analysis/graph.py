@@ -308,7 +308,10 @@ class WorkspaceIndex:
                 self._record_error(path, exc)
                 continue
             read.append((path, text, stamp, time.perf_counter() - started))
-        with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(
+            max_workers=threads or os.cpu_count() or 1,
+            initializer=_yielding if checkers is not None else None,  # (see `_yielding`)
+        ) as pool:
             pending: list[tuple[str, str, Stamp, float, Future[list[int]], bool]] = []
             for path, text, stamp, spent in read:
                 if on_read is not None:
@@ -1191,6 +1194,29 @@ def _targets(resolutions: Sequence[Resolution]) -> list[tuple[object, ...]]:
         (r.ref.form, r.ref.target, r.status, r.path, r.tried, r.suggestion, r.loads)
         for r in resolutions
     ]
+
+
+_COUNTING_NICE = 10
+"""How much lower than the rest of the process the counting threads of an index run when
+worker processes parse (a `nice` increment, on Linux)."""
+
+
+def _yielding() -> None:
+    """Run this thread (one counting tokens for `analyse_many`) `_COUNTING_NICE` lower.
+
+    While the language server indexes, its worker process parses every file, and that is the
+    longest chain of work; tiktoken, on these threads, releases the interpreter and needs no
+    order. At the same priority, on two cores the worker, the indexing thread and two counting
+    threads each got about half a core, and the worker finished late; counting at a lower
+    priority uses the time the others leave (the indexing thread waits for the worker much of
+    the time), and the index is ready sooner (a median of 0.64–0.68 s before, 0.55–0.57 s
+    after, on the real 680,000-token framework): the same work, in a better order. Where there
+    are cores to spare, it changes nothing."""
+    with contextlib.suppress(AttributeError, OSError):  # (not on every platform)
+        niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(
+            os.PRIO_PROCESS, threading.get_native_id(), min(19, niceness + _COUNTING_NICE)
+        )
 
 
 def parse_on_worker(text: str, kind: str) -> tuple[PackedDocument, list[tuple[str, str, int, int]]]:
