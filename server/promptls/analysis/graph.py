@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -1211,8 +1212,11 @@ def _yielding() -> None:
     priority uses the time the others leave (the indexing thread waits for the worker much of
     the time), and the index is ready sooner (a median of 0.64–0.68 s before, 0.55–0.57 s
     after, on the real 680,000-token framework): the same work, in a better order. Where there
-    are cores to spare, it changes nothing."""
-    with contextlib.suppress(AttributeError, OSError):  # (not on every platform)
+    are cores to spare, it changes nothing. (Linux only, where a thread id names one thread to
+    `setpriority`, and where the workers are forked.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(AttributeError, OSError):
         niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         os.setpriority(
             os.PRIO_PROCESS, threading.get_native_id(), min(19, niceness + _COUNTING_NICE)
