@@ -60,6 +60,20 @@ def _index(root: Path, processes: int = 1) -> WorkspaceIndex:
     return index
 
 
+def _index_on_a_worker(root: Path) -> WorkspaceIndex:
+    """`root` indexed as the server does: parsed on one worker process (closed afterwards)."""
+    settings = load_settings(root)
+    workers = ForkedWorkers(1, parse_on_worker)
+    try:
+        index = WorkspaceIndex(
+            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
+        )
+        index.index()
+    finally:
+        workers.close()
+    return index
+
+
 def _take_spy(taken: list[bool]) -> object:
     """`CompressionPool.take`, noting whether each document came from a worker."""
     real = compress.CompressionPool.take
@@ -426,15 +440,7 @@ def test_edits_of_a_file_parsed_on_a_worker_resume_once_prepared(
     steps = "".join(f"  <step>Step {k}: do it.</step>\n" for k in range(200))
     root = make_workspace({".claude/modules/big.md": f"```xml\n<steps>\n{steps}</steps>\n```\n"})
     path = str(root / ".claude/modules/big.md")
-    settings = load_settings(root)
-    workers = ForkedWorkers(1, parse_on_worker)
-    try:
-        index = WorkspaceIndex(
-            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
-        )
-        index.index()
-    finally:
-        workers.close()
+    index = _index_on_a_worker(root)
     fa = index.files[path]
     assert fa.doc.regions and fa.doc.regions[0].check.resume is None  # (packed by the worker)
     whole = first_arguments(monkeypatch, document, "check_region")
@@ -522,13 +528,6 @@ def test_counting_yields_to_the_workers_parsing(
     WorkspaceIndex(Workspace([root], settings.kinds, settings.exclude), settings).index()
     assert seen == [here] * 4
     seen.clear()
-    workers = ForkedWorkers(1, parse_on_worker)
-    try:
-        index = WorkspaceIndex(
-            Workspace([root], settings.kinds, settings.exclude), settings, None, workers
-        )
-        index.index()
-    finally:
-        workers.close()
+    index = _index_on_a_worker(root)
     assert seen == [min(19, here + 10)] * 4 and len(index.files) == 4
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
