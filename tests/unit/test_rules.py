@@ -73,6 +73,67 @@ FRONTMATTER = [
         [("frontmatter-invalid", "error", "at most 1024")],
     ),
     ("module-anything-goes", "module", ".claude/modules/m.md", "---\nwhatever: 1\n---\n", []),
+    (
+        # Keys Claude Code added after the seed's time are known, not hinted at.
+        "agent-current-keys",
+        "agent",
+        ".claude/agents/r.md",
+        "---\nname: r\ndescription: d\ndisallowedTools: Write\nmaxTurns: 20\nskills: [a]\n"
+        "memory: project\npermissionMode: plan\nisolation: worktree\neffort: high\n"
+        "initialPrompt: go\n---\n",
+        [],
+    ),
+    (
+        "skill-current-keys",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "---\nname: n\ndescription: d\nargument-hint: [file]\nuser-invocable: false\n"
+        "context: fork\nagent: Explore\nmodel: sonnet\nwhen_to_use: w\nlicense: MIT\n---\n",
+        [],
+    ),
+    (
+        # Commands are skills now: the same keys.
+        "command-skill-keys",
+        "command",
+        ".claude/commands/x.md",
+        "---\ndescription: d\ncontext: fork\nagent: Plan\neffort: low\n---\n",
+        [],
+    ),
+    (
+        "skill-name-defaults-to-folder",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "---\ndescription: d\n---\nbody\n",
+        [],
+    ),
+    (
+        "skill-without-description",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "---\nname: n\n---\nbody\n",
+        [("frontmatter-invalid", "warning", "without one it takes the first paragraph")],
+    ),
+    (
+        "skill-no-frontmatter",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "Notes on notes.\n",
+        [("frontmatter-invalid", "warning", "a skill has no YAML frontmatter")],
+    ),
+    (
+        "skill-other-key-hint",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "---\nname: n\ndescription: d\nversion: 1.0\n---\n",
+        [("frontmatter-unknown-key", "hint", "`version` is not a skill frontmatter key")],
+    ),
+    (
+        "skill-name-not-text",
+        "skill",
+        ".claude/skills/n/SKILL.md",
+        "---\nname: [n]\ndescription: d\n---\n",
+        [("frontmatter-invalid", "error", "`name` must be text")],
+    ),
 ]
 
 

@@ -11,19 +11,68 @@ from promptls.analysis.findings import Finding, Severity
 from promptls.analysis.references import Resolution
 from promptls.analysis.xml import XmlProblem
 
-#: Frontmatter keys Claude Code reads, by kind (mid-2025 documentation).
+#: What a command or a skill may say about how it runs (Claude Code merged custom commands into
+#: skills: `.claude/commands/x.md` and `.claude/skills/x/SKILL.md` read the same keys).
+_INVOCATION_KEYS = frozenset(
+    {
+        "description",
+        "when_to_use",
+        "argument-hint",
+        "arguments",
+        "allowed-tools",
+        "model",
+        "effort",
+        "context",
+        "agent",
+        "paths",
+        "disable-model-invocation",
+        "user-invocable",
+        "hooks",
+        "shell",
+    }
+)
+#: Frontmatter keys Claude Code reads, by kind (its documentation as of late 2026; the seed's
+#: mid-2025 sets grew, and a key not listed is only a hint).
 KNOWN_KEYS: dict[str, frozenset[str]] = {
-    "command": frozenset(
-        {"description", "allowed-tools", "argument-hint", "model", "disable-model-invocation"}
+    "command": _INVOCATION_KEYS,
+    "agent": frozenset(
+        {
+            "name",
+            "description",
+            "tools",
+            "disallowedTools",
+            "model",
+            "permissionMode",
+            "maxTurns",
+            "skills",
+            "mcpServers",
+            "hooks",
+            "memory",
+            "background",
+            "effort",
+            "isolation",
+            "color",
+            "initialPrompt",
+        }
     ),
-    "agent": frozenset({"name", "description", "tools", "model", "color"}),
-    "skill": frozenset({"name", "description", "allowed-tools", "license", "metadata"}),
+    # (`license`, `compatibility`, `metadata`: the Agent Skills standard's own)
+    "skill": _INVOCATION_KEYS | {"name", "license", "compatibility", "metadata"},
     "output-style": frozenset({"name", "description", "keep-coding-instructions"}),
     "rule": frozenset({"paths"}),
 }
+#: Keys a kind cannot do without (Claude Code does not load the file as one without them).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "agent": ("name", "description"),
-    "skill": ("name", "description"),
+}
+#: Keys a kind does without, at a cost worth a warning: a skill without `description` is
+#: described by its first paragraph, which decides when Claude loads it (its `name` defaults to
+#: its folder's: no finding).
+RECOMMENDED_KEYS: dict[str, tuple[str, str]] = {
+    "skill": (
+        "description",
+        "Claude Code decides when to use a skill by its `description`; without one it takes the "
+        "first paragraph",
+    ),
 }
 #: Keys seen in framework files that Claude Code ignores, with what to say about them.
 IGNORED_KEY_ADVICE: dict[tuple[str, str], str] = {
@@ -215,15 +264,17 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
     kind = doc.kind
     if fm is None:
         required = REQUIRED_KEYS.get(kind)
+        recommended = RECOMMENDED_KEYS.get(kind)
         if required:
-            start, end = file_range(doc)
-            yield Finding(
-                "frontmatter-invalid",
-                Severity.ERROR,
-                f"{_a(kind)} needs YAML frontmatter with {' and '.join(required)}",
-                0,
-                end if start == 0 else 0,
-            )
+            severity = Severity.ERROR
+            message = f"{_a(kind)} needs YAML frontmatter with {' and '.join(required)}"
+        elif recommended:
+            severity = Severity.WARNING
+            message = f"{_a(kind)} has no YAML frontmatter: {recommended[1]}"
+        else:
+            return
+        start, end = file_range(doc)
+        yield Finding("frontmatter-invalid", severity, message, 0, end if start == 0 else 0)
         return
     if fm.error is not None:
         message, start, end = fm.error
@@ -243,15 +294,19 @@ def frontmatter_findings(doc: Document, path: str) -> Iterator[Finding]:
                 key.start,
                 key.end,
             )
-    for name in REQUIRED_KEYS.get(kind, ()):
-        if name not in names:
-            yield Finding(
-                "frontmatter-invalid",
-                Severity.ERROR,
-                f"{_a(kind)} needs `{name}` in its frontmatter",
-                fm.start + _bom(doc),
-                fm.start + _bom(doc) + 3,
-            )
+    missing = [
+        (Severity.ERROR, f"{_a(kind)} needs `{name}` in its frontmatter")
+        for name in REQUIRED_KEYS.get(kind, ())
+        if name not in names
+    ]
+    recommended = RECOMMENDED_KEYS.get(kind)
+    if recommended is not None and recommended[0] not in names:
+        missing.append(
+            (Severity.WARNING, f"{_a(kind)} has no `{recommended[0]}`: {recommended[1]}")
+        )
+    for severity, message in missing:
+        start = fm.start + _bom(doc)
+        yield Finding("frontmatter-invalid", severity, message, start, start + 3)
     yield from _value_rules(doc, path)
 
 
@@ -267,7 +322,7 @@ def _value_rules(doc: Document, path: str) -> Iterator[Finding]:
         )
         if (
             key.name in ("name", "description")
-            and kind in REQUIRED_KEYS
+            and (kind in REQUIRED_KEYS or kind in RECOMMENDED_KEYS)
             and not isinstance(value, str)
         ):
             yield Finding(
