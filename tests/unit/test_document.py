@@ -29,6 +29,11 @@ def test_frontmatter_keys_and_positions() -> None:
 
 FM_ERRORS = [
     ("bad-yaml", "---\ndescription: 'open\n---\nbody\n", "not valid YAML"),
+    (
+        "colon-in-plain-value",
+        "---\ndescription: Runs a loop: review, fix, merge\n---\nbody\n",
+        "a value holding `: ` needs quotes around it",
+    ),
     ("not-mapping", "---\n- a\n- b\n---\nbody\n", "must be a mapping"),
     ("never-closed", "---\ndescription: x\nbody\n", "never closed"),
 ]

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptls.analysis.document import parse_document
+from promptls.analysis.graph import WorkspaceIndex
 from promptls.analysis.references import Reference, Resolver, extract_references
 from promptls.analysis.workspace import Workspace
-from promptls.config import Settings
+from promptls.config import Settings, load_settings
 from tests.conftest import WorkspaceMaker
 
 EXTRACT = [
@@ -118,6 +119,13 @@ EXTRACT = [
         '<delegation target="modules/a.md"/>\n',
         [("delegation", "modules/a.md")],
     ),
+    (
+        # The `@` is the import mark: one reference to the path, not a second to `@./...`.
+        "import-element-holding-an-at-import",
+        "module",
+        "```xml\n<imports>\n  <import>@./shared/loading.md</import>\n</imports>\n```\n",
+        [("include", "./shared/loading.md")],
+    ),
 ]
 
 
@@ -142,6 +150,8 @@ FRAMEWORK = {
     ".claude/system/gates.md": "g\n",
     "components/planning/estimate.md": "c\n",
     "folder/.keep": "",
+    "docs/setup.md": "setup\n",
+    "notes/TODO": "an extensionless file\n",
 }
 
 RESOLVE = [
@@ -221,6 +231,13 @@ RESOLVE = [
     ("absolute-out", "CLAUDE.md", "import", "/etc/passwd", "outside", None),
     ("home", "CLAUDE.md", "import", "~/.claude/x.md", "outside", None),
     ("folder", "CLAUDE.md", "link", "folder", "directory", None),
+    # `@` followed by a name with a slash but no extension, and no such file: a mention.
+    ("mention-team", "CLAUDE.md", "import", "AI/ML-Expert", "mention", None),
+    ("mention-package", "CLAUDE.md", "import", "anthropic-ai/sdk", "mention", None),
+    ("extensionless-file", "CLAUDE.md", "import", "notes/TODO", "resolved", "notes/TODO"),
+    ("extension-forgotten", "CLAUDE.md", "import", "docs/setup", "unresolved", None),
+    ("explicitly-relative", "CLAUDE.md", "import", "./docs/nothing", "unresolved", None),
+    ("with-extension", "CLAUDE.md", "import", "docs/nothing.md", "unresolved", None),
 ]
 
 
@@ -283,6 +300,32 @@ def test_unresolved_suggests_closest_and_lists_roots(make_workspace: WorkspaceMa
     )
     assert res.suggestion == "modules/development/small-change.md"
     assert res.tried[:2] == (".claude/commands/", ".claude/")
+
+
+def test_an_import_missing_its_extension_says_so(make_workspace: WorkspaceMaker) -> None:
+    root = make_workspace(FRAMEWORK)
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    source = os.path.join(ws.folders[0], "CLAUDE.md")
+    res = resolver.resolve(source, Reference("import", "docs/setup", 0, 1))
+    assert (res.status, res.suggestion) == ("unresolved", "docs/setup.md")
+
+
+def test_mentions_are_not_findings(make_workspace: WorkspaceMaker) -> None:
+    """`@AI/ML-Expert` and `@anthropic-ai/sdk` in prose name no file: no finding, no load."""
+    root = make_workspace(
+        {
+            "CLAUDE.md": "Ask @AI/ML-Expert; use @anthropic-ai/sdk and @docs/gone.md.\n",
+        }
+    )
+    config = load_settings(root)
+    index = WorkspaceIndex(Workspace([root], config.kinds, config.exclude), config)
+    index.index()
+    path = str(root / "CLAUDE.md")
+    found = [(f.code, index.files[path].doc.text[f.start : f.end]) for f in index.findings(path)]
+    assert found == [("unresolved-reference", "docs/gone.md")]
+    assert [r.status for r in index.files[path].resolutions] == ["mention", "mention", "unresolved"]
 
 
 def test_symlink_out_is_outside(make_workspace: WorkspaceMaker, tmp_path: Path) -> None:

@@ -287,11 +287,11 @@ def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int)
         line_end = brk.start() if brk is not None else c_end
         if line_end <= at:
             line_end = at if brk is not None else min(at + 1, c_end)
-        error = (
-            f"frontmatter is not valid YAML: {exc.problem or exc.context or 'parse error'}",
-            at,
-            line_end,
-        )
+        problem = exc.problem or exc.context or "parse error"
+        if problem.startswith("mapping values are not allowed"):
+            # (`description: Do this: then that`: the commonest way frontmatter breaks)
+            problem += "; a value holding `: ` needs quotes around it"
+        error = (f"frontmatter is not valid YAML: {problem}", at, line_end)
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         error = (f"frontmatter is not valid YAML: {exc}", c_start, c_end)
     return Frontmatter(start, end, c_start, c_end, tuple(keys), error)

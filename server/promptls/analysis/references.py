@@ -40,6 +40,9 @@ _LEADING_PATH = re.compile(rf"[ \t]*(?:[-*+][ \t]+)?`?({_PATH})(?![\w/])")
 _SPACED_PATH = re.compile(rf"\s*`?({_PATH})(?![\w/])")
 _IMPORT = re.compile(r"(?<![\w@/`.\\])@((?:~/|\.{1,2}/|/)?[\w.-]+(?:/[\w.~-]+)*)")
 _IMPORT_PATHLIKE = re.compile(rf"(?:.*/.*|.*\.{_EXT})\Z")
+# An `@` import with neither an extension nor a `./`, `../` or `/` start may be a mention
+# (`@AI/ML-Expert`, `@anthropic-ai/sdk`): an import when the file exists, else nothing.
+_MENTION_LIKE = re.compile(r"(?!\.{1,2}/|/)(?:[^/]*/)*[^./]+\Z")
 # The link text holds no bracket (a '[' inside starts the link text again), so that every '['
 # is scanned only up to the next bracket: linear on lines full of unmatched brackets.
 _LINK = re.compile(
@@ -158,7 +161,9 @@ PATH_ATTRIBUTES = frozenset("module component ref src include template pattern".
 #: What `xml_references` reads paths from: these elements' text, these attributes.
 _REFERRING_NAMES = INCLUDE_ELEMENTS | {"module", "depends_on", "provides_to"}
 _REFERRING_ATTRIBUTES = PATH_ATTRIBUTES | {"target", "from"}
-_WHOLE_PATH = re.compile(rf"\s*`?({_PATH})(?:#[\w.-]*)?`?\s*")
+# `<import>@./x.md</import>`: the `@` is the memory-import mark, not part of the path (the
+# import read there is this reference, once).
+_WHOLE_PATH = re.compile(rf"\s*`?@?({_PATH})(?:#[\w.-]*)?`?\s*")
 _ATTR_PATH = re.compile(rf"({_PATH})(?:#[\w.-]*)?")
 
 
@@ -229,7 +234,8 @@ class Resolution:
 
     ref: Reference
     status: str
-    """`resolved`, `unresolved`, `outside`, `loop`, `directory` or `special`."""
+    """`resolved`, `unresolved`, `outside`, `loop`, `directory`, `special`, or `mention` (an `@`
+    import that is more likely a mention, naming no file: not a finding)."""
     path: str | None = None
     """The absolute path of the target when resolved (or of the offending path)."""
     tried: tuple[str, ...] = ()
@@ -367,7 +373,21 @@ class Resolver:
             if status is Status.MISSING:
                 continue
             return self._settle(ref, candidate, tuple(tried), path)
+        if ref.form == "import" and _MENTION_LIKE.match(target):
+            return self._mention(ref, bases, tuple(tried))
         return Resolution(ref, "unresolved", None, tuple(tried), self._suggest(path, target, bases))
+
+    def _mention(self, ref: Reference, bases: Sequence[str], tried: tuple[str, ...]) -> Resolution:
+        """An `@` import written like a mention that names no file: a mention, unless the
+        same path with `.md` exists (then the extension was forgotten: unresolved, saying so)."""
+        for base in bases:
+            candidate = os.path.normpath(os.path.join(base, ref.target + ".md"))
+            if (
+                self.workspace.contains(candidate)
+                and self.workspace.status(candidate) is Status.FILE
+            ):
+                return Resolution(ref, "unresolved", None, tried, ref.target + ".md")
+        return Resolution(ref, "mention", None, tried)
 
     def _settle(
         self, ref: Reference, candidate: str, tried: tuple[str, ...], path: str

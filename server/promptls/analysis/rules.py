@@ -397,7 +397,7 @@ def reference_findings(resolutions: Iterable[Resolution]) -> Iterator[Finding]:
     """`unresolved-reference` and `outside-workspace` for references that do not resolve."""
     for res in resolutions:
         ref = res.ref
-        if res.status == "resolved":
+        if res.status in ("resolved", "mention"):
             continue
         if res.status == "unresolved":
             tried = ", ".join(res.tried) if res.tried else "its own folder"
