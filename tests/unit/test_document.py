@@ -50,6 +50,19 @@ def test_frontmatter_errors(text: str, message: str) -> None:
     assert 0 <= start <= end <= len(text)
 
 
+@pytest.mark.parametrize("kind", ["module", "command", "other"])
+def test_a_file_opening_with_an_xml_declaration_is_one_xml_document(kind: str) -> None:
+    text = (
+        '\ufeff<?xml version="1.0"?>\n<!-- a note -->\n<behavior>\n  <step>x</step>\n</behavior>\n'
+    )
+    doc = parse_document(text, kind)
+    assert [(r.form, r.start, r.end) for r in doc.regions] == [("document", 0, len(text))]
+    # (`<?xml-stylesheet ...?>` is a processing instruction, not the declaration)
+    assert [
+        r.form for r in parse_document("<?xml-stylesheet href='s'?>\n<a/>\n", kind).regions
+    ] != ["document"]
+
+
 def test_horizontal_rule_is_not_frontmatter() -> None:
     assert parse_document("---\nJust a rule\n", "command").frontmatter is None
 

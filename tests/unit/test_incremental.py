@@ -732,3 +732,19 @@ def test_an_edit_in_a_long_run_is_found_by_comparing() -> None:
     assert _widened(text, new, 1, 1) is None
     assert text_edit(text, new) == _compared.__wrapped__(text, new)
     assert text_edit(text, text + "z") == _compared.__wrapped__(text, text + "z")  # (not known)
+
+
+@pytest.mark.parametrize("kind", ["module", "other", "project-config"])
+def test_an_xml_document_is_checked_again_whole(kind: str) -> None:
+    """A file opening with `<?xml` is one XML document, whatever its kind: an edit inside it
+    is neither shifted as markdown nor checked again as a region of one."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+
+    before = '<?xml version="1.0"?>\n<a>\n  <b>hello world</b>\n</a>\n'
+    for after in (before.replace("world", "there"), before.replace("</b>", "</c>")):
+        doc = parse_document(before, kind)
+        assert [r.form for r in doc.regions] == ["document"]
+        edit = text_edit(before, after)
+        assert shift_document(doc, after, edit, []) is None
+        assert reparse_region(doc, after, edit) is None

@@ -324,6 +324,9 @@ def checked_region(
     return found
 
 
+_XML_DECLARATION = re.compile(r"[\ufeff \t\r\n]*<\?xml[ \t\r\n]")
+
+
 def parse_document(
     text: str,
     kind: str,
@@ -337,9 +340,9 @@ def parse_document(
     document is to be packed (`parse_packed`), its region checks made for that."""
     if reduced:
         return Document(text=text, kind=kind, reduced=True)
-    if kind == "project-config" or (
-        kind == "other" and text.lstrip("\ufeff \t\r\n").startswith("<?xml")
-    ):
+    # A file that opens with an XML declaration is one XML document whatever its kind (a
+    # framework's `.xml` modules, a `[kinds]` glob matching them): not markdown.
+    if kind == "project-config" or _XML_DECLARATION.match(text):
         region = XmlRegion(
             "document", 0, len(text), checked_region(text, (), regions, packed=packed)
         )

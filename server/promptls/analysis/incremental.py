@@ -179,6 +179,12 @@ def _code_marks_kept(text: str, start: int, old_end: int, line: str, new_line: s
     return not any(_FENCE_LINE.match(each) for each in (*line.split("\n"), *new_line.split("\n")))
 
 
+def _whole_document(doc: Document) -> bool:
+    """Whether `doc` is one XML document (`PROJECT_CONFIG.xml`, a file opening with `<?xml`):
+    an edit checks it again whole."""
+    return doc.kind == "project-config" or any(r.form == "document" for r in doc.regions)
+
+
 def shift_document(
     doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
 ) -> tuple[Document, list[Reference] | None] | None:
@@ -188,7 +194,7 @@ def shift_document(
     one, or its line holds what may start one (`@`, `[`, a `components/` path)."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
-    if doc.reduced or doc.kind == "project-config":
+    if doc.reduced or _whole_document(doc):
         return None
     fm = doc.frontmatter
     if fm is not None and fm.content_start <= start and old_end <= fm.content_end:
@@ -275,7 +281,7 @@ def reparse_region(
     with words and no heading, outside fences and code spans."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
-    if doc.reduced or doc.kind == "project-config":
+    if doc.reduced or _whole_document(doc):
         return None
     removed, inserted = old[start:old_end], new_text[start:new_end]
     line = _line_of(old, start, old_end)
