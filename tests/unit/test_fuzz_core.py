@@ -658,9 +658,18 @@ def _xml_with_names(draw: st.DrawFn, depth: int = 0) -> str:
         max_size=8,
     ),
     step=st.sampled_from((8, 32, 512)),
+    # (an XML declaration where it counts, and where it does not; other instructions)
+    prolog=st.sampled_from(
+        ("", '<?xml version="1.0"?>\n', ' \n<?xml version="1.0" encoding="UTF-8"?>', "<?pi x?>")
+    ),
+    instruction=st.sampled_from(("", '<?xml version="1.0"?>', "<?style x?>", "<?open x")),
 )
 def test_a_region_rechecked_after_a_rename_equals_a_fresh_check(
-    body: str, edits: list[tuple[int, int, str]], step: int
+    body: str,
+    edits: list[tuple[int, int, str]],
+    step: int,
+    prolog: str,
+    instruction: str,
 ) -> None:
     """Names and white space edited one after another (a tag or an attribute renamed, a word or
     a line break typed): the scan
@@ -671,7 +680,7 @@ def test_a_region_rechecked_after_a_rename_equals_a_fresh_check(
     from promptls.analysis.incremental import text_edit
 
     with mock.patch.object(xml_module, "_CHECKPOINT_STEP", step):
-        text = "<root>\n" + body + "\n</root>\n"
+        text = prolog + "<root>\n" + body + instruction + "\n</root>\n"
         check = check_region(text)
         for spot, removed, typed in edits:
             names = [m.start() for m in re.finditer(r"[A-Za-z0-9_. \n]", text)]

@@ -734,17 +734,73 @@ def test_an_edit_in_a_long_run_is_found_by_comparing() -> None:
     assert text_edit(text, text + "z") == _compared.__wrapped__(text, text + "z")  # (not known)
 
 
-@pytest.mark.parametrize("kind", ["module", "other", "project-config"])
-def test_an_xml_document_is_checked_again_whole(kind: str) -> None:
-    """A file opening with `<?xml` is one XML document, whatever its kind: an edit inside it
-    is neither shifted as markdown nor checked again as a region of one."""
-    from promptls.analysis.document import parse_document
-    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+XML_DOCUMENT = """<?xml version="1.0" encoding="UTF-8"?>
+<behavior id="MEMORY" version="1.0">
+  <metadata>
+    <name>Memory</name>
+    <purpose>Store what was learned; search before asking</purpose>
+  </metadata>
+  <imports>
+    <import>@./shared/loading.md</import>
+  </imports>
+  <!-- STORAGE -->
+  <storage>
+    <pattern>memory/[topic]/[subtopic].md with dated entries</pattern>
+    <step>Security check (no credentials &amp; no keys)</step>
+    <step>Path resolution</step>
+  </storage>
+  <rules><![CDATA[ raw <text> & more ]]></rules>
+</behavior>
+"""
 
-    before = '<?xml version="1.0"?>\n<a>\n  <b>hello world</b>\n</a>\n'
-    for after in (before.replace("world", "there"), before.replace("</b>", "</c>")):
-        doc = parse_document(before, kind)
+
+@pytest.mark.parametrize("kind", ["module", "other", "project-config"])
+def test_an_xml_document_is_checked_again_as_one_region(kind: str) -> None:
+    """A file opening with `<?xml` is one XML document, whatever its kind: typing in element
+    text shifts it, other edits check it again (from the scan's checkpoint before them); and
+    whenever either answers, the answer is the fresh parse."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import (
+        region_references,
+        reparse_region,
+        shift_document,
+        text_edit,
+    )
+    from promptls.analysis.references import extract_references
+
+    shifted = rechecked = 0
+    for seed in range(20):
+        old = XML_DOCUMENT
+        doc = parse_document(old, kind)
         assert [r.form for r in doc.regions] == ["document"]
-        edit = text_edit(before, after)
-        assert shift_document(doc, after, edit, []) is None
-        assert reparse_region(doc, after, edit) is None
+        for new in _edits(seed, old, 40):
+            edit = text_edit(old, new)
+            fresh = parse_document(new, kind)
+            refs = extract_references(doc)
+            moved = shift_document(doc, new, edit, refs)
+            if moved is not None:
+                shifted += 1
+                assert moved[0] == fresh
+                assert moved[1] is None or moved[1] == extract_references(fresh)
+                old, doc = new, moved[0]  # (typing on composes)
+                continue
+            result = reparse_region(doc, new, edit, {})
+            if fresh.regions[0].form != "document":  # (the declaration broken: markdown now)
+                assert result is None
+                break
+            assert result == fresh
+            rechecked += 1
+            kept = region_references(doc, result, edit, refs)
+            assert kept is None or kept == extract_references(fresh)
+            old, doc = new, fresh
+    assert shifted > 100 and rechecked > 100
+
+
+def test_an_edit_that_breaks_the_declaration_parses_the_file_again() -> None:
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, text_edit
+
+    doc = parse_document(XML_DOCUMENT, "module")
+    after = "x" + XML_DOCUMENT
+    assert reparse_region(doc, after, text_edit(XML_DOCUMENT, after), {}) is None
+    assert parse_document(after, "module").regions[0].form != "document"

@@ -327,6 +327,12 @@ def checked_region(
 _XML_DECLARATION = re.compile(r"[\ufeff \t\r\n]*<\?xml[ \t\r\n]")
 
 
+def opens_as_xml(text: str) -> bool:
+    """Whether `text` opens with an XML declaration: then, whatever its kind, it is one XML
+    document, not markdown."""
+    return _XML_DECLARATION.match(text) is not None
+
+
 def parse_document(
     text: str,
     kind: str,
@@ -342,7 +348,7 @@ def parse_document(
         return Document(text=text, kind=kind, reduced=True)
     # A file that opens with an XML declaration is one XML document whatever its kind (a
     # framework's `.xml` modules, a `[kinds]` glob matching them): not markdown.
-    if kind == "project-config" or _XML_DECLARATION.match(text):
+    if kind == "project-config" or opens_as_xml(text):
         region = XmlRegion(
             "document", 0, len(text), checked_region(text, (), regions, packed=packed)
         )

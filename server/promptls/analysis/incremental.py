@@ -40,6 +40,7 @@ from promptls.analysis.document import (
     atx_heading,
     checked_region,
     frontmatter_end,
+    opens_as_xml,
     parse_frontmatter,
     raw_masks,
     raw_skips,
@@ -181,7 +182,7 @@ def _code_marks_kept(text: str, start: int, old_end: int, line: str, new_line: s
 
 def _whole_document(doc: Document) -> bool:
     """Whether `doc` is one XML document (`PROJECT_CONFIG.xml`, a file opening with `<?xml`):
-    an edit checks it again whole."""
+    no markdown, its one region the whole text."""
     return doc.kind == "project-config" or any(r.form == "document" for r in doc.regions)
 
 
@@ -194,8 +195,10 @@ def shift_document(
     one, or its line holds what may start one (`@`, `[`, a `components/` path)."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
-    if doc.reduced or _whole_document(doc):
+    if doc.reduced:
         return None
+    if _whole_document(doc):
+        return _shift_in_document(doc, new_text, edit, refs)
     fm = doc.frontmatter
     if fm is not None and fm.content_start <= start and old_end <= fm.content_end:
         return _shift_in_frontmatter(doc, new_text, edit, refs)
@@ -244,6 +247,36 @@ def shift_document(
     return shifted, None if touching else move.references(refs)
 
 
+def _shift_in_document(
+    doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
+) -> tuple[Document, list[Reference] | None] | None:
+    """`shift_document` of one XML document (no markdown: its one region is the whole text):
+    letters, digits, spaces, line breaks and plain punctuation typed or deleted in the text of
+    an element shift its check, as in a region of a markdown file."""
+    old = doc.text
+    start, old_end, new_end = edit.start, edit.old_end, edit.new_end
+    if len(doc.regions) != 1 or start == 0:
+        return None
+    if not (_safe(old[start:old_end], breaks=True) and _safe(new_text[start:new_end], breaks=True)):
+        return None
+    (region,) = doc.regions
+    shifted_check = _shift_check(old, region, start, old_end, edit.delta)
+    if shifted_check is None:
+        return None
+    check, paths = shifted_check
+    lines = (_line_of(old, start, old_end), _line_of(new_text, start, new_end))
+    touching = (
+        paths
+        or any("@" in line or "[" in line or "components/" in line for line in lines)
+        or any(r.start <= old_end and start <= r.end for r in refs)
+    )
+    move = _Move(old_end, edit.delta)
+    shifted = move.document(
+        doc, new_text, (region, XmlRegion(region.form, 0, len(new_text), check))
+    )
+    return shifted, None if touching else move.references(refs)
+
+
 def _shift_in_frontmatter(
     doc: Document, new_text: str, edit: TextEdit, refs: Sequence[Reference]
 ) -> tuple[Document, list[Reference]] | None:
@@ -281,8 +314,10 @@ def reparse_region(
     with words and no heading, outside fences and code spans."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
-    if doc.reduced or _whole_document(doc):
+    if doc.reduced:
         return None
+    if _whole_document(doc):
+        return _recheck_document(doc, new_text, edit, cache)
     removed, inserted = old[start:old_end], new_text[start:new_end]
     line = _line_of(old, start, old_end)
     new_line = _line_of(new_text, start, new_end)
@@ -329,6 +364,25 @@ def reparse_region(
     )
     checked = XmlRegion(region.form, region.start, end, checked_region(body, masks, cache, edited))
     return move.document(doc, new_text, (region, checked))
+
+
+def _recheck_document(
+    doc: Document, new_text: str, edit: TextEdit, cache: RegionCache | None
+) -> Document | None:
+    """`reparse_region` of one XML document (no markdown around it: its one region is the
+    whole text, whatever the edit): checked again from the scan's last checkpoint before the
+    edit. None when the text no longer opens as XML (a markdown file now, unless its kind says
+    otherwise)."""
+    if len(doc.regions) != 1 or (doc.kind != "project-config" and not opens_as_xml(new_text)):
+        return None
+    (region,) = doc.regions
+    edited = (region.check, doc.text, edit.start, edit.old_end, edit.new_end)
+    checked = checked_region(new_text, (), cache, edited)
+    return Document(
+        text=new_text,
+        kind=doc.kind,
+        regions=(XmlRegion("document", 0, len(new_text), checked),),
+    )
 
 
 #: The forms of the references read from XML elements (`references.xml_references`).

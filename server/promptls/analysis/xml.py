@@ -1925,7 +1925,7 @@ def recheck_region(
     finding there must have been decided by the text before it (`_LOCAL_PROBLEMS`), and any
     lookahead question put there answered before the edit."""
     removed, inserted = old_text[start:old_end], text[start:new_end]
-    if old.resume is None or not (removed or inserted) or "<?" in text:
+    if old.resume is None or not (removed or inserted):
         return None
     resume = old.resume.settled()
     if not (_NAME_EDIT_RE.fullmatch(removed) and _NAME_EDIT_RE.fullmatch(inserted)):
