@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from promptls.analysis.document import parse_document
 from promptls.analysis.graph import WorkspaceIndex
-from promptls.analysis.references import Reference, Resolver, extract_references
+from promptls.analysis.references import Reference, Resolution, Resolver, extract_references
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings, load_settings
 from tests.conftest import WorkspaceMaker
@@ -241,6 +241,19 @@ RESOLVE = [
 ]
 
 
+def _resolved(
+    make_workspace: WorkspaceMaker, source: str, form: str, target: str
+) -> tuple[Resolution, Workspace]:
+    """`target`, written in `source` (a path in `FRAMEWORK`) in `form`, resolved; and the
+    workspace."""
+    root = make_workspace(FRAMEWORK)
+    ws = Workspace([root], Settings().kinds)
+    ws.scan()
+    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
+    where = os.path.join(ws.folders[0], source)
+    return resolver.resolve(where, Reference(form, target, 0, len(target))), ws
+
+
 @pytest.mark.parametrize(
     ("source", "form", "target", "status", "path"),
     [c[1:] for c in RESOLVE],
@@ -254,13 +267,7 @@ def test_resolve(
     status: str,
     path: str | None,
 ) -> None:
-    root = make_workspace(FRAMEWORK)
-    ws = Workspace([root], Settings().kinds)
-    ws.scan()
-    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
-    res = resolver.resolve(
-        str(Path(ws.folders[0]) / source), Reference(form, target, 0, len(target))
-    )
+    res, ws = _resolved(make_workspace, source, form, target)
     assert res.status == status
     if path is not None:
         assert res.path is not None and ws.relative(res.path) == path
@@ -281,34 +288,23 @@ SUGGEST = [
     ("target", "expected"), [c[1:] for c in SUGGEST], ids=[c[0] for c in SUGGEST]
 )
 def test_suggestions(make_workspace: WorkspaceMaker, target: str, expected: str | None) -> None:
-    root = make_workspace(FRAMEWORK)
-    ws = Workspace([root], Settings().kinds)
-    ws.scan()
-    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
-    source = os.path.join(ws.folders[0], ".claude/commands/ship.md")
-    assert resolver.resolve(source, Reference("delegation", target, 0, 1)).suggestion == expected
+    res, _ = _resolved(make_workspace, ".claude/commands/ship.md", "delegation", target)
+    assert res.suggestion == expected
 
 
 def test_unresolved_suggests_closest_and_lists_roots(make_workspace: WorkspaceMaker) -> None:
-    root = make_workspace(FRAMEWORK)
-    ws = Workspace([root], Settings().kinds)
-    ws.scan()
-    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
-    source = os.path.join(ws.folders[0], ".claude/commands/ship.md")
-    res = resolver.resolve(
-        source, Reference("delegation", "modules/development/small-chnge.md", 0, 1)
+    res, _ = _resolved(
+        make_workspace,
+        ".claude/commands/ship.md",
+        "delegation",
+        "modules/development/small-chnge.md",
     )
     assert res.suggestion == "modules/development/small-change.md"
     assert res.tried[:2] == (".claude/commands/", ".claude/")
 
 
 def test_an_import_missing_its_extension_says_so(make_workspace: WorkspaceMaker) -> None:
-    root = make_workspace(FRAMEWORK)
-    ws = Workspace([root], Settings().kinds)
-    ws.scan()
-    resolver = Resolver(ws, Settings().search_roots, Settings().loadable_extensions)
-    source = os.path.join(ws.folders[0], "CLAUDE.md")
-    res = resolver.resolve(source, Reference("import", "docs/setup", 0, 1))
+    res, _ = _resolved(make_workspace, "CLAUDE.md", "import", "docs/setup")
     assert (res.status, res.suggestion) == ("unresolved", "docs/setup.md")
 
 
