@@ -327,10 +327,11 @@ def checked_region(
 _XML_DECLARATION = re.compile(r"[\ufeff \t\r\n]*<\?xml[ \t\r\n]")
 
 
-def opens_as_xml(text: str) -> bool:
-    """Whether `text` opens with an XML declaration: then, whatever its kind, it is one XML
-    document, not markdown."""
-    return _XML_DECLARATION.match(text) is not None
+def is_xml_document(text: str, kind: str) -> bool:
+    """Whether a file of `kind` holding `text` is one XML document, not markdown:
+    `PROJECT_CONFIG.xml`, and whatever opens with an XML declaration (a framework's `.xml`
+    modules, a `[kinds]` glob matching them)."""
+    return kind == "project-config" or _XML_DECLARATION.match(text) is not None
 
 
 def parse_document(
@@ -346,9 +347,7 @@ def parse_document(
     document is to be packed (`parse_packed`), its region checks made for that."""
     if reduced:
         return Document(text=text, kind=kind, reduced=True)
-    # A file that opens with an XML declaration is one XML document whatever its kind (a
-    # framework's `.xml` modules, a `[kinds]` glob matching them): not markdown.
-    if kind == "project-config" or opens_as_xml(text):
+    if is_xml_document(text, kind):
         region = XmlRegion(
             "document", 0, len(text), checked_region(text, (), regions, packed=packed)
         )

@@ -40,7 +40,7 @@ from promptls.analysis.document import (
     atx_heading,
     checked_region,
     frontmatter_end,
-    opens_as_xml,
+    is_xml_document,
     parse_frontmatter,
     raw_masks,
     raw_skips,
@@ -181,9 +181,22 @@ def _code_marks_kept(text: str, start: int, old_end: int, line: str, new_line: s
 
 
 def _whole_document(doc: Document) -> bool:
-    """Whether `doc` is one XML document (`PROJECT_CONFIG.xml`, a file opening with `<?xml`):
-    no markdown, its one region the whole text."""
-    return doc.kind == "project-config" or any(r.form == "document" for r in doc.regions)
+    """Whether `doc` is one XML document (see `is_xml_document`): no markdown, its one region
+    the whole text."""
+    return len(doc.regions) == 1 and doc.regions[0].form == "document"
+
+
+def _touching(
+    lines: tuple[str, str], paths: bool, refs: Sequence[Reference], start: int, old_end: int
+) -> bool:
+    """Whether an edit of `[start, old_end)` may change the references: the edited lines (before,
+    after) hold what may start one (`@`, `[`, a `components/` path), the edit lies in an element
+    whose text is a path (`paths`), or it touches one of `refs`."""
+    return (
+        paths
+        or any("@" in line or "[" in line or "components/" in line for line in lines)
+        or any(r.start <= old_end and start <= r.end for r in refs)
+    )
 
 
 def shift_document(
@@ -214,13 +227,7 @@ def shift_document(
         or not _code_marks_kept(old, start, old_end, line, new_line)
     ):
         return None
-    reference_line = any(
-        "@" in text or "[" in text or "components/" in text for text in (line, new_line)
-    )
-    region = next(
-        (r for r in doc.regions if r.form != "document" and r.start < start and old_end < r.end),
-        None,
-    )
+    region = next((r for r in doc.regions if r.start < start and old_end < r.end), None)
     headings: tuple[Heading, ...] | None = None
     check: XmlCheck | None = None
     paths = False  # the edit lies in an element whose text is a path: its references change
@@ -238,7 +245,7 @@ def shift_document(
         if shifted_check is None:
             return None
         check, paths = shifted_check
-    touching = reference_line or paths or any(r.start <= old_end and start <= r.end for r in refs)
+    touching = _touching((line, new_line), paths, refs, start, old_end)
     move = _Move(old_end, edit.delta)
     replacement: tuple[XmlRegion, XmlRegion] | None = None
     if region is not None and check is not None:
@@ -255,8 +262,6 @@ def _shift_in_document(
     an element shift its check, as in a region of a markdown file."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
-    if len(doc.regions) != 1 or start == 0:
-        return None
     if not (_safe(old[start:old_end], breaks=True) and _safe(new_text[start:new_end], breaks=True)):
         return None
     (region,) = doc.regions
@@ -265,11 +270,7 @@ def _shift_in_document(
         return None
     check, paths = shifted_check
     lines = (_line_of(old, start, old_end), _line_of(new_text, start, new_end))
-    touching = (
-        paths
-        or any("@" in line or "[" in line or "components/" in line for line in lines)
-        or any(r.start <= old_end and start <= r.end for r in refs)
-    )
+    touching = _touching(lines, paths, refs, start, old_end)
     move = _Move(old_end, edit.delta)
     shifted = move.document(
         doc, new_text, (region, XmlRegion(region.form, 0, len(new_text), check))
@@ -325,10 +326,7 @@ def reparse_region(
         return None
     if not _code_marks_kept(old, start, old_end, line, new_line):
         return None
-    region = next(
-        (r for r in doc.regions if r.form != "document" and r.start < start and old_end <= r.end),
-        None,
-    )
+    region = next((r for r in doc.regions if r.start < start and old_end <= r.end), None)
     if region is None or (region.form == "raw" and any(ch in line + new_line for ch in "\r\n")):
         return None
     delta = edit.delta
@@ -373,7 +371,7 @@ def _recheck_document(
     whole text, whatever the edit): checked again from the scan's last checkpoint before the
     edit. None when the text no longer opens as XML (a markdown file now, unless its kind says
     otherwise)."""
-    if len(doc.regions) != 1 or (doc.kind != "project-config" and not opens_as_xml(new_text)):
+    if not is_xml_document(new_text, doc.kind):
         return None
     (region,) = doc.regions
     edited = (region.check, doc.text, edit.start, edit.old_end, edit.new_end)
