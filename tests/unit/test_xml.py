@@ -802,6 +802,89 @@ def test_a_rename_after_a_bare_lt_rescans_from_before_it() -> None:
     assert [p.kind for p in check.problems][:1] == ["bare-lt"]
 
 
+NESTED = (
+    "<module>\n"
+    + "".join(
+        f'  <section n="{i}">\n'
+        + "".join(f"    <step><action>Do thing {j}</action><done/></step>\n" for j in range(20))
+        + "  </section>\n"
+        for i in range(20)
+    )
+    + "</module>\n"
+)
+
+
+def _fragments_parsed(monkeypatch: pytest.MonkeyPatch, reject: str | None = None) -> list[str]:
+    """The fragments lxml is asked about from now on; with `reject`, lxml is made to reject
+    any fragment holding that text (a disagreement with the scanner)."""
+    asked: list[str] = []
+    verdict = xml._lxml_verdict
+
+    def spy(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
+        asked.append(fragment)
+        if reject is not None and reject in fragment:
+            return fragment.index(reject), "rejected here"
+        return verdict(fragment, prefixes)
+
+    monkeypatch.setattr(xml, "_lxml_verdict", spy)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("place", "removed", "typed", "well_formed"),
+    [
+        ('<section n="7">\n    <step><a', 1, "x", False),
+        ('<section n="7">\n    <step><action>Do thing 0</action><done', 2, "x", True),
+        ('<section n="7">\n    <step><action>Do', 0, "\n", True),
+    ],
+    ids=["start-tag", "empty-element", "line-break"],
+)
+def test_a_rename_asks_lxml_only_about_the_element_around_it(
+    monkeypatch: pytest.MonkeyPatch, place: str, removed: int, typed: str, well_formed: bool
+) -> None:
+    """lxml accepted the region before: the innermost element holding the edit in its content
+    decides lxml's verdict alone (the text around it reads as before), and the check is the one
+    a fresh check gives."""
+    at = NESTED.index(place) + len(place) - removed
+    new = NESTED[:at] + typed + NESTED[at + removed :]
+    old = check_region(NESTED)
+    fresh = check_region(new)
+    asked = _fragments_parsed(monkeypatch)
+    check = recheck_region(old, NESTED, new, at, at + removed, at + len(typed))
+    assert check is not None and check == fresh and check.well_formed is well_formed
+    assert len(asked) == 1 and len(asked[0]) < 100
+
+
+def test_where_lxml_alone_rejects_the_element_the_whole_region_says_where(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scanner accepts what lxml rejects in that element: its offset and message come from
+    the whole region, as a fresh check reports them."""
+    place = "<action>Do thing 5</action>"
+    at = NESTED.index(place, NESTED.index('<section n="4"')) + len("<action>Do thing")
+    new = NESTED[:at] + "z" + NESTED[at:]
+    old = check_region(NESTED)
+    asked = _fragments_parsed(monkeypatch, reject="thingz")
+    fresh = check_region(new)
+    assert fresh.oracle == "parser-only"
+    asked.clear()
+    check = recheck_region(old, NESTED, new, at, at, at + 1)
+    assert check == fresh and len(asked) == 2
+    assert len(asked[0]) < 100 and len(asked[1]) == len(new)
+
+
+def test_a_rename_in_a_region_lxml_rejected_parses_it_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = NESTED.replace("Do thing 3</action>", "Do thing 3</acton>", 1)
+    at = text.index('<section n="12"') + 3
+    new = text[:at] + "x" + text[at:]
+    old = check_region(text)
+    asked = _fragments_parsed(monkeypatch)
+    check = recheck_region(old, text, new, at, at, at + 1)
+    assert check == check_region(new) and len(asked[0]) == len(new)
+
+
 # --------------------------------------------------------------------------------------------
 # The packed form (what a worker process sends back)
 # --------------------------------------------------------------------------------------------

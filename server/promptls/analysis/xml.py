@@ -1587,6 +1587,24 @@ def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
     return None
 
 
+def _verdict_within(
+    sanitized: str, prefixes: set[str], within: tuple[int, int], *, exact: bool
+) -> tuple[int, str] | None:
+    """lxml's verdict on `sanitized`, read from the element `sanitized[start:end]` alone: the
+    region as it was before an edit inside that element's content was accepted, and nothing
+    outside the element has changed, even as lxml reads it (see `_oracle_span`). Parsed from
+    the same state in both (in content, no prefixes), the element's text meets the same error
+    at the same place, or none: its tags enclose the same nesting as before, so nothing in it
+    closes more than it opens. Where a rejection is wanted `exact`ly (its offset and message,
+    which name lines), the whole region is parsed; else the element's start stands for it."""
+    start, end = within
+    if _lxml_verdict(sanitized[start:end], prefixes) is None:
+        return None
+    if exact:
+        return _lxml_verdict(sanitized, prefixes)
+    return start, ""
+
+
 # --------------------------------------------------------------------------------------------
 # Entry points
 # --------------------------------------------------------------------------------------------
@@ -1675,8 +1693,11 @@ def _checked(
     protected: list[int],
     prefixes: set[str],
     resume: _Resume | None,
+    within: tuple[int, int] | None = None,
 ) -> XmlCheck:
-    """The check of a scanned region (`problems` in the order found), lxml's verdict taken."""
+    """The check of a scanned region (`problems` in the order found), lxml's verdict taken.
+
+    `within`: a span whose verdict is the whole region's (see `_verdict_within`)."""
     n = len(work)
     scanner_ok = not any(p.severity == Severity.ERROR for p in problems)
     if protected:
@@ -1689,7 +1710,10 @@ def _checked(
     sanitized = _blank_spans(work, blank).replace("\r", " ")
     oracle = "agree"
     try:
-        verdict = _lxml_verdict(sanitized, prefixes)
+        if within is None:
+            verdict = _lxml_verdict(sanitized, prefixes)
+        else:
+            verdict = _verdict_within(sanitized, prefixes, within, exact=scanner_ok)
     except _OracleUnavailableError:
         oracle = "unavailable"
     else:
@@ -2039,7 +2063,42 @@ def recheck_region(
         list(protected),
         scanner.prefixes,
         new_resume,
+        _oracle_span(old, restored, scanner.elements, start, old_end, delta, protected),
     )
+
+
+def _oracle_span(
+    old: XmlCheck,
+    restored: Sequence[_Open],
+    found: Sequence[_Open],
+    start: int,
+    old_end: int,
+    delta: int,
+    protected: Sequence[int],
+) -> tuple[int, int] | None:
+    """Where lxml's verdict on a region rechecked after an edit of `[start, old_end)` (moving
+    what follows by `delta`) can be read (`_verdict_within`): the innermost element of `old`
+    holding the edit inside its content, when lxml accepted the region before and every offset
+    the scan now protects from blanking lies in it (so lxml reads the text around it as
+    before). `restored` (open at the checkpoint the scan resumed from) and `found` (scanned
+    since), in the order they start: the elements of the new scan, which are the old ones by
+    index where their start tags end before the edit. None: parse the whole region."""
+    if not old.well_formed or old.oracle != "agree":
+        return None
+    elements = old.elements
+    for element in [*reversed(found), *reversed(restored)]:
+        if element.start_tag_end > start:
+            continue  # (after the edit, or its start tag holds the edit: maybe a new element)
+        o = elements[element.index]
+        if o.start != element.start or o.start_tag_end != element.start_tag_end:
+            return None  # (never: the scan before the edit is the old one)
+        if not o.closed or o.self_closing or o.content_end < old_end:
+            continue
+        end = o.end + delta
+        if all(o.start <= p < end for p in protected):
+            return o.start, end
+        return None
+    return None
 
 
 def _spliced(
