@@ -359,6 +359,42 @@ def test_a_region_checked_again_equals_a_fresh_parse(source: str) -> None:
     assert moved > 30
 
 
+def test_typing_in_one_text_node_after_another_chains_shifts_without_moving_every_element() -> None:
+    """A click elsewhere and a letter typed there, again and again: each keystroke adds a shift
+    to the same base elements, nothing is built until read (at most `SHIFTS_MAX` chained), and
+    every version equals a fresh parse."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+    from promptls.analysis.references import extract_references
+    from promptls.analysis.xml import SHIFTS_MAX, ShiftedElements
+
+    text = MODULE
+    doc = parse_document(text, "module")
+    nodes = ["Review the change", "Note every risk", "Write the summary", "Never skip"]
+    chained = []
+    last = 2 * SHIFTS_MAX + 2
+    for n in range(last + 1):
+        at = text.index(nodes[n % len(nodes)])
+        new = text[:at] + "x" + text[at:]
+        result = shift_document(doc, new, text_edit(text, new), extract_references(doc))
+        assert result is not None
+        doc, text = result[0], new
+        elements = doc.regions[0].check.elements
+        assert isinstance(elements, ShiftedElements)
+        chained.append(len(elements.shifts))
+        assert elements._built is None  # (nothing moved yet)
+        if n < last:
+            assert doc == parse_document(new, "module")  # (which builds them)
+    assert max(chained) == SHIFTS_MAX and chained[:3] == [1, 2, 3]
+    assert chained[SHIFTS_MAX] == 1  # (folded into the offsets by the next keystroke)
+    # A rename then checks the region again from the shifted elements, folded and not built.
+    assert elements.offsets is not None and elements._built is None
+    at = text.index("<rule>") + 2
+    new = text[:at] + "x" + text[at:]
+    rechecked = reparse_region(doc, new, text_edit(text, new), {})
+    assert rechecked is not None and rechecked == parse_document(new, "module")
+
+
 @DOCUMENTS
 def test_typing_on_composes_shifts_that_equal_a_fresh_parse(source: str) -> None:
     """Keystrokes in one text node chain shifts (each from the previous shifted document, the

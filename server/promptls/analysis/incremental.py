@@ -23,6 +23,7 @@ edits, and so does a property under `make fuzz`.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import string
@@ -49,6 +50,8 @@ from promptls.analysis.references import INCLUDE_ELEMENTS, Reference, xml_refere
 from promptls.analysis.text import replaced_span
 from promptls.analysis.xml import (
     NAME_RE,
+    SHIFTS_MAX,
+    Shift,
     ShiftedElements,
     XmlCheck,
     XmlComment,
@@ -680,6 +683,10 @@ def _raw_edit_safe(doc: Document, start: int, old_end: int, line: str, new_line:
     return not any(s <= old_end and start <= e for s, e in spans)
 
 
+def _start_of(element: XmlElement) -> int:
+    return element.start
+
+
 def _shift_check(
     text: str, region: XmlRegion, start: int, old_end: int, delta: int
 ) -> tuple[XmlCheck, bool] | None:
@@ -720,23 +727,35 @@ def _shift_check(
             return None
     # Elements ending before the text node stay as they are; those starting after it move
     # whole, lazily (`ShiftedElements`); those around it (its ancestors, or an unclosed element
-    # running past it) keep their start and may contain it: only these are built again. Typing
-    # on in the text node the previous edit shifted composes with that shift.
+    # running past it) keep their start and may contain it: only these are made again. Typing
+    # on in the text node the previous edit shifted folds into that shift; typing in another
+    # adds one.
     elements = check.elements
-    around: list[tuple[int, XmlElement]]
-    if isinstance(elements, ShiftedElements) and elements.node == (node_start, node_end):
-        base, pivot, total = elements.base, elements.pivot, elements.delta + delta
-        around = list(elements.around.items())
+    node = (node_start, node_end)
+    if not isinstance(elements, ShiftedElements):
+        shifted = ShiftedElements(tuple(elements), (), (-1, -1))
+    elif len(elements.shifts) < SHIFTS_MAX or elements.node == node:
+        shifted = elements
     else:
-        base = elements.built() if isinstance(elements, ShiftedElements) else tuple(elements)
-        pivot, total, around = len(base), delta, []
-        for i, e in enumerate(base):
-            if e.start >= node_end:
-                pivot = min(pivot, i)
-            elif pivot < len(base):
-                return None  # (not in document order: never, but then parse again)
-            elif e.end >= node_end:
-                around.append((i, e))
+        shifted = elements.folded()
+    around: list[tuple[int, XmlElement]]
+    if shifted.node == node:
+        shifts = shifted.shifts[:-1]
+        pivot, before, last_around = shifted.shifts[-1]
+        total, around = before + delta, list(last_around.items())
+    else:
+        shifts = shifted.shifts
+        pivot = bisect.bisect_left(shifted, node_end, key=_start_of)
+        total, around = delta, []
+        # The innermost element holding the text node is the last one starting before it or
+        # one of its ancestors; it and its ancestors are those around the node.
+        parents = shifted.parents()
+        k = pivot - 1
+        while k >= 0 and shifted[k].end < node_end:
+            k = parents[k]
+        while k >= 0:
+            around.append((k, shifted[k]))
+            k = parents[k]
     inside = paths = False
     moved_around: dict[int, XmlElement] = {}
     for i, e in around:
@@ -776,15 +795,8 @@ def _shift_check(
             else p
             for p in check.problems
         ),
-        elements=ShiftedElements(
-            base,
-            pivot,
-            total,
-            moved_around,
-            (node_start, node_end + delta),
-            elements.names_made()
-            if isinstance(elements, ShiftedElements) and elements.base is base
-            else None,
+        elements=shifted.then(
+            (*shifts, Shift(pivot, total, moved_around)), (node_start, node_end + delta)
         ),
         comments=tuple(
             XmlComment(at(c.start), at(c.end), c.closed) if c.end >= node_end else c

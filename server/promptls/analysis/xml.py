@@ -30,6 +30,8 @@ import bisect
 import dataclasses
 import functools
 import html.entities
+import itertools
+import operator
 import re
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence, Set
@@ -43,9 +45,11 @@ from promptls.analysis.findings import Severity
 
 __all__ = [
     "NAME_RE",
+    "SHIFTS_MAX",
     "PackedCheck",
     "PackedElements",
     "RawElementEnds",
+    "Shift",
     "ShiftedElements",
     "XmlAttribute",
     "XmlCheck",
@@ -213,37 +217,62 @@ class _LazyElements(Sequence[XmlElement]):
         return f"{type(self).__name__}({self.built()!r})"
 
 
-class ShiftedElements(_LazyElements):
-    """The elements of a region after an edit in one text node, computed when first read.
+class Shift(NamedTuple):
+    """One edit in a text node, as `ShiftedElements` applies it: the elements from `pivot` on
+    move by `delta` whole; `around` (index -> element) are the text node's ancestors as made
+    anew (their ends moved)."""
 
-    `base[:pivot]` stay where they were except `around` (index -> element: the ancestors of the
-    text node, whose ends moved); `base[pivot:]` lie after the edit and move by `delta` whole.
-    Typing on in the same text node composes with the shift before (`node` is where that text
-    node now is), so a keystroke costs the depth of the node, not the number of elements; the
-    moved tuple is built once, by whoever reads it first (outline, hints, a worker thread).
-    `names` (where each name is in `base`) is made on the first `named` and handed on to the
-    next shift of the same base, so that a finding reading one element name each keystroke
-    (`<context_budget>`) does not look at every element each time.
+    pivot: int
+    delta: int
+    around: dict[int, XmlElement]
+
+
+#: Shifts a `ShiftedElements` chains before the next edit folds them into its offsets: reading
+#: an element costs one step per shift, folding a few integer operations per element.
+SHIFTS_MAX = 8
+
+
+class ShiftedElements(_LazyElements):
+    """The elements of a region after edits in its text nodes, computed when first read.
+
+    Element k is `overrides[k]` (an element made anew), else `base[k]` moved by `offsets[k]`
+    (no offsets: by 0); then `shifts` applied in order (see `Shift`). Typing on in the same
+    text node folds into the last shift (`node` is where that text node now is), and typing in
+    another one adds a shift, so a keystroke costs the depth of the node (its ancestors found
+    through `parents`) and a search for the first element after it, not the number of
+    elements. Past `SHIFTS_MAX` shifts the next edit folds them into the offsets (`folded`,
+    integer work only); the moved elements are built once, by whoever reads them all first
+    (outline, hints, a worker thread). `names` (where each name is in `base`) and `parents` are
+    made on first use and handed on to the next shift of the same base, so that a finding
+    reading one element name each keystroke (`<context_budget>`) does not look at every element
+    each time.
     """
 
-    __slots__ = ("_names", "around", "base", "delta", "node", "pivot")
+    __slots__ = ("_names", "_parents", "base", "node", "offsets", "overrides", "shifts")
 
     def __init__(
         self,
         base: tuple[XmlElement, ...],
-        pivot: int,
-        delta: int,
-        around: dict[int, XmlElement],
+        shifts: tuple[Shift, ...],
         node: tuple[int, int],
         names: dict[str, list[int]] | None = None,
+        parents: list[int] | None = None,
+        offsets: list[int] | None = None,
+        overrides: dict[int, XmlElement] | None = None,
     ) -> None:
         self.base = base
-        self.pivot = pivot
-        self.delta = delta
-        self.around = around
+        self.shifts = shifts
         self.node = node
+        self.offsets = offsets
+        self.overrides = overrides or {}
         self._names = names
+        self._parents = parents
         super().__init__()
+
+    @property
+    def pivot(self) -> int:
+        """The first element moved whole (by the last shift)."""
+        return self.shifts[-1].pivot
 
     def names(self) -> dict[str, list[int]]:
         """Where each element name is in `base` (made once per base)."""
@@ -255,24 +284,87 @@ class ShiftedElements(_LazyElements):
             self._names = names
         return names
 
-    def names_made(self) -> dict[str, list[int]] | None:
-        """`names` if made already (None otherwise: it is not made for this), for the next
-        shift of the same base to take on."""
-        return self._names
+    def parents(self) -> list[int]:
+        """The index of each element's parent in `base` (-1 at the top; made once per base)."""
+        parents = self._parents
+        if parents is None:
+            parents = []
+            last_at: list[int] = []  # the last element seen at each depth
+            for i, e in enumerate(self.base):
+                depth = e.depth
+                parents.append(last_at[depth - 1] if 0 < depth <= len(last_at) else -1)
+                del last_at[depth:]
+                last_at.append(i)
+            self._parents = parents
+        return parents
+
+    def then(self, shifts: tuple[Shift, ...], node: tuple[int, int]) -> ShiftedElements:
+        """The same elements before `shifts`, with `shifts` (what is made of the base is taken
+        on: `names`, `parents`)."""
+        return ShiftedElements(
+            self.base, shifts, node, self._names, self._parents, self.offsets, self.overrides
+        )
+
+    def folded(self) -> ShiftedElements:
+        """The same elements with the shifts folded into the offsets and overrides."""
+        overrides = dict(self.overrides)
+        for shift in self.shifts:
+            overrides.update(shift.around)
+        overrides = {k: self._make(k) for k in overrides}
+        return ShiftedElements(
+            self.base,
+            (),
+            (-1, -1),
+            self._names,
+            self._parents,
+            self._total_offsets(),
+            overrides,
+        )
+
+    def _total_offsets(self) -> list[int]:
+        """What moves `base[k]` to element k, for each k not overridden."""
+        steps = [0] * (len(self.base) + 1)
+        for shift in self.shifts:
+            steps[shift.pivot] += shift.delta
+        moves = itertools.accumulate(steps[:-1])
+        return list(moves if self.offsets is None else map(operator.add, self.offsets, moves))
 
     def _make_all(self) -> tuple[XmlElement, ...]:
-        base, pivot, delta, around = self.base, self.pivot, self.delta, self.around
-        head = [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
-        return (*head, *(moved_element(e, delta) for e in base[pivot:]))
+        base, shifts = self.base, self.shifts
+        if self.offsets is None and not self.overrides and len(shifts) == 1:
+            pivot, delta, around = shifts[0]
+            head = (
+                [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
+            )
+            return (*head, *(moved_element(e, delta) for e in base[pivot:]))
+        whole = self.folded()
+        overrides = whole.overrides
+        return tuple(
+            [
+                overrides[k] if k in overrides else moved_element(e, delta) if delta else e
+                for k, (e, delta) in enumerate(zip(base, whole._total_offsets(), strict=True))
+            ]
+        )
 
     def named(self, name: str) -> Iterator[XmlElement]:
         for i in self.names().get(name, ()):
             yield self[i]
 
     def _make(self, k: int) -> XmlElement:
-        if k >= self.pivot:
-            return moved_element(self.base[k], self.delta)
-        return self.around.get(k, self.base[k])
+        e = self.overrides.get(k)
+        if e is None:
+            e = self.base[k]
+            offsets = self.offsets
+            delta = offsets[k] if offsets is not None else 0
+        else:
+            delta = 0
+        for pivot, step, around in self.shifts:
+            remade = around.get(k)
+            if remade is not None:
+                e, delta = remade, 0
+            elif k >= pivot:
+                delta += step
+        return moved_element(e, delta) if delta else e
 
     def __len__(self) -> int:
         return len(self.base)
@@ -2111,10 +2203,15 @@ def _spliced(
 ) -> Sequence[XmlElement]:
     """`old[:first]` (with `finished` in place of some), then `found`, then `old[rest:]` moved
     by `delta` (none when `rest` is None): as `ShiftedElements`, so that what lies after the
-    edit is moved only when read. `old` may itself be `ShiftedElements`: what it moved already
-    is moved again only between its pivot and this edit."""
-    if isinstance(old, ShiftedElements):
-        base0, pivot0, delta0, around0 = old.base, old.pivot, old.delta, old.around
+    edit is moved only when read. `old` may itself be `ShiftedElements` of one shift: what it
+    moved already is moved again only between its pivot and this edit."""
+    if (
+        isinstance(old, ShiftedElements)
+        and len(old.shifts) == 1
+        and old.offsets is None
+        and not old.overrides
+    ):
+        base0, (pivot0, delta0, around0) = old.base, old.shifts[0]
     else:
         base0, pivot0, delta0, around0 = tuple(old), len(old), 0, {}
     middle: tuple[XmlElement, ...] = ()
@@ -2147,7 +2244,7 @@ def _spliced(
     base = head + found + middle + tail
     if not tail_delta and not around:
         return base
-    return ShiftedElements(base, len(base) - len(tail), tail_delta, around, (-1, -1))
+    return ShiftedElements(base, (Shift(len(base) - len(tail), tail_delta, around),), (-1, -1))
 
 
 def _moved_checkpoint(
