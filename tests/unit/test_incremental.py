@@ -266,6 +266,29 @@ def test_line_breaks_typed_and_deleted_shift_as_a_fresh_parse_says(source: str) 
     assert shifted > 40
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("See [the notes](notes.md\nab) here.\n", "See [the notes](notes.md\n) here.\n"),
+        ("See [the notes](\nab\nnotes.md) here.\n", "See [the notes](\n\nnotes.md) here.\n"),
+        ("See [the notes](notes.md\n) here.\n", "See [the notes](notes.md\nab) here.\n"),
+    ],
+    ids=["closing-line", "blank-line", "broken"],
+)
+def test_a_link_running_on_from_an_earlier_line_is_read_again(before: str, after: str) -> None:
+    """A link's target and title may follow its `](` on the next lines: an edit on such a line
+    (no bracket on it) may make or break the link, so the references are read again."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    doc = parse_document(before, "memory")
+    result = shift_document(doc, after, text_edit(before, after), extract_references(doc))
+    assert result is not None and result[1] is None
+    assert result[0] == parse_document(after, "memory")
+    assert extract_references(result[0]) != extract_references(doc)
+
+
 @DOCUMENTS
 @pytest.mark.parametrize(
     "place",

@@ -190,16 +190,27 @@ def _whole_document(doc: Document) -> bool:
 
 
 def _touching(
-    lines: tuple[str, str], paths: bool, refs: Sequence[Reference], start: int, old_end: int
+    old: str,
+    lines: tuple[str, str],
+    paths: bool,
+    refs: Sequence[Reference],
+    start: int,
+    old_end: int,
 ) -> bool:
-    """Whether an edit of `[start, old_end)` may change the references: the edited lines (before,
-    after) hold what may start one (`@`, `[`, a `components/` path), the edit lies in an element
-    whose text is a path (`paths`), or it touches one of `refs`."""
-    return (
+    """Whether an edit of `[start, old_end)` of `old` may change the references: the edited
+    lines (before, after) hold what may start one (`@`, `[`, a `components/` path), a link
+    opened on an earlier line may run on into them (a `](` not closed before them: a link's
+    target and title may follow on the next lines), the edit lies in an element whose text is
+    a path (`paths`), or it touches one of `refs`."""
+    if (
         paths
         or any("@" in line or "[" in line or "components/" in line for line in lines)
         or any(r.start <= old_end and start <= r.end for r in refs)
-    )
+    ):
+        return True
+    line_start = old.rfind("\n", 0, start) + 1
+    opened = old.rfind("](", 0, line_start)
+    return opened >= 0 and old.find(")", opened, line_start) < 0
 
 
 def shift_document(
@@ -248,7 +259,7 @@ def shift_document(
         if shifted_check is None:
             return None
         check, paths = shifted_check
-    touching = _touching((line, new_line), paths, refs, start, old_end)
+    touching = _touching(old, (line, new_line), paths, refs, start, old_end)
     move = _Move(old_end, edit.delta)
     replacement: tuple[XmlRegion, XmlRegion] | None = None
     if region is not None and check is not None:
@@ -273,7 +284,7 @@ def _shift_in_document(
         return None
     check, paths = shifted_check
     lines = (_line_of(old, start, old_end), _line_of(new_text, start, new_end))
-    touching = _touching(lines, paths, refs, start, old_end)
+    touching = _touching(old, lines, paths, refs, start, old_end)
     move = _Move(old_end, edit.delta)
     shifted = move.document(
         doc, new_text, (region, XmlRegion(region.form, 0, len(new_text), check))
