@@ -289,6 +289,35 @@ def test_a_link_running_on_from_an_earlier_line_is_read_again(before: str, after
     assert extract_references(result[0]) != extract_references(doc)
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (
+            "# T\n\n<task>\n<example>\n[a](./a.ext)\n</example>\n</task>\n",
+            "# T\n\n<task>\n<examplx>\n[a](./a.ext)\n</example>\n</task>\n",
+        ),
+        (
+            "# T\n\n<task>\n<exampl>\n[a](./a.ext)\n</example>\n</task>\n",
+            "# T\n\n<task>\n<example>\n[a](./a.ext)\n</example>\n</task>\n",
+        ),
+    ],
+    ids=["example-renamed-away", "example-made"],
+)
+def test_a_rename_that_moves_an_example_reads_the_references_again(before: str, after: str) -> None:
+    """Links inside an `<example>` are no references: renaming its tag (checked again from a
+    checkpoint) changes which links are, so the references are extracted again."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import region_references, reparse_region, text_edit
+    from promptls.analysis.references import extract_references
+
+    doc = parse_document(before, "module")
+    edit = text_edit(before, after)
+    rechecked = reparse_region(doc, after, edit, {})
+    assert rechecked is not None and rechecked == parse_document(after, "module")
+    assert region_references(doc, rechecked, edit, extract_references(doc)) is None
+    assert extract_references(rechecked) != extract_references(doc)
+
+
 @DOCUMENTS
 @pytest.mark.parametrize(
     "place",

@@ -126,6 +126,15 @@ EXTRACT = [
         "```xml\n<imports>\n  <import>@./shared/loading.md</import>\n</imports>\n```\n",
         [("include", "./shared/loading.md")],
     ),
+    (
+        # A link in an `<example>` illustrates; an `@` import there still loads.
+        "links-in-examples-are-illustrations",
+        "memory",
+        "See [the guide](docs/guide.md).\n\n<example>\n- [file1](./file1.ext)\n"
+        "- @docs/loaded.md\n</example>\n\n<task>\n  <examples>\n"
+        "    [another](./sub/file2.ext)\n  </examples>\n  [real](docs/real.md)\n</task>\n",
+        [("link", "docs/guide.md"), ("import", "docs/loaded.md"), ("link", "docs/real.md")],
+    ),
 ]
 
 

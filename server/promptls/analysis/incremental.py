@@ -46,7 +46,12 @@ from promptls.analysis.document import (
     raw_masks,
     raw_skips,
 )
-from promptls.analysis.references import INCLUDE_ELEMENTS, Reference, xml_references
+from promptls.analysis.references import (
+    EXAMPLE_ELEMENTS,
+    INCLUDE_ELEMENTS,
+    Reference,
+    xml_references,
+)
 from promptls.analysis.text import replaced_span
 from promptls.analysis.xml import (
     NAME_RE,
@@ -409,7 +414,8 @@ def region_references(
     """The references of `doc`, made from `old` by `reparse_region` (`refs`: those of `old`),
     when they are `refs` moved: the region checked again yields the same paths, moved, and
     the edited lines hold nothing another reference is read from (`@`, brackets, parentheses,
-    a `components/` path). None when they must be extracted again."""
+    a `components/` path), and the region has no `<example>` (whose links are no references:
+    the check again may have moved where it ends). None when they must be extracted again."""
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
     lines = _line_of(old.text, start, old_end) + "\n" + _line_of(doc.text, start, new_end)
     if any(ch in lines for ch in "@[]()") or "components/" in lines:
@@ -418,6 +424,8 @@ def region_references(
     before = next((r for r in old.regions if region and r.start == region.start), None)
     if region is None or before is None:
         return None
+    if any(next(r.check.named(name), None) for r in (before, region) for name in EXAMPLE_ELEMENTS):
+        return None  # (where its links are illustrations may have changed)
     move = _Move(old_end, edit.delta)
     was = {
         (r.form, r.target, r.start, r.end)

@@ -94,6 +94,7 @@ def extract_references(doc: Document) -> list[Reference]:
     text = doc.text
     opaque = _Opaque(doc.opaque)
     fenced = _Opaque([Span(f.start, f.end) for f in doc.fences if f.language != "xml"])
+    illustrations = _Opaque(illustration_spans(doc))
 
     for region in doc.regions:
         refs.extend(xml_references(text, region.start, region.check))
@@ -106,7 +107,9 @@ def extract_references(doc: Document) -> list[Reference]:
             refs.append(Reference("import", target, m.start(1), m.start(1) + len(target)))
         for m in _matches(_LINK, text, "["):
             target = m.group(1)
-            if m.start() in opaque or _SCHEME.match(target) or target.startswith("#"):
+            if m.start() in opaque or m.start() in illustrations:
+                continue
+            if _SCHEME.match(target) or target.startswith("#"):
                 continue
             path = target.split("#", 1)[0].split("?", 1)[0]
             if path:
@@ -123,6 +126,22 @@ def extract_references(doc: Document) -> list[Reference]:
             seen.add((ref.start, ref.end))
             unique.append(ref)
     return unique
+
+
+#: Elements whose content illustrates (the `<example>` tags prompts are advised to use): a
+#: markdown link written there shows what a link looks like, it points nowhere. (An `@` import
+#: there is still one: Claude Code expands it wherever it stands.)
+EXAMPLE_ELEMENTS = ("example", "examples")
+
+
+def illustration_spans(doc: Document) -> list[Span]:
+    """The content of every `EXAMPLE_ELEMENTS` element of `doc`'s XML regions."""
+    return [
+        Span(region.start + el.content_start, region.start + el.content_end)
+        for region in doc.regions
+        for name in EXAMPLE_ELEMENTS
+        for el in region.check.named(name)
+    ]
 
 
 def _matches(pattern: re.Pattern[str], text: str, lead: str) -> Iterator[re.Match[str]]:
