@@ -34,6 +34,16 @@ FM_ERRORS = [
         "---\ndescription: Runs a loop: review, fix, merge\n---\nbody\n",
         "a value holding `: ` needs quotes around it",
     ),
+    (
+        "text-after-a-list",
+        "---\nskills:\n  - [PROJECT]-api-patterns\n---\nbody\n",
+        "the value ended at its closing `]`: put quotes around all of it",
+    ),
+    (
+        "text-after-a-quoted-value",
+        '---\ndescription: "Ship" it now\n---\nbody\n',
+        'the value ended at its closing `"`: put quotes around all of it',
+    ),
     ("not-mapping", "---\n- a\n- b\n---\nbody\n", "must be a mapping"),
     ("never-closed", "---\ndescription: x\nbody\n", "never closed"),
 ]

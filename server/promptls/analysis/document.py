@@ -288,9 +288,13 @@ def _frontmatter_keys(text: str, start: int, end: int, c_start: int, c_end: int)
         if line_end <= at:
             line_end = at if brk is not None else min(at + 1, c_end)
         problem = exc.problem or exc.context or "parse error"
+        closed = text[max(c_start, text.rfind("\n", 0, at) + 1) : at].rstrip(" \t")[-1:]
         if problem.startswith("mapping values are not allowed"):
             # (`description: Do this: then that`: the commonest way frontmatter breaks)
             problem += "; a value holding `: ` needs quotes around it"
+        elif closed and closed in "]}\"'" and at < line_end:
+            # (`- [PROJECT]-api-patterns`: a list, then more text on its line)
+            problem += f"; the value ended at its closing `{closed}`: put quotes around all of it"
         error = (f"frontmatter is not valid YAML: {problem}", at, line_end)
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         error = (f"frontmatter is not valid YAML: {exc}", c_start, c_end)
