@@ -369,7 +369,15 @@ def test_a_result_that_fails_verification_is_never_returned(
         original(self, body.replace("two", "too"), component)
 
     monkeypatch.setattr(compress._Template, "body", corrupt)
+    # (every restructured form fails: the line-local trim, verified on its own, is what is left)
+    result = compress_xml("<a>\n  one   two\n</a>", COUNTER)
+    assert result is not None and not result.restructured
+    assert result.text == "<a>\none   two\n</a>"
+    # ... and a trim that fails its own verification is not returned either.
+    trim = compress._line_trim_cuts
+    monkeypatch.setattr(compress, "_line_trim_cuts", lambda *a, **k: [(4, 7), *trim(*a, **k)[1:]])
     assert compress_xml("<a>\n  one   two\n</a>", COUNTER) is None
+    monkeypatch.setattr(compress, "_line_trim_cuts", trim)
     # Without the corruption it compresses.
     monkeypatch.setattr(compress._Template, "body", original)
     assert squeeze("<a>\n  one   two\n</a>") == "<a>one two</a>"
@@ -693,6 +701,26 @@ def test_edits_that_move_markdown_are_dropped() -> None:
     # A raw region whose end tag goes away is no longer the same region.
     broken = RegionEdit(raw.start, raw.end, "<a>x", result, "a")
     assert not compress._same_structure(doc, [broken])
+
+
+def test_a_region_whose_restructured_forms_change_the_markdown_gets_its_lines_trimmed() -> None:
+    """Backticks a blank line keeps apart (no code span) would pair up once the blank line is
+    gone: every restructured form changes the markdown, so the region gets the line-local trim,
+    verified like them; a comment and an attribute value keep their white space."""
+    text = (
+        "# Task\n\n<task>\n  <step>\n    Say ``` now, the words\n    that follow.\n\n"
+        "    Then ``` later.\n    <!-- a\n      note -->\n"
+        '    <go to="a\n      b"/>\n  </step>\n</task>\n'
+    )
+    doc = parse_document(text, "command")
+    assert doc.code_spans == ()
+    (edit,) = compress_document(doc, COUNTER)
+    assert not edit.compressed.restructured and edit.compressed.saved > 0
+    assert apply_edits(text, [edit]) == (
+        "# Task\n\n<task>\n<step>\nSay ``` now, the words\nthat follow.\n\n"
+        'Then ``` later.\n    <!-- a\n      note -->\n<go to="a\n      b"/>\n</step>\n</task>\n'
+    )
+    assert equivalent(doc.text[edit.start : edit.end], edit.new_text, "whitespace")
 
 
 # (id, kind, document, expected document after compression)

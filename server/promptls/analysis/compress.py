@@ -109,7 +109,8 @@ class Compressed:
     tokens_after: int
     level: str
     restructured: bool
-    """False for the line-local trim of a region that could not be parsed."""
+    """False for the line-local trim (of a region that could not be parsed, or whose
+    restructured forms all changed the markdown around it)."""
 
     @property
     def saved(self) -> int:
@@ -903,6 +904,24 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
     close a markdown fence. With `markdown`, a line that starts with a comment keeps its
     indentation (unindented, it would become a markdown block comment).
     """
+    return _cut(text, _line_trim_cuts(text, protect, markdown=markdown))
+
+
+def _cut(text: str, cuts: Sequence[tuple[int, int]]) -> str:
+    """`text` without the (sorted, disjoint) spans `cuts`."""
+    parts: list[str] = []
+    pos = 0
+    for start, end in cuts:
+        parts.append(text[pos:start])
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _line_trim_cuts(
+    text: str, protect: Sequence[tuple[int, int]], *, markdown: bool
+) -> list[tuple[int, int]]:
+    """The spans `line_trim` removes, in order."""
     spans: list[tuple[int, int]] = []
     for s, e in sorted(protect):
         if e <= s:
@@ -918,7 +937,7 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
         k = bisect.bisect_left(starts, b) - 1
         return k >= 0 and spans[k][1] > a
 
-    parts: list[str] = []
+    cuts: list[tuple[int, int]] = []
     pos = 0
     n = len(text)
     while pos <= n:
@@ -939,12 +958,17 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
         b = body_start + len(stripped)
         if b < body_end and protected(b, body_end):
             b = body_end
-        parts.append(text[a:b] if b > a else "")
-        parts.append(m.group(2))
+        if b > a:  # (the line keeps [a, b))
+            if a > body_start:
+                cuts.append((body_start, a))
+            if b < body_end:
+                cuts.append((b, body_end))
+        elif body_end > body_start:
+            cuts.append((body_start, body_end))
         if m.end() == pos or m.end() >= n:
             break
         pos = m.end()
-    return "".join(parts)
+    return cuts
 
 
 def _line_trim_ok(before: str, after: str) -> bool:
@@ -1089,7 +1113,7 @@ def compress_xml(
     tried: set[str] = set()
     for values, candidate, count in forms():
         if count >= tokens_before or candidate == text:
-            return None
+            break
         if candidate in tried:
             continue
         tried.add(candidate)
@@ -1100,7 +1124,26 @@ def compress_xml(
             continue
         if accept is None or accept(candidate):
             return Compressed(candidate, tokens_before, count, mode, restructured=True)
-    return None
+    if mode != "whitespace":
+        return None
+    # No restructured form passed (most often the markdown around it: backticks that pair up
+    # once blank lines are gone): the line-local trim, verified as they are, its cuts made in
+    # the work copy too. Comments and attribute values keep their white space.
+    protect = _trim_protection(check, spans)
+    protect.extend((c.start, c.end) for c in check.comments)
+    protect.extend((a.value_start, a.value_end) for el in check.elements for a in el.attributes)
+    cuts = _line_trim_cuts(body, protect, markdown=markdown)
+    candidate = _cut(body, cuts) + ending
+    if not cuts or not _line_trim_ok(text, candidate):
+        return None
+    if _canonical_work(_cut(source.work, cuts), mode, remove_comments, prefixes) != reference:
+        return None
+    if accept is not None and not accept(candidate):
+        return None
+    count = counter.count(candidate)
+    if count >= tokens_before:
+        return None
+    return Compressed(candidate, tokens_before, count, mode, restructured=False)
 
 
 def _first_element(region: XmlRegion) -> str:
