@@ -1054,11 +1054,19 @@ def compress_xml(
     spans = _verbatim_spans(text, check, masks, blocks)
     tokens_before = counter.count(text)
 
-    def trimmed() -> Compressed | None:
+    def trimmed(
+        protect: Sequence[tuple[int, int]] = (),
+        verified: Callable[[list[tuple[int, int]]], bool] | None = None,
+    ) -> Compressed | None:
+        """The line-local trim (also keeping the white space of `protect`), when it passes
+        `verified` (given its cuts) and the checks every result passes."""
         if mode != "whitespace":
             return None
-        result = line_trim(text, _trim_protection(check, spans), markdown=markdown)
-        if result == text or not _line_trim_ok(text, result):
+        cuts = _line_trim_cuts(text, [*_trim_protection(check, spans), *protect], markdown=markdown)
+        result = _cut(text, cuts)
+        if not cuts or not _line_trim_ok(text, result):
+            return None
+        if verified is not None and not verified(cuts):
             return None
         if accept is not None and not accept(result):
             return None
@@ -1124,26 +1132,18 @@ def compress_xml(
             continue
         if accept is None or accept(candidate):
             return Compressed(candidate, tokens_before, count, mode, restructured=True)
-    if mode != "whitespace":
-        return None
     # No restructured form passed (most often the markdown around it: backticks that pair up
     # once blank lines are gone): the line-local trim, verified as they are, its cuts made in
-    # the work copy too. Comments and attribute values keep their white space.
-    protect = _trim_protection(check, spans)
-    protect.extend((c.start, c.end) for c in check.comments)
-    protect.extend((a.value_start, a.value_end) for el in check.elements for a in el.attributes)
-    cuts = _line_trim_cuts(body, protect, markdown=markdown)
-    candidate = _cut(body, cuts) + ending
-    if not cuts or not _line_trim_ok(text, candidate):
-        return None
-    if _canonical_work(_cut(source.work, cuts), mode, remove_comments, prefixes) != reference:
-        return None
-    if accept is not None and not accept(candidate):
-        return None
-    count = counter.count(candidate)
-    if count >= tokens_before:
-        return None
-    return Compressed(candidate, tokens_before, count, mode, restructured=False)
+    # the work copy too (they never reach the final line break). Comments and attribute values
+    # keep their white space.
+    kept = [(c.start, c.end) for c in check.comments]
+    kept.extend((a.value_start, a.value_end) for el in check.elements for a in el.attributes)
+    return trimmed(
+        kept,
+        lambda cuts: (
+            _canonical_work(_cut(source.work, cuts), mode, remove_comments, prefixes) == reference
+        ),
+    )
 
 
 def _first_element(region: XmlRegion) -> str:
