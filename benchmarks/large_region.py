@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import keystrokes  # (its percentile)
 import run  # (the reference encoding)
 
 
@@ -45,11 +46,6 @@ def module(sections: int, steps: int) -> str:
         for i in range(sections)
     )
     return f"# A large module\n\n```xml\n<module>\n{body}</module>\n```\n"
-
-
-def _p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def measure(sections: int, steps: int, keystrokes: int, seed: int) -> dict[str, object]:
@@ -107,10 +103,10 @@ def table(result: dict[str, object]) -> str:
     for label, key in (("letter in a text node", "typed"), ("tag renamed", "renamed")):
         ms = result[key]
         assert isinstance(ms, list)
-        median, p95 = statistics.median(ms), _p95(ms)
+        median, high = statistics.median(ms), keystrokes.p95(ms)
         rows.append(
-            f"| {label} | {len(ms)} | {median:.2f} ms | {p95:.2f} ms"
-            f" | {median / encode:.2f}x ({p95 / encode:.2f}x) |"
+            f"| {label} | {len(ms)} | {median:.2f} ms | {high:.2f} ms"
+            f" | {median / encode:.2f}x ({high / encode:.2f}x) |"
         )
     rows.append(
         f"\nOne region of {result['elements']:,} elements, {result['chars']:,} characters;"
