@@ -307,19 +307,18 @@ class ShiftedElements(_LazyElements):
 
     def folded(self) -> ShiftedElements:
         """The same elements with the shifts folded into the offsets and overrides."""
-        overrides = dict(self.overrides)
-        for shift in self.shifts:
-            overrides.update(shift.around)
-        overrides = {k: self._make(k) for k in overrides}
+        offsets, overrides = self._flattened()
         return ShiftedElements(
-            self.base,
-            (),
-            (-1, -1),
-            self._names,
-            self._parents,
-            self._total_offsets(),
-            overrides,
+            self.base, (), (-1, -1), self._names, self._parents, offsets, overrides
         )
+
+    def _flattened(self) -> tuple[list[int], dict[int, XmlElement]]:
+        """What moves `base[k]` to element k, for each k, and the elements made anew (which
+        the offsets do not apply to): the shifts folded in."""
+        remade = dict(self.overrides)
+        for shift in self.shifts:
+            remade.update(shift.around)
+        return self._total_offsets(), {k: self._make(k) for k in remade}
 
     def _total_offsets(self) -> list[int]:
         """What moves `base[k]` to element k, for each k not overridden."""
@@ -337,12 +336,11 @@ class ShiftedElements(_LazyElements):
                 [around.get(i, e) for i, e in enumerate(base[:pivot])] if around else base[:pivot]
             )
             return (*head, *(moved_element(e, delta) for e in base[pivot:]))
-        whole = self.folded()
-        overrides = whole.overrides
+        offsets, overrides = self._flattened()
         return tuple(
             [
                 overrides[k] if k in overrides else moved_element(e, delta) if delta else e
-                for k, (e, delta) in enumerate(zip(base, whole._total_offsets(), strict=True))
+                for k, (e, delta) in enumerate(zip(base, offsets, strict=True))
             ]
         )
 
