@@ -600,11 +600,15 @@ def test_raw_region_with_markdown_fence_and_code_span() -> None:
     doc = parse_document(text, "module")
     [edit] = compress_document(doc, COUNTER)
     assert edit.element == "example"
+    # The fence loses the indentation its content lines share with it (the same content, by
+    # CommonMark's rule); the spaces inside code stay.
     assert edit.new_text == (
-        "<example>Run this:\n  ```bash\n  ls   -la\n  ```\n Then `check   <it>`.</example>"
+        "<example>Run this:\n```bash\nls   -la\n```\n Then `check   <it>`.</example>"
     )
-    reparsed = parse_document(apply_edits(text, [edit]), "module")
+    new = apply_edits(text, [edit])
+    reparsed = parse_document(new, "module")
     assert [(f.info, f.closed) for f in reparsed.fences] == [("bash", True)]
+    assert [new[f.content_start : f.content_end] for f in reparsed.fences] == ["ls   -la\n"]
     assert [r.form for r in reparsed.regions] == ["raw"]
 
 
@@ -703,17 +707,40 @@ def test_edits_that_move_markdown_are_dropped() -> None:
     assert not compress._same_structure(doc, [broken])
 
 
-def test_a_region_whose_restructured_forms_change_the_markdown_gets_its_lines_trimmed() -> None:
-    """Backticks a blank line keeps apart (no code span) would pair up once the blank line is
-    gone: every restructured form changes the markdown, so the region gets the line-local trim,
-    verified like them; a comment and an attribute value keep their white space."""
-    text = (
-        "# Task\n\n<task>\n  <step>\n    Say ``` now, the words\n    that follow.\n\n"
-        "    Then ``` later.\n    <!-- a\n      note -->\n"
-        '    <go to="a\n      b"/>\n  </step>\n</task>\n'
-    )
-    doc = parse_document(text, "command")
+# Backticks a blank line keeps apart (no code span), which pair up once the blank line is gone.
+APART = (
+    "# Task\n\n<task>\n  <step>\n    Say ``` now, the words\n    that follow.\n\n"
+    "    Then ``` later.\n    <!-- a\n      note -->\n"
+    '    <go to="a\n      b"/>\n  </step>\n</task>\n'
+)
+
+
+def test_a_region_whose_blank_lines_keep_the_markdown_apart_keeps_them() -> None:
+    """Every style that joins the paragraphs changes the markdown: the region is restructured
+    with its blank lines kept (their indentation gone), its other lines joined."""
+    doc = parse_document(APART, "command")
     assert doc.code_spans == ()
+    (edit,) = compress_document(doc, COUNTER)
+    assert edit.compressed.restructured
+    assert apply_edits(APART, [edit]) == (
+        "# Task\n\n<task><step>Say ``` now, the words that follow.\n\n"
+        'Then ``` later. <!-- a\n      note --><go to="a\n      b"/></step></task>\n'
+    )
+    assert equivalent(doc.text[edit.start : edit.end], edit.new_text, "whitespace")
+    # Joined, the same text is one code span: that form is never offered.
+    joined = APART.replace(".\n\n    Then", ". Then")
+    assert parse_document(joined, "command").code_spans != ()
+
+
+def test_a_region_whose_restructured_forms_change_the_markdown_gets_its_lines_trimmed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When no restructured form keeps the markdown (here: without the styles that keep the
+    blank lines), the region gets the line-local trim, verified like them; a comment and an
+    attribute value keep their white space."""
+    monkeypatch.setattr(compress, "_PARAGRAPH_STYLES", ())
+    text = APART
+    doc = parse_document(text, "command")
     (edit,) = compress_document(doc, COUNTER)
     assert not edit.compressed.restructured and edit.compressed.saved > 0
     assert apply_edits(text, [edit]) == (
@@ -952,3 +979,63 @@ def test_property_raw_regions_keep_their_markdown(
     for edit in edits:
         assert edit.compressed.tokens_after < edit.compressed.tokens_before
     assert compress_document(reparsed, COUNTER, level=level) == []
+
+
+@pytest.mark.parametrize(
+    ("fence", "expected"),
+    [
+        (
+            "  ```py\n  def f():\n      return 1\n ok\n  ```\n",
+            "```py\ndef f():\n    return 1\nok\n```\n",
+        ),
+        ("   ~~~\n     x\n   ~~~", "~~~\n  x\n~~~"),
+        ("```\n  x\n```\n", "```\n  x\n```\n"),  # (not indented: nothing to remove)
+        ("    ```\n    x\n    ```\n", "    ```\n    x\n    ```\n"),  # (indented code, no fence)
+        ("  ```\n\tx\n  ```\n", "  ```\n\tx\n  ```\n"),  # (a tab's columns depend on where it is)
+        ("  <!-- a\n  b -->\n", "  <!-- a\n  b -->\n"),  # (a block comment)
+    ],
+)
+def test_fence_dedent_keeps_the_fence_content(fence: str, expected: str) -> None:
+    """A fence indented N spaces loses up to N spaces of each line: its content, by
+    CommonMark's rule, is the same."""
+    assert compress._cut(fence, compress._fence_dedent_cuts(fence, 0, len(fence))) == expected
+
+    def content(text: str) -> list[str]:
+        """Each fence's content as CommonMark reads it: its lines, less up to as many spaces
+        as the opening fence line has."""
+        doc = parse_document(text, "module")
+        out = []
+        for f in doc.fences:
+            opening = text[f.start : f.end]
+            indent = len(opening) - len(opening.lstrip(" "))
+            lines = text[f.content_start : f.content_end].splitlines(keepends=True)
+            out.append("".join(ln[min(indent, len(ln) - len(ln.lstrip(" "))) :] for ln in lines))
+        return out
+
+    assert content(expected) == content(fence)
+
+
+def test_lossless_keeps_the_fences_as_they_are() -> None:
+    text = "<all>\n  <example>Run this:\n  ```bash\n  ls\n  ```\n  </example>\n</all>\n"
+    (edit,) = compress_document(parse_document(text, "module"), COUNTER, level="lossless")
+    assert edit.new_text == "<all><example>Run this:\n  ```bash\n  ls\n  ```\n  </example></all>"
+    (edit,) = compress_document(parse_document(text, "module"), COUNTER)
+    assert edit.new_text == "<all><example>Run this:\n```bash\nls\n```\n</example></all>"
+
+
+def test_malformed_raw_region_trims_its_lines_and_dedents_its_fences() -> None:
+    text = (
+        "<task>\n  <step>\n    Run:\n\n  ```bash\n  ls   -la\n    | sort\n  ```\n\n"
+        "    Done.\n  </stp>\n</task>\n"
+    )
+    doc = parse_document(text, "command")
+    (region,) = doc.regions
+    assert not region.check.well_formed
+    (edit,) = compress_document(doc, COUNTER)
+    assert not edit.compressed.restructured
+    new = apply_edits(text, [edit])
+    assert new == (
+        "<task>\n<step>\nRun:\n\n```bash\nls   -la\n  | sort\n```\n\nDone.\n</stp>\n</task>\n"
+    )
+    fences = parse_document(new, "command").fences
+    assert [new[f.content_start : f.content_end] for f in fences] == ["ls   -la\n  | sort\n"]

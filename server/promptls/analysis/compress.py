@@ -198,6 +198,11 @@ def _has_newline(s: str) -> bool:
     return "\n" in s or "\r" in s
 
 
+def _has_blank_line(s: str) -> bool:
+    """Whether the whitespace `s` holds two line breaks or more (a blank line)."""
+    return s.count("\n") + s.count("\r") - s.count("\r\n") >= 2
+
+
 def _is_ws(s: str) -> bool:
     return _WS_ONLY.fullmatch(s) is not None
 
@@ -505,6 +510,9 @@ _Piece = str | tuple[int, int] | int
 _EDGE_NL = 0  # whitespace with a line break right after a start tag or before an end tag
 _INNER_NL = 1  # whitespace-only text with a line break between two sibling elements
 _TEXT_NL = 2  # a whitespace run with a line break inside text (one space, or a line break)
+_BLANK = 3
+"""Added to a choice's kind when its run held a blank line: filled as the kind is, except by
+the styles that keep paragraphs (`_Style.paragraphs`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,13 +522,16 @@ class _Style:
     edge_newline: bool  # a line break after a start tag / before an end tag, where one was
     inner_newline: bool  # a line break between sibling elements, where one was
     text_newline: bool  # a whitespace run in text holding a line break becomes a line break
+    paragraphs: bool = False  # a run that held a blank line stays as it was (a raw region)
 
-    def choices(self, newline: str) -> tuple[str, str, str]:
-        return (
+    def choices(self, newline: str) -> tuple[str | None, ...]:
+        """What each kind of choice becomes (None: the run as it was)."""
+        kinds = (
             newline if self.edge_newline else "",
             newline if self.inner_newline else "",
             newline if self.text_newline else " ",
         )
+        return (*kinds, *((None,) * 3 if self.paragraphs else kinds))
 
 
 _STYLES = (
@@ -531,6 +542,11 @@ _STYLES = (
     _Style(False, True, True),
     _Style(True, True, True),
 )
+# Tried when no style above keeps the markdown around a raw region: the white space that held a
+# blank line stays as it was (with the indentation after it), so that each block of the
+# markdown starts as it did and no paragraph runs into the next (backticks kept apart by a
+# blank line, say, would pair up into a new code span).
+_PARAGRAPH_STYLES = (_Style(False, False, False, True), _Style(False, True, True, True))
 
 # In text: runs of spaces and tabs to collapse, and whitespace runs that hold a line break.
 _SPACE_RUN = re.compile("[ \t]{2,}|\t")
@@ -561,14 +577,23 @@ class _Template:
         self.markdown = markdown
         self.keep_lines = 0  # depth of elements whose text lines are references
         self.out: list[_Piece] = []
+        self.blank_runs: list[str] = []
+        """The whitespace of each choice that held a blank line, in order."""
 
     def run(self, ws: str, *, edge: bool) -> None:
         """A whitespace run that stays (inside text) or may go (at an edge)."""
         if edge:
             if _has_newline(ws):
-                self.out.append(_EDGE_NL)
+                self.out.append(self.slot(_EDGE_NL, ws))
         else:
-            self.out.append(_TEXT_NL if _has_newline(ws) else " ")
+            self.out.append(self.slot(_TEXT_NL, ws) if _has_newline(ws) else " ")
+
+    def slot(self, kind: int, ws: str) -> int:
+        """The choice of kind `kind` for the whitespace run `ws`."""
+        if not _has_blank_line(ws):
+            return kind
+        self.blank_runs.append(ws)
+        return kind + _BLANK
 
     def content(self, items: Sequence[_Text | _Node | _Element], *, root: bool) -> None:
         text, out = self.text, self.out
@@ -597,7 +622,7 @@ class _Template:
                 # Between two nodes (even in mixed content) no word touches the run: it goes,
                 # or stays as a line break where one was.
                 elif _has_newline(run) and not before_comment:
-                    out.append(_INNER_NL)
+                    out.append(self.slot(_INNER_NL, run))
 
     def text_node(
         self, node: _Text, *, first: bool, last: bool, root: bool, before_comment: bool
@@ -680,7 +705,7 @@ class _Template:
         for k, m in enumerate(_NEWLINE_RUN.finditer(body), 1):
             out.append(_collapse(body[pos : m.start()]))
             keep = self.keep_lines or (component is not None and (component[k - 1] or component[k]))
-            out.append(self.newline if keep else _TEXT_NL)
+            out.append(self.newline if keep else self.slot(_TEXT_NL, m.group()))
             pos = m.end()
         out.append(_collapse(body[pos:] if pos else body))
 
@@ -705,6 +730,17 @@ class _Template:
             out.append(f"</{el.name}>")
 
 
+def _blank_lines(ws: str, parts: Sequence[str], at: int) -> str:
+    """The white space `ws` (holding a blank line) at `parts[at]`, as the paragraph styles keep
+    it: its line breaks, and the indentation of its last line only where what follows starts
+    with a fence mark (as the line-local trim keeps it)."""
+    breaks = "".join(c for c in ws if c in "\r\n")
+    following = next((p for p in parts[at + 1 :] if p), "")
+    if following.startswith(_FENCE_MARKS):
+        return breaks + ws[len(ws.rstrip(" \t")) :]
+    return breaks
+
+
 def _collapse(line: str) -> str:
     """Runs of spaces and tabs (no line breaks inside) as one space."""
     return _SPACE_RUN.sub(" ", line) if "  " in line or "\t" in line else line
@@ -718,31 +754,56 @@ def _component_lines(body: str) -> list[bool] | None:
 
 
 class _Layout:
-    """The pieces resolved against one source string; `fill` renders one style quickly."""
+    """The pieces resolved against one source string; `fill` renders one style quickly. With
+    `dedent` (the `whitespace` level), each markdown fence copied loses its indentation (see
+    `_fence_dedent_cuts`)."""
 
-    __slots__ = ("blocks", "parts", "slots")
+    __slots__ = ("blocks", "parts", "runs", "slots")
 
-    def __init__(self, pieces: Sequence[_Piece], source: str, blocks: set[tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        pieces: Sequence[_Piece],
+        source: str,
+        blocks: set[tuple[int, int]],
+        blank_runs: Sequence[str] = (),
+        *,
+        dedent: bool = False,
+    ) -> None:
         parts: list[str] = []
         slots: list[tuple[int, int]] = []
         block_at: list[int] = []
+        runs: list[str] = []  # each slot's whitespace as it was, when it held a blank line
+        pending = iter(blank_runs)
         for p in pieces:
             if isinstance(p, str):
                 parts.append(p)
             elif isinstance(p, int):
                 slots.append((len(parts), p))
+                runs.append(next(pending) if p >= _BLANK else "")
                 parts.append("")
+            elif p in blocks:
+                block_at.append(len(parts))
+                block = source[p[0] : p[1]]
+                if dedent:  # (the same content, but not the same text: not lossless)
+                    block = _cut(block, _fence_dedent_cuts(block, 0, len(block)))
+                parts.append(block)
             else:
-                if p in blocks:
-                    block_at.append(len(parts))
                 parts.append(source[p[0] : p[1]])
         self.parts = parts
         self.slots = slots
+        self.runs = [
+            _blank_lines(run, parts, at) if run else run
+            for (at, _), run in zip(slots, runs, strict=True)
+        ]
         self.blocks = block_at
 
-    def styled(self, choices: tuple[str, str, str]) -> list[str]:
-        """The value of each slot when every slot of a kind is filled the same way."""
-        return [choices[code] for _, code in self.slots]
+    def styled(self, choices: tuple[str | None, ...]) -> list[str]:
+        """The value of each slot when every slot of a kind is filled the same way (None: as
+        it was)."""
+        return [
+            run if (value := choices[code]) is None else value
+            for (_, code), run in zip(self.slots, self.runs, strict=True)
+        ]
 
     def fill_each(self, values: Sequence[str]) -> list[str]:
         """The parts with the k-th slot filled with `values[k]`."""
@@ -818,7 +879,7 @@ def _cheapest(
     else:
         shared.append(group[0])  # type: ignore[arg-type]
 
-    kinds = [code for _, code in layout.slots]
+    kinds = [code % _BLANK for _, code in layout.slots]  # (each slot decided on its own)
     texts = ["".join(shared)]
     tried: list[tuple[list[int], list[tuple[str, ...]]]] = []
     for g in groups:
@@ -905,6 +966,37 @@ def line_trim(text: str, protect: Sequence[tuple[int, int]] = (), *, markdown: b
     indentation (unindented, it would become a markdown block comment).
     """
     return _cut(text, _line_trim_cuts(text, protect, markdown=markdown))
+
+
+_FENCE_OPENING = re.compile(r"( {1,3})(?:```|~~~)")
+
+
+def _fence_dedent_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The spans to remove so that the markdown fence `text[start:end]`, indented N spaces (one
+    to three), starts its line: up to N spaces of each of its lines. A fence's content is its
+    lines with up to N spaces of indentation removed (CommonMark), so it stays the same: the
+    same code, a shorter prompt. None when a line starts with a tab within those N columns (a
+    tab's width in columns depends on where it stands)."""
+    m = _FENCE_OPENING.match(text, start, end)
+    if m is None:
+        return []
+    indent = len(m.group(1))
+    cuts: list[tuple[int, int]] = []
+    pos = start
+    while pos < end:
+        m = _LINE.match(text, pos, end)
+        if m is None:  # pragma: no cover - the pattern always matches
+            break
+        line = m.group(1)
+        spaces = min(indent, len(line) - len(line.lstrip(" ")))
+        if spaces < indent and line[spaces : spaces + 1] == "\t":
+            return []
+        if spaces:
+            cuts.append((pos, pos + spaces))
+        if m.end() == pos:
+            break
+        pos = m.end()
+    return cuts
 
 
 def _cut(text: str, cuts: Sequence[tuple[int, int]]) -> str:
@@ -1063,8 +1155,13 @@ def compress_xml(
         if mode != "whitespace":
             return None
         cuts = _line_trim_cuts(text, [*_trim_protection(check, spans), *protect], markdown=markdown)
-        result = _cut(text, cuts)
-        if not cuts or not _line_trim_ok(text, result):
+        # (Inside the fences, disjoint from those: a fence's content is the same by construction,
+        # and hidden from the work copy.)
+        dedents = [
+            c for s, e, kind in spans if kind == _BLOCK for c in _fence_dedent_cuts(text, s, e)
+        ]
+        result = _cut(text, sorted([*cuts, *dedents]) if dedents else cuts)
+        if not (cuts or dedents) or not _line_trim_ok(text, result):
             return None
         if verified is not None and not verified(cuts):
             return None
@@ -1100,29 +1197,35 @@ def compress_xml(
     template = _Template(source, mode, newline, markdown=markdown)
     template.content(tree.items, root=True)
     block_spans = {(s, e) for s, e, kind in source.spans if kind == _BLOCK}
-    layout = _Layout(template.out, body, block_spans)
-    work_layout = _Layout(template.out, source.work, block_spans) if source.work != body else layout
+    runs = template.blank_runs
+    layout = _Layout(template.out, body, block_spans, runs, dedent=mode == "whitespace")
+    work_layout = (
+        _Layout(template.out, source.work, block_spans, runs) if source.work != body else layout
+    )
 
     def forms() -> Iterator[tuple[list[str], str, int]]:
-        """Fills of the slots, fewest tokens first: each slot decided on its own, then (should
-        that one fail a check below) each style, filling every slot of a kind the same way."""
+        """Fills of the slots: each slot decided on its own, then (should that one fail a check
+        below) each style, filling every slot of a kind the same way, fewest tokens first, then
+        in a raw region the styles that keep its blank lines."""
         values, count = _cheapest(layout, counter, newline, ending)
         yield values, "".join(layout.fill_each(values)) + ending, count
-        styles: dict[str, list[str]] = {}
-        for style in _STYLES:
-            choices = style.choices(newline)
-            values = layout.styled(choices)
-            styles.setdefault("".join(layout.fill_each(values)) + ending, values)
-        texts = list(styles)
-        counts = counter.count_many(texts)
-        for i in sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i]), i)):
-            yield styles[texts[i]], texts[i], counts[i]
+        seen: set[str] = set()
+        for group in (_STYLES, _PARAGRAPH_STYLES if markdown else ()):
+            styles: dict[str, list[str]] = {}
+            for style in group:
+                values = layout.styled(style.choices(newline))
+                text = "".join(layout.fill_each(values)) + ending
+                if text not in seen:
+                    seen.add(text)
+                    styles[text] = values
+            texts = list(styles)
+            counts = counter.count_many(texts)
+            for i in sorted(range(len(texts)), key=lambda i: (counts[i], len(texts[i]), i)):
+                yield styles[texts[i]], texts[i], counts[i]
 
     tried: set[str] = set()
     for values, candidate, count in forms():
-        if count >= tokens_before or candidate == text:
-            break
-        if candidate in tried:
+        if count >= tokens_before or candidate == text or candidate in tried:
             continue
         tried.add(candidate)
         if not layout.blocks_start_lines(layout.fill_each(values)):
