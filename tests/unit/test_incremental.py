@@ -75,6 +75,8 @@ REVIEW_HEAD = """  <purpose>Review the change before it ships; keep it short.</p
     quality/check.md
   </depends_on>
   <include>quality/check.md</include>
+  <handler workflow="{project-root}/bmad/flows/x.yaml">Then {project-root}/bmad/tasks/w.xml with
+    the tasks.</handler>
 """
 MODULE = (
     """---
@@ -84,6 +86,7 @@ description: a module
 
 Some prose with `code` and a [link](../../notes.txt).
 Plain prose to type in, with no markup: words only.
+Load {project-root}/bmad/agents/pm.md with the tasks.
 
 ## A heading to retitle
 
@@ -153,7 +156,7 @@ allowed-tools: Read
 Between regions, a paragraph with `code` and a [link](../../notes.txt).
 
 Plain prose to type in, over
-two lines with no markup: words only.
+two lines with no markup: words only. Load {project-root}/bmad/agents/pm.md with the tasks.
 
 ## A heading to retitle
 

@@ -135,6 +135,23 @@ EXTRACT = [
         "    [another](./sub/file2.ext)\n  </examples>\n  [real](docs/real.md)\n</task>\n",
         [("link", "docs/guide.md"), ("import", "docs/loaded.md"), ("link", "docs/real.md")],
     ),
+    (
+        # BMAD's paths from the project root: in text, code spans and attribute values; not in
+        # a fence of another language, nor in an example.
+        "project-root-paths",
+        "agent",
+        "Load {project-root}/bmad/bmm/agents/pm.md now.\n\n<agent>\n"
+        "  <step>Read `{project-root}/bmad/core/tasks/workflow.xml`.</step>\n"
+        '  <item workflow="{project-root}/bmad/bmm/workflows/prd/workflow.yaml">PRD</item>\n'
+        "  <example>{project-root}/bmad/shown.md</example>\n</agent>\n\n"
+        "```yaml\npath: {project-root}/bmad/config.yaml\n```\n"
+        "Not one: {project-root}/bmad/ or {project-root}/x.csv or {other}/x.md.\n",
+        [
+            ("project-root", "bmad/bmm/agents/pm.md"),
+            ("project-root", "bmad/core/tasks/workflow.xml"),
+            ("project-root", "bmad/bmm/workflows/prd/workflow.yaml"),
+        ],
+    ),
 ]
 
 
@@ -247,6 +264,26 @@ RESOLVE = [
     ("extension-forgotten", "CLAUDE.md", "import", "docs/setup", "unresolved", None),
     ("explicitly-relative", "CLAUDE.md", "import", "./docs/nothing", "unresolved", None),
     ("with-extension", "CLAUDE.md", "import", "docs/nothing.md", "unresolved", None),
+    # `{project-root}/...`: from the project's root only, never the file's own folder.
+    (
+        "project-root",
+        ".claude/commands/ship.md",
+        "project-root",
+        "docs/style.md",
+        "resolved",
+        "docs/style.md",
+    ),
+    (
+        "project-root-not-own-folder",
+        "docs/style.md",
+        "project-root",
+        "style.md",
+        "unresolved",
+        None,
+    ),
+    ("project-root-missing", "CLAUDE.md", "project-root", "docs/gone.md", "unresolved", None),
+    # Its first folder is not there: a layout installed elsewhere (a framework's own sources).
+    ("project-root-uninstalled", "CLAUDE.md", "project-root", "bmad/x.md", "uninstalled", None),
 ]
 
 
@@ -386,3 +423,25 @@ def test_close_stems_prefilter_finds_what_difflib_finds(
     resolver._close = {}
     expected = difflib.get_close_matches(wanted, list(resolver._stems), n=5, cutoff=0.8)
     assert resolver._close_stems(wanted) == expected
+
+
+def test_project_root_paths_are_checked_and_load_nothing(make_workspace: WorkspaceMaker) -> None:
+    """A BMAD path from the project root: a missing file in a folder the project has is a
+    warning; one in a folder it does not have is not a finding; none joins the load set (the
+    model reads them when a step or a menu item asks)."""
+    root = make_workspace(
+        {
+            ".claude/commands/pm.md": "Load {project-root}/bmad/agents/pm.md, then\n"
+            "{project-root}/bmad/gone.md and {project-root}/src/agents/pm.md.\n",
+            "bmad/agents/pm.md": "<agent>the PM</agent>\n",
+        }
+    )
+    config = load_settings(root)
+    index = WorkspaceIndex(Workspace([root], config.kinds, config.exclude), config)
+    index.index()
+    path = str(root / ".claude/commands/pm.md")
+    fa = index.files[path]
+    assert [r.status for r in fa.resolutions] == ["resolved", "unresolved", "uninstalled"]
+    found = [(f.code, fa.doc.text[f.start : f.end]) for f in index.findings(path)]
+    assert found == [("unresolved-reference", "bmad/gone.md")]
+    assert index.load_set(path).files == (path,)

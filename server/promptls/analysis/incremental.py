@@ -49,6 +49,7 @@ from promptls.analysis.document import (
 from promptls.analysis.references import (
     EXAMPLE_ELEMENTS,
     INCLUDE_ELEMENTS,
+    PROJECT_ROOT,
     Reference,
     xml_references,
 )
@@ -203,13 +204,17 @@ def _touching(
     old_end: int,
 ) -> bool:
     """Whether an edit of `[start, old_end)` of `old` may change the references: the edited
-    lines (before, after) hold what may start one (`@`, `[`, a `components/` path), a link
+    lines (before, after) hold what may start one (`@`, `[`, a `components/` path, a
+    `{project-root}/` path), a link
     opened on an earlier line may run on into them (a `](` not closed before them: a link's
     target and title may follow on the next lines), the edit lies in an element whose text is
     a path (`paths`), or it touches one of `refs`."""
     if (
         paths
-        or any("@" in line or "[" in line or "components/" in line for line in lines)
+        or any(
+            "@" in line or "[" in line or "components/" in line or PROJECT_ROOT in line
+            for line in lines
+        )
         or any(r.start <= old_end and start <= r.end for r in refs)
     ):
         return True
@@ -224,7 +229,8 @@ def shift_document(
     """The document and references of `new_text` (= `doc.text` with `edit`), when the edit is
     safe (see the module docstring); None when they must be computed from scratch. The
     references are None when they must be extracted again from the document: the edit touches
-    one, or its line holds what may start one (`@`, `[`, a `components/` path)."""
+    one, or its line holds what may start one (`@`, `[`, a `components/` or `{project-root}/`
+    path)."""
     old = doc.text
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
     if doc.reduced:
@@ -414,11 +420,12 @@ def region_references(
     """The references of `doc`, made from `old` by `reparse_region` (`refs`: those of `old`),
     when they are `refs` moved: the region checked again yields the same paths, moved, and
     the edited lines hold nothing another reference is read from (`@`, brackets, parentheses,
-    a `components/` path), and the region has no `<example>` (whose links are no references:
-    the check again may have moved where it ends). None when they must be extracted again."""
+    a `components/` or `{project-root}/` path), and the region has no `<example>` (whose links
+    are no references: the check again may have moved where it ends). None when they must be
+    extracted again."""
     start, old_end, new_end = edit.start, edit.old_end, edit.new_end
     lines = _line_of(old.text, start, old_end) + "\n" + _line_of(doc.text, start, new_end)
-    if any(ch in lines for ch in "@[]()") or "components/" in lines:
+    if any(ch in lines for ch in "@[]()") or "components/" in lines or PROJECT_ROOT in lines:
         return None
     region = next((r for r in doc.regions if r.start < start and new_end <= r.end), None)
     before = next((r for r in old.regions if region and r.start == region.start), None)

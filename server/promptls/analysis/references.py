@@ -27,11 +27,18 @@ FORM_ROOTS: dict[str, tuple[str, ...]] = {
     "include": (".claude/modules", ".claude/system", ".claude"),
     "attribute": (".claude/modules", ".claude/system", ".claude"),
     "link": (),
+    "project-root": (),
 }
 
 #: Forms that make the referenced file part of the referencing file's load set. `provides_to`
-#: lines name the modules this one serves, not ones it loads.
-LOADING_FORMS = frozenset(FORM_ROOTS) - {"provides"}
+#: lines name the modules this one serves, not ones it loads; a `{project-root}/...` path
+#: (BMAD's) names a file the model is told to read when a step or a menu item asks for it (the
+#: menu's items are alternatives): counting every one would overstate what one run costs.
+LOADING_FORMS = frozenset(FORM_ROOTS) - {"provides", "project-root"}
+
+#: How BMAD and the frameworks built on it write a path from the project's root (the folder the
+#: framework is installed in), in text and in attribute values alike.
+PROJECT_ROOT = "{project-root}/"
 
 _EXT = r"(?:md|markdown|xml|txt|ya?ml|json|toml)"
 _PATH = rf"(?:\.{{1,2}}/|/)?[\w.@-]+(?:/[\w.@-]+)*\.{_EXT}"
@@ -50,6 +57,7 @@ _LINK = re.compile(
 )
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _COMPONENT_LINE = re.compile(rf"^[ \t]*(?:[-*+][ \t]+)?(components/[\w.@/-]+\.{_EXT})[ \t]*$", re.M)
+_PROJECT_ROOT_PATH = re.compile(rf"\{{project-root\}}/([\w.@-]+(?:/[\w.@-]+)*\.{_EXT})(?![\w/])")
 _LINE_SPLIT = re.compile(r"[^\r\n]*")
 
 
@@ -118,6 +126,10 @@ def extract_references(doc: Document) -> list[Reference]:
         if m.start(1) in fenced or (m.start(1) in opaque and not _in_xml_fence(doc, m.start(1))):
             continue
         refs.append(Reference("component", m.group(1), m.start(1), m.end(1)))
+    # (In code spans too: the model reads them, and BMAD often writes these paths there.)
+    for m in _matches(_PROJECT_ROOT_PATH, text, PROJECT_ROOT[:-1]):
+        if m.start() not in fenced and m.start() not in illustrations:
+            refs.append(Reference("project-root", m.group(1), m.start(1), m.end(1)))
 
     seen: set[tuple[int, int]] = set()
     unique: list[Reference] = []
@@ -253,8 +265,10 @@ class Resolution:
 
     ref: Reference
     status: str
-    """`resolved`, `unresolved`, `outside`, `loop`, `directory`, `special`, or `mention` (an `@`
-    import that is more likely a mention, naming no file: not a finding)."""
+    """`resolved`, `unresolved`, `outside`, `loop`, `directory`, `special`, `mention` (an `@`
+    import that is more likely a mention, naming no file: not a finding), or `uninstalled` (a
+    `{project-root}/` path whose first folder the project does not have: the framework's own
+    sources, say, before it is installed; not a finding either)."""
     path: str | None = None
     """The absolute path of the target when resolved (or of the offending path)."""
     tried: tuple[str, ...] = ()
@@ -342,12 +356,14 @@ class Resolver:
 
     def _find_bases(self, path: str, form: str, component: bool) -> list[str]:
         root = framework_root(path, self.workspace)
+        folder = self.workspace.folder_of(path)
+        if form == "project-root":  # (from the project's root only)
+            return list(dict.fromkeys([root] if folder is None else [root, folder]))
         bases = [os.path.dirname(path)]
         if component:
             bases.insert(0, _component_root(path, self.workspace, root))
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in FORM_ROOTS[form])
         bases.extend(os.path.normpath(os.path.join(root, r)) for r in self.search_roots)
-        folder = self.workspace.folder_of(path)
         if folder is not None:
             bases.append(folder)
         return list(dict.fromkeys(bases))
@@ -394,6 +410,15 @@ class Resolver:
             return self._settle(ref, candidate, tuple(tried), path)
         if ref.form == "import" and _MENTION_LIKE.match(target):
             return self._mention(ref, bases, tuple(tried))
+        if (
+            ref.form == "project-root"
+            and "/" in target
+            and not any(
+                ws.status(os.path.join(base, target.split("/", 1)[0])) is Status.DIRECTORY
+                for base in bases
+            )
+        ):
+            return Resolution(ref, "uninstalled", None, tuple(tried))
         return Resolution(ref, "unresolved", None, tuple(tried), self._suggest(path, target, bases))
 
     def _mention(self, ref: Reference, bases: Sequence[str], tried: tuple[str, ...]) -> Resolution:

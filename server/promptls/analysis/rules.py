@@ -397,7 +397,7 @@ def reference_findings(resolutions: Iterable[Resolution]) -> Iterator[Finding]:
     """`unresolved-reference` and `outside-workspace` for references that do not resolve."""
     for res in resolutions:
         ref = res.ref
-        if res.status in ("resolved", "mention"):
+        if res.status in ("resolved", "mention", "uninstalled"):
             continue
         if res.status == "unresolved":
             tried = ", ".join(res.tried) if res.tried else "its own folder"
