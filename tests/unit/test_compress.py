@@ -993,6 +993,8 @@ def test_property_raw_regions_keep_their_markdown(
         ("    ```\n    x\n    ```\n", "    ```\n    x\n    ```\n"),  # (indented code, no fence)
         ("  ```\n\tx\n  ```\n", "  ```\n\tx\n  ```\n"),  # (a tab's columns depend on where it is)
         ("  <!-- a\n  b -->\n", "  <!-- a\n  b -->\n"),  # (a block comment)
+        # (Four spaces in, a fence mark is content; with two less it would close the fence.)
+        ("  ```\n      ```\n  ```\n", "  ```\n      ```\n  ```\n"),
     ],
 )
 def test_fence_dedent_keeps_the_fence_content(fence: str, expected: str) -> None:

@@ -976,26 +976,33 @@ def _fence_dedent_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]
     to three), starts its line: up to N spaces of each of its lines. A fence's content is its
     lines with up to N spaces of indentation removed (CommonMark), so it stays the same: the
     same code, a shorter prompt. None when a line starts with a tab within those N columns (a
-    tab's width in columns depends on where it stands)."""
+    tab's width in columns depends on where it stands), or when a line between the first and
+    the last starts with a fence mark (less indented, it might close the fence)."""
     m = _FENCE_OPENING.match(text, start, end)
     if m is None:
         return []
     indent = len(m.group(1))
-    cuts: list[tuple[int, int]] = []
+    lines: list[tuple[int, str]] = []
     pos = start
     while pos < end:
         m = _LINE.match(text, pos, end)
         if m is None:  # pragma: no cover - the pattern always matches
             break
-        line = m.group(1)
-        spaces = min(indent, len(line) - len(line.lstrip(" ")))
-        if spaces < indent and line[spaces : spaces + 1] == "\t":
-            return []
-        if spaces:
-            cuts.append((pos, pos + spaces))
+        if m.group(1) or m.end() < end:
+            lines.append((pos, m.group(1)))
         if m.end() == pos:
             break
         pos = m.end()
+    cuts: list[tuple[int, int]] = []
+    for k, (at, line) in enumerate(lines):
+        stripped = line.lstrip(" ")
+        if 0 < k < len(lines) - 1 and stripped.startswith(_FENCE_MARKS):
+            return []
+        spaces = min(indent, len(line) - len(stripped))
+        if spaces < indent and line[spaces : spaces + 1] == "\t":
+            return []
+        if spaces:
+            cuts.append((at, at + spaces))
     return cuts
 
 
