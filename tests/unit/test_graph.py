@@ -76,6 +76,28 @@ def test_counts_are_exact(make_workspace: WorkspaceMaker) -> None:
     assert ship.tokens == counter.count_exact(COMMAND[COMMAND.index("```xml") :])
 
 
+def test_counts_handed_out_in_batches_reach_every_file(make_workspace: WorkspaceMaker) -> None:
+    """Forty files on two counting threads go in batches of five: each file gets its own
+    counts; a count that fails fails the index, not silently."""
+    files = {f"notes/n{i:02}.md": "word " * i + "\n" for i in range(40)}
+    root = make_workspace(files)
+    s = Settings()
+    index = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s)
+    index.analyse_many([str(root / rel) for rel in files], threads=2)
+    counter = TokenCounter()
+    assert len(index.files) == 40
+    for rel, text in files.items():
+        assert index.files[str(root / rel)].raw_tokens == counter.count_exact(text)
+
+    class Failing(TokenCounter):
+        def count_whole(self, texts: object) -> list[int]:
+            raise RuntimeError("no counts")
+
+    broken = WorkspaceIndex(Workspace([root], s.kinds, s.exclude), s, Failing())
+    with pytest.raises(RuntimeError, match="no counts"):
+        broken.analyse_many([str(root / rel) for rel in files], threads=2)
+
+
 def test_other_file_joins_when_referenced(make_workspace: WorkspaceMaker) -> None:
     index = _index(make_workspace(FILES))
     assert index.get(_p(index, "notes.txt")) is not None

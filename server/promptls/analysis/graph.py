@@ -309,17 +309,18 @@ class WorkspaceIndex:
                 self._record_error(path, exc)
                 continue
             read.append((path, text, stamp, time.perf_counter() - started))
+        counters = threads or os.cpu_count() or 1
         with ThreadPoolExecutor(
-            max_workers=threads or os.cpu_count() or 1,
+            max_workers=counters,
             initializer=_yielding if checkers is not None else None,  # (see `_yielding`)
         ) as pool:
             pending: list[tuple[str, str, Stamp, float, Future[list[int]], bool]] = []
+            counting = _CountBatches(pool, counters, self.counter, len(read))
             for path, text, stamp, spent in read:
                 if on_read is not None:
                     on_read(path, text)
                 kind = self.workspace.kind(path)
-                pieces = _count_pieces(text, kind, self.settings)
-                future = pool.submit(self.counter.count_whole, pieces)
+                future = counting.add(_count_pieces(text, kind, self.settings))
                 # Parsed on a worker process meanwhile (what may hold XML: the rest is cheap).
                 sent = (
                     checkers is not None
@@ -328,6 +329,7 @@ class WorkspaceIndex:
                     and checkers.submit((batch, path), (text, kind), len(text))
                 )
                 pending.append((path, text, stamp, spent, future, sent))
+            counting.flush()
             # Parse everything first: the counts may wait for the encoding, still loading
             # on another thread when the server starts (it hands the GIL over meanwhile).
             parsed: list[tuple[FileAnalysis, Future[list[int]]]] = []
@@ -1221,6 +1223,51 @@ def _yielding() -> None:
         os.setpriority(
             os.PRIO_PROCESS, threading.get_native_id(), min(19, niceness + _COUNTING_NICE)
         )
+
+
+class _CountBatches:
+    """The token counts of many files, handed to a thread pool a batch of files at a time
+    rather than one task per file (a queued task, a future and a wake-up per file, each taking
+    the interpreter back from the thread that parses). Each file still gets its own future.
+
+    Counting the generated workspace's files on one pool thread while another waited for each
+    file's future in turn: 0.6 to 0.77 s of CPU with a task per file, 0.48 to 0.52 s with one
+    task looping over them (the same loop on the waiting thread alone: 0.43 to 0.48 s). In the
+    server's cold index, six runs each way alternating: 1.55 s of CPU against 1.64 (medians),
+    within this machine's noise."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, threads: int, counter: TokenCounter, files: int
+    ) -> None:
+        self.pool = pool
+        self.counter = counter
+        # About four batches a thread: the threads stay busy, and none is left with the tail.
+        self.size = max(1, -(-files // (4 * threads)))
+        self.batch: list[tuple[Future[list[int]], list[str]]] = []
+
+    def add(self, pieces: list[str]) -> Future[list[int]]:
+        """The future of `pieces`' counts (sent with its batch)."""
+        future: Future[list[int]] = Future()
+        self.batch.append((future, pieces))
+        if len(self.batch) >= self.size:
+            self.flush()
+        return future
+
+    def flush(self) -> None:
+        """Send the batch begun."""
+        if self.batch:
+            self.pool.submit(_count_batch, self.counter, self.batch)
+            self.batch = []
+
+
+def _count_batch(counter: TokenCounter, batch: list[tuple[Future[list[int]], list[str]]]) -> None:
+    for k, (future, pieces) in enumerate(batch):
+        try:
+            future.set_result(counter.count_whole(pieces))
+        except BaseException as exc:  # (each file waiting for its counts hears of it)
+            for later, _ in batch[k:]:
+                later.set_exception(exc)
+            raise
 
 
 def parse_on_worker(text: str, kind: str) -> tuple[PackedDocument, list[tuple[str, str, int, int]]]:
