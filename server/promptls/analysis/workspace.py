@@ -67,6 +67,8 @@ class Workspace:
         exclude: Sequence[str] = (),
     ) -> None:
         self.folders = tuple(os.path.realpath(os.fspath(f)) for f in folders)
+        self._prefixes = tuple(f.rstrip(os.sep) + os.sep for f in self.folders)
+        """What every path inside a folder starts with (`contains`: one `str.startswith`)."""
         self.kinds = kinds
         self.exclude = tuple(exclude)
         self.overlay: dict[str, str] = {}
@@ -89,7 +91,7 @@ class Workspace:
 
     def contains(self, path: str) -> bool:
         """Whether the normalised absolute `path` lies lexically inside a workspace folder."""
-        return self.folder_of(path) is not None
+        return path.startswith(self._prefixes) or path in self.folders
 
     def relative(self, path: str) -> str:
         """`path` relative to its workspace folder, with forward slashes."""
