@@ -267,6 +267,17 @@ async def test_links_definition_references_hover(client: LanguageClient) -> None
     )
     assert hover is not None and "Make one small, tested change." in str(hover.contents.value)
     assert "tokens" in str(hover.contents.value)
+    missing = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=10, character=35),  # in quality/missing.md
+        )
+    )
+    assert missing is not None
+    assert str(missing.contents.value) == (
+        "**quality/missing.md**: not found (tried .claude/commands/, .claude/modules/, "
+        ".claude/system/, .claude/, ./)"
+    )
     gates = (root / ".claude/modules/quality/gates.md").as_uri()
     refs = await client.text_document_references_async(
         types.ReferenceParams(

@@ -11,6 +11,17 @@ from promptls.lsp.hints import format_ms
 from promptls.lsp.links import resolution_at
 from promptls.lsp.server import PromptLanguageServer
 
+#: What a reference that leads to no prompt file is, by the status of its resolution.
+_WHY_NOT = {
+    "unresolved": "not found",
+    "outside": "outside the workspace: not read",
+    "loop": "a symlink loop: not read",
+    "directory": "a folder, not a file",
+    "special": "not a regular file: not read",
+    "mention": "a mention, naming no file",
+    "uninstalled": "in a folder this project does not have (installed elsewhere): not checked",
+}
+
 
 async def hover(ls: PromptLanguageServer, params: types.HoverParams) -> types.Hover | None:
     """`textDocument/hover`."""
@@ -22,9 +33,11 @@ async def hover(ls: PromptLanguageServer, params: types.HoverParams) -> types.Ho
     lines = ls.line_index(fa)
     span = to_range(lines, res.ref.start, res.ref.end, ls.position_encoding)
     if res.status != "resolved" or res.path is None:
-        text = f"**{res.ref.target}**: {res.status}"
+        text = f"**{res.ref.target}**: {_WHY_NOT.get(res.status, res.status)}"
         if res.tried:
             text += f" (tried {', '.join(res.tried)})"
+        if res.suggestion:
+            text += f"; did you mean `{res.suggestion}`?"
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text), range=span
         )
