@@ -445,3 +445,21 @@ def test_project_root_paths_are_checked_and_load_nothing(make_workspace: Workspa
     found = [(f.code, fa.doc.text[f.start : f.end]) for f in index.findings(path)]
     assert found == [("unresolved-reference", "bmad/gone.md")]
     assert index.load_set(path).files == (path,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["components/", "a/b", ".md", ".txt", "x", " ", "\t", "- ", "* ", "\n", "\r", "`", "/"]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_component_lines_are_the_pattern_s_matches(text: str) -> None:
+    """Looking only at the lines holding `components/` finds what the pattern finds at every
+    line start."""
+    from promptls.analysis import references
+
+    expected = [m.span(1) for m in references._COMPONENT_LINE.finditer(text)]
+    assert [m.span(1) for m in references._component_lines(text)] == expected
