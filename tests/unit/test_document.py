@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptls.analysis.document import (
     RegionCache,
@@ -236,3 +238,19 @@ def test_a_packed_document_unpacks_to_the_same_document(text: str, kind: str) ->
     assert all(
         r.check is cache[(text[r.start : r.end], ())] for r in got.regions if r.form != "raw"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="`\n\r \tab", max_size=40))
+def test_fast_code_span_patterns_match_the_plain_ones(text: str) -> None:
+    """The patterns written for `re`'s literal-prefix search find what the plain ones find."""
+    import re
+
+    from promptls.analysis import document
+
+    def spans(pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+        return [m.span() for m in pattern.finditer(text)]
+
+    assert spans(document._BACKTICKS) == spans(re.compile("`+"))
+    if "\r" not in text:
+        assert spans(document._BLANK_LINE_BREAK) == spans(document._SPAN_BREAK)

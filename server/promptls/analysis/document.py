@@ -35,8 +35,12 @@ _RAW_START = re.compile(r"[ \t]*<([A-Za-z_][\w.:-]*)")
 _BLOCK_COMMENT = re.compile(r" {0,3}<!--")
 # Code spans: runs of backticks, and where a span cannot continue (a lone CR, or a line break
 # followed by a blank line).
-_BACKTICKS = re.compile(r"`+")
+# (Each written to start with a literal character, which `re` then finds at C speed before it
+# tries the pattern: `` `+ `` took 15 times as long as `` ``*+ ``, which matches the same.)
+_BACKTICKS = re.compile("``*+")
 _SPAN_BREAK = re.compile(r"\r(?!\n)|\n(?=[ \t]*+\r?\n)")
+_BLANK_LINE_BREAK = re.compile(r"\n(?=[ \t]*+\r?\n)")
+"""`_SPAN_BREAK` where there is no CR: five times as fast."""
 _NUMBER = re.compile(r"(\d[\d,_]*(?:\.\d+)?)\s*([kK]\b)?")
 
 #: libyaml's loader when PyYAML has it (same marks, much faster), else the pure one.
@@ -577,7 +581,8 @@ def _segment_code_spans(text: str, start: int, end: int) -> list[Span]:
         return []
     if runs[0][0] == start and start > 0 and text[start - 1] == "`":
         runs.pop(0)
-    breaks = [m.start() for m in _SPAN_BREAK.finditer(text, start, end)]
+    span_break = _SPAN_BREAK if text.find("\r", start, end) >= 0 else _BLANK_LINE_BREAK
+    breaks = [m.start() for m in span_break.finditer(text, start, end)]
     # The paragraph of each run (runs never pair across a break), then, for each run, the next
     # run of the same length in the same paragraph.
     paragraph: list[int] = []
