@@ -80,7 +80,7 @@ REVIEW_HEAD = """  <purpose>Review the change before it ships; keep it short.</p
 """
 MODULE = (
     """---
-description: a module
+description: a module, like {project-root}/bmad/x.md
 ---
 # Checks
 

@@ -140,6 +140,7 @@ EXTRACT = [
         # a fence of another language, nor in an example.
         "project-root-paths",
         "agent",
+        "---\nname: pm\ndescription: see {project-root}/bmad/meta.md\n---\n"
         "Load {project-root}/bmad/bmm/agents/pm.md now.\n\n<agent>\n"
         "  <step>Read `{project-root}/bmad/core/tasks/workflow.xml`.</step>\n"
         '  <item workflow="{project-root}/bmad/bmm/workflows/prd/workflow.yaml">PRD</item>\n'

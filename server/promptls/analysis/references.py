@@ -126,9 +126,12 @@ def extract_references(doc: Document) -> list[Reference]:
         if m.start(1) in fenced or (m.start(1) in opaque and not _in_xml_fence(doc, m.start(1))):
             continue
         refs.append(Reference("component", m.group(1), m.start(1), m.end(1)))
-    # (In code spans too: the model reads them, and BMAD often writes these paths there.)
+    # (In code spans too: the model reads them, and BMAD often writes these paths there; not in
+    # the frontmatter, which holds no reference of any form.)
+    body = doc.frontmatter.end if doc.frontmatter is not None else 0
     for m in _matches(_PROJECT_ROOT_PATH, text, PROJECT_ROOT[:-1]):
-        if m.start() not in fenced and m.start() not in illustrations:
+        at = m.start()
+        if at >= body and at not in fenced and at not in illustrations:
             refs.append(Reference("project-root", m.group(1), m.start(1), m.end(1)))
 
     seen: set[tuple[int, int]] = set()
