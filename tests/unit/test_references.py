@@ -464,3 +464,29 @@ def test_component_lines_are_the_pattern_s_matches(text: str) -> None:
 
     expected = [m.span(1) for m in references._COMPONENT_LINE.finditer(text)]
     assert [m.span(1) for m in references._component_lines(text)] == expected
+
+
+_SEGMENT = st.sampled_from(["a", "b", "ab", ".claude", "x.md", "a b", "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    folders=st.lists(st.lists(_SEGMENT, min_size=0, max_size=3), min_size=1, max_size=3),
+    tail=st.lists(_SEGMENT, min_size=0, max_size=4),
+    which=st.integers(min_value=0),
+)
+def test_relative_and_contains_agree_with_os_path(
+    folders: list[list[str]], tail: list[str], which: int
+) -> None:
+    """`Workspace.relative` and `contains` are string operations on normalised paths: the same
+    answers as `os.path.relpath` from the innermost folder, and as a lexical containment test
+    (folders nested in one another, the folder itself, the file system root as a folder)."""
+    roots = [os.path.join(os.sep, *parts) for parts in folders]
+    ws = Workspace(roots, {})
+    path = os.path.normpath(os.path.join(ws.folders[which % len(ws.folders)], *tail))
+    inside = [f for f in ws.folders if path == f or os.path.commonpath([path, f]) == f]
+    assert ws.contains(path) == bool(inside)
+    innermost = max(inside, key=len)
+    expected = os.path.relpath(path, innermost).replace(os.sep, "/")
+    assert ws.relative(path) == ("" if expected == "." else expected)
+    assert ws.relative(path) == ws.relative(path)  # (remembered)

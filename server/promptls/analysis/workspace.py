@@ -101,8 +101,11 @@ class Workspace:
         folder = self.folder_of(path)
         if folder is None:
             return Path(path).as_posix()
-        rel = os.path.relpath(path, folder)
-        known = Path(rel).as_posix() if rel != "." else ""
+        # (Lexically inside `folder`, both normalised: what follows its prefix, as `relpath`
+        # would say it, without its system calls and normalising.)
+        known = path[len(folder.rstrip(os.sep)) + 1 :] if path != folder else ""
+        if os.sep != "/":
+            known = known.replace(os.sep, "/")
         if len(self._relative) > 100_000:
             self._relative.clear()
         self._relative[path] = known
