@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="write the files (atomically)")
     mode.add_argument("--diff", action="store_true", help="print a unified diff")
     compress.add_argument("--format", choices=("text", "json"), default="text")
+    compress.add_argument(
+        "--all",
+        action="store_true",
+        help="also the .md and .xml files of no prompt kind in the folders named (a framework's "
+        "sources, say); without it they are counted and left out",
+    )
     _common(compress)
 
     stats = sub.add_parser("stats", help="index a workspace and print its figures and the cache's")
@@ -261,6 +267,44 @@ def _open_index(
         for named in within:
             only.update(_indexed_inside(index, named))
     return index, only, settings
+
+
+_SOURCE_SUFFIXES = (".md", ".markdown", ".xml")
+
+
+def _unkinded_sources(index: WorkspaceIndex, paths: Sequence[str]) -> list[str]:
+    """The .md and .xml files the scan found in the folders named (or the workspace, when none
+    is) that no kind takes, and so were not indexed (sorted)."""
+    workspace = index.workspace
+    named = [os.path.realpath(p) for p in (paths or ["."]) if os.path.isdir(p)]
+    prefixes = tuple(folder.rstrip(os.sep) + os.sep for folder in named)
+    return sorted(
+        path
+        for path in workspace.known_files()
+        if path.startswith(prefixes)
+        and path.lower().endswith(_SOURCE_SUFFIXES)
+        and path not in index.files
+        and workspace.kind(path) == "other"
+        and not workspace.excluded(path)
+    )
+
+
+def _holding_xml(index: WorkspaceIndex, paths: Sequence[str]) -> int:
+    """How many of `paths` hold an XML block (parsed here, not indexed)."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.text import over_utf8_size
+
+    holding = 0
+    for path in paths:
+        try:
+            text = index.workspace.read_text(path)
+        except (OSError, ValueError):  # (outside the workspace, gone, not UTF-8)
+            continue
+        if over_utf8_size(text, index.settings.max_file_bytes):
+            continue  # (never parsed: nothing to compress)
+        if "<" in text and parse_document(text, "other").regions:
+            holding += 1
+    return holding
 
 
 def _display(index: WorkspaceIndex) -> object:
@@ -408,6 +452,21 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from promptls.fileio import ChangedOnDisk, atomic_write, read_snapshot
 
     index, only, settings = _open_index(args.paths, args.root, args.jobs)
+    others = _unkinded_sources(index, args.paths)
+    if others and args.all:
+        index.analyse_many(others, threads=args.jobs or None)
+        if only is not None:
+            only.update(others)
+    elif others:
+        holding = _holding_xml(index, others)
+        if holding:
+            print(
+                f"promptls: {holding} .md/.xml file(s) in the folders named hold XML blocks but "
+                "are of no prompt kind (by the [kinds] globs of .promptls.toml): left out; "
+                "name them, map them in [kinds], or pass --all",
+                file=sys.stderr,
+            )
+        only = (set(index.files) if only is None else only) - set(others)
     level: Level = args.level or (
         "lossless" if settings.compression.level == "lossless" else "whitespace"
     )

@@ -152,3 +152,35 @@ def test_a_file_changed_after_indexing_is_compressed_as_it_is_now(
     assert "<step>Read the whole diff.</step>" in written
     assert written.startswith("# Review\n\nIntro paragraph") and written.endswith("```\n\nOutro.\n")
     assert equivalent(_block(now), _block(written), "whitespace")
+
+
+def test_files_of_no_prompt_kind_are_counted_and_taken_with_all(
+    make_workspace: WorkspaceMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A framework's sources (here `src/`, which no kind's globs take) are left out of a folder
+    with a note saying how many hold XML blocks and how to include them; `--all` takes them
+    (named folders only: `docs/` is not named in the second run)."""
+    xml_task = '<task id="t">\n  <step n="1">\n    Read the diff.\n  </step>\n</task>\n'
+    files = {
+        ".claude/modules/review.md": MODULE,
+        "src/agents/dev.md": MODULE,
+        "src/tasks/review.xml": xml_task,
+        "src/notes.md": "# Notes\n\nNo XML here.\n",
+        "docs/guide.md": MODULE,
+    }
+    root = make_workspace(files)
+    code = main(["compress", str(root), "--check"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "src/" not in captured.out and "docs/" not in captured.out
+    assert "1 file(s), 1 block(s)" in captured.out
+    assert "3 .md/.xml file(s) in the folders named hold XML blocks" in captured.err
+    assert "--all" in captured.err
+    code, out = run(capsys, "compress", str(root / "src"), "--all", "--write")
+    assert code == 0
+    assert "src/agents/dev.md: compressed" in out and "src/tasks/review.xml: compressed" in out
+    assert ".claude/" not in out
+    assert (root / "docs/guide.md").read_text() == MODULE
+    assert (root / "src/notes.md").read_text() == files["src/notes.md"]
+    after = (root / "src/tasks/review.xml").read_text()
+    assert equivalent(xml_task, after, "whitespace") and len(after) < len(xml_task)
