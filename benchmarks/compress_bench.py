@@ -205,7 +205,7 @@ def references_changed(row: Row, regions: Sequence[Region], index: WorkspaceInde
             parts += [fa.doc.text[pos : region.start], out]
             pos = region.end
         parts.append(fa.doc.text[pos:])
-        new = parse_document("".join(parts), fa.doc.kind)
+        new = parse_document("".join(parts), fa.doc.kind, xml_file=fa.doc.xml_file)
         before = [(r.form, r.target) for r in extract_references(fa.doc)]
         after = [(r.form, r.target) for r in extract_references(new)]
         changed += before != after

@@ -291,7 +291,7 @@ def _unkinded_sources(index: WorkspaceIndex, paths: Sequence[str]) -> list[str]:
 
 def _holding_xml(index: WorkspaceIndex, paths: Sequence[str]) -> int:
     """How many of `paths` hold an XML block (parsed here, not indexed)."""
-    from promptls.analysis.document import parse_document
+    from promptls.analysis.document import is_xml_path, parse_document
     from promptls.analysis.text import over_utf8_size
 
     holding = 0
@@ -302,7 +302,7 @@ def _holding_xml(index: WorkspaceIndex, paths: Sequence[str]) -> int:
             continue
         if over_utf8_size(text, index.settings.max_file_bytes):
             continue  # (never parsed: nothing to compress)
-        if "<" in text and parse_document(text, "other").regions:
+        if "<" in text and parse_document(text, "other", xml_file=is_xml_path(path)).regions:
             holding += 1
     return holding
 
@@ -506,7 +506,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
             problems.append(f"{show(path)}: not valid UTF-8; left untouched")
             continue
         # What the index parsed, unless the file changed since (what is written is this text).
-        doc = fa.doc if fa.doc.text == text else parse_document(text, fa.kind)
+        doc = (
+            fa.doc
+            if fa.doc.text == text
+            else parse_document(text, fa.kind, xml_file=fa.doc.xml_file)
+        )
         files.append((path, text, snapshot, doc))
     compressed = compress_documents(
         [doc for _, _, _, doc in files],

@@ -75,6 +75,29 @@ def test_a_file_opening_with_an_xml_declaration_is_one_xml_document(kind: str) -
     ] != ["document"]
 
 
+@pytest.mark.parametrize("kind", ["module", "other"])
+def test_a_file_named_xml_is_one_xml_document(kind: str) -> None:
+    """A `*.xml` file is XML whatever it opens with: a fence or backticks inside are text of its
+    elements, not markdown; several top-level elements are one region, checked as a sequence
+    of elements (as a prompt's XML blocks are). The same text in a markdown file is markdown
+    holding raw XML."""
+    text = (
+        "<task id='t'>\n  <code>\n```xml\n<step n='2'>\n```\n  </code>\n"
+        "  <note>Run `make`\n\n and `test`</note>\n</task>\n"
+    )
+    doc = parse_document(text, kind, xml_file=True)
+    assert doc.xml_file
+    assert [(r.form, r.start, r.end) for r in doc.regions] == [("document", 0, len(text))]
+    assert not doc.fences and not doc.code_spans
+    assert not doc.regions[0].check.well_formed  # (`<step n='2'>` inside <code> is a tag)
+    assert parse_document(text, kind).fences  # (as markdown, a fence)
+    two = parse_document("<a>x</a>\n<b>y</b>\n", kind, xml_file=True)
+    assert [r.form for r in two.regions] == ["document"]
+    assert two.regions[0].check.well_formed
+    assert [e.name for e in two.regions[0].check.elements] == ["a", "b"]
+    assert all(r.form == "raw" for r in parse_document("<a>x</a>\n<b>y</b>\n", kind).regions)
+
+
 def test_horizontal_rule_is_not_frontmatter() -> None:
     assert parse_document("---\nJust a rule\n", "command").frontmatter is None
 

@@ -845,11 +845,15 @@ XML_DOCUMENT = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-@pytest.mark.parametrize("kind", ["module", "other", "project-config"])
-def test_an_xml_document_is_checked_again_as_one_region(kind: str) -> None:
-    """A file opening with `<?xml` is one XML document, whatever its kind: typing in element
-    text shifts it, other edits check it again (from the scan's checkpoint before them); and
-    whenever either answers, the answer is the fresh parse."""
+@pytest.mark.parametrize(
+    ("kind", "xml_file"),
+    [("module", False), ("other", False), ("project-config", False), ("module", True)],
+)
+def test_an_xml_document_is_checked_again_as_one_region(kind: str, xml_file: bool) -> None:
+    """A file opening with `<?xml` is one XML document, whatever its kind, and so is a file
+    named `*.xml` without it: typing in element text shifts it, other edits check it again
+    (from the scan's checkpoint before them); and whenever either answers, the answer is the
+    fresh parse (which an `.xml` file's stays, whatever is typed)."""
     from promptls.analysis.document import parse_document
     from promptls.analysis.incremental import (
         region_references,
@@ -860,13 +864,15 @@ def test_an_xml_document_is_checked_again_as_one_region(kind: str) -> None:
     from promptls.analysis.references import extract_references
 
     shifted = rechecked = 0
+    start = XML_DOCUMENT.split("\n", 1)[1] if xml_file else XML_DOCUMENT
     for seed in range(20):
-        old = XML_DOCUMENT
-        doc = parse_document(old, kind)
+        old = start
+        doc = parse_document(old, kind, xml_file=xml_file)
         assert [r.form for r in doc.regions] == ["document"]
         for new in _edits(seed, old, 40):
             edit = text_edit(old, new)
-            fresh = parse_document(new, kind)
+            fresh = parse_document(new, kind, xml_file=xml_file)
+            assert fresh.xml_file is xml_file
             refs = extract_references(doc)
             moved = shift_document(doc, new, edit, refs)
             if moved is not None:

@@ -120,19 +120,31 @@ def test_a_failing_compression_job_raises_as_it_would_here(
         compress_documents(docs, COUNTER, processes=2)
 
 
+_XML_TASK = (
+    "<task id='t'>\n  <note>\n    Run `make\n\n    all` then `test`\n  </note>\n"
+    "  <step n='1'>\n    Read it.\n  </step>\n</task>\n"
+)
+
+
 def test_compressions_on_processes_equal_those_made_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(compress, "_PROCESSES_MIN_CHARS", 0)
     docs = [parse_document(_module(i), "module") for i in range(12)]
     docs.insert(3, parse_document("# No XML here\n", "module"))
+    # An `.xml` file, compressed there as here as XML, not as markdown (where the blank line
+    # keeps the backticks apart).
+    docs.append(parse_document(_XML_TASK, "module", xml_file=True))
+    assert compress_document(docs[-1], COUNTER) != compress_document(
+        parse_document(_XML_TASK, "module"), COUNTER
+    )
     taken: list[bool] = []
     monkeypatch.setattr(compress.CompressionPool, "take", _take_spy(taken))
     spread = compress_documents(docs, COUNTER, processes=2)
-    assert taken == [True] * 12  # from the workers; the document without XML is not sent
+    assert taken == [True] * 13  # from the workers; the document without XML is not sent
     here = [compress_document(d, COUNTER) for d in docs]
     assert spread == here
-    assert spread[3] == [] and all(spread[i] for i in range(13) if i != 3)
+    assert spread[3] == [] and all(spread[i] for i in range(14) if i != 3)
 
 
 def test_check_and_compress_give_the_same_output_with_one_or_two_jobs(
@@ -272,9 +284,11 @@ def test_checking_named_files_does_not_compress_the_whole_workspace(
     submitted: list[str] = []
     real = compress.CompressionPool.submit
 
-    def submit(self: compress.CompressionPool, key: str, text: str, kind: str) -> None:
+    def submit(
+        self: compress.CompressionPool, key: str, text: str, kind: str, xml_file: bool = False
+    ) -> None:
         submitted.append(key)
-        real(self, key, text, kind)
+        real(self, key, text, kind, xml_file)
 
     monkeypatch.setattr(compress.CompressionPool, "submit", submit)
     one = root / ".claude/modules/m5.md"
@@ -395,10 +409,12 @@ def test_an_index_parsed_on_workers_equals_one_parsed_here(
         "```xml\n<depends_on>\n  m0.md\n  <why>m1.md</why>\n  missing.md\n</depends_on>\n"
         '<include component="m2.md"/>\n```\n'
     )
+    files[".claude/modules/task.xml"] = _XML_TASK  # (no declaration: XML by its name)
     files[".claude/commands/run.md"] = (
         "---\ndescription: run\n---\n"
         + "".join(f"@.claude/modules/m{i}.md\n" for i in range(6))
         + "@.claude/modules/bad.md\n@.claude/modules/deps.md\n@.claude/modules/nope.md\n"
+        + "@.claude/modules/task.xml\n"
     )
     root = make_workspace(files)
     settings = load_settings(root)
@@ -415,6 +431,8 @@ def test_an_index_parsed_on_workers_equals_one_parsed_here(
     finally:
         workers.close()
     assert sorted(there.files) == sorted(here.files)
+    task = there.files[str(root / ".claude/modules/task.xml")].doc
+    assert task.xml_file and [r.form for r in task.regions] == ["document"]
     for path, fa in here.files.items():
         other = there.files[path]
         assert other.doc == fa.doc

@@ -1363,7 +1363,7 @@ def compress_documents(
     pool = CompressionPool(min(processes, len(sent)), counter.name, mode, remove_comments)
     try:
         for i in sent:  # largest first, so that no worker is left with a big one at the end
-            pool.submit(str(i), docs[i].text, docs[i].kind)
+            pool.submit(str(i), docs[i].text, docs[i].kind, docs[i].xml_file)
         pool.done_submitting()
         out: list[list[RegionEdit]] = []
         for i, doc in enumerate(docs):
@@ -1397,12 +1397,13 @@ class CompressionPool:
         """Whether worker processes could be started (and jobs are still taken)."""
         return self._sending
 
-    def submit(self, key: str, text: str, kind: str) -> None:
-        """Compress the document `key` (the text of a file of `kind`) on a worker."""
+    def submit(self, key: str, text: str, kind: str, xml_file: bool = False) -> None:
+        """Compress the document `key` (the text of a file of `kind`; `xml_file`: named
+        `*.xml`) on a worker."""
         if not self._sending or self._workers is None:
             return
         try:
-            job = self._workers.submit(_compress_job, (text, kind, *self._options))
+            job = self._workers.submit(_compress_job, (text, kind, xml_file, *self._options))
         except (RuntimeError, *self._failures):  # (the pool broke)
             self._sending = False
             return
@@ -1439,13 +1440,13 @@ _JOB_RESULTS: RegionResults = SizedLRU(maxsize=8_000_000, sizeof=lambda key: len
 _JOB_CHECKS: RegionCache = SizedLRU(maxsize=8_000_000, sizeof=lambda key: len(key[0]))
 
 
-def _compress_job(job: tuple[str, str, str, Level, bool]) -> list[RegionEdit]:
+def _compress_job(job: tuple[str, str, bool, str, Level, bool]) -> list[RegionEdit]:
     """One document's compressions, in a worker process (see `compress_documents`)."""
-    text, kind, encoding, level, remove_comments = job
+    text, kind, xml_file, encoding, level, remove_comments = job
     counter = _JOB_COUNTERS.get(encoding)
     if counter is None:
         counter = _JOB_COUNTERS[encoding] = TokenCounter(encoding)
-    doc = parse_document(text, kind, regions=_JOB_CHECKS)
+    doc = parse_document(text, kind, regions=_JOB_CHECKS, xml_file=xml_file)
     return compress_document(
         doc,
         counter,
@@ -1527,7 +1528,9 @@ class _Shape:
 
     def kept_by(self, edits: Sequence[RegionEdit]) -> bool:
         doc = self.doc
-        new = parse_document(apply_edits(doc.text, edits), doc.kind, regions=self.checks)
+        new = parse_document(
+            apply_edits(doc.text, edits), doc.kind, regions=self.checks, xml_file=doc.xml_file
+        )
         ordered = sorted(edits, key=lambda e: e.start)
         ends = [e.end for e in ordered]
         deltas = [0]

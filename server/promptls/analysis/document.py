@@ -152,6 +152,8 @@ class Document:
     """True when the file was too large to parse: only counted."""
     opaque: tuple[Span, ...] = field(default=())
     """Spans where markdown references are not looked for (fences, inline code, frontmatter)."""
+    xml_file: bool = False
+    """The file is named `*.xml` (see `is_xml_document`)."""
 
     def unloaded(self) -> tuple[Span, ...]:
         """What of the text does not reach the model when the file is loaded, by the rules of
@@ -335,11 +337,16 @@ def checked_region(
 _XML_DECLARATION = re.compile(r"[\ufeff \t\r\n]*<\?xml[ \t\r\n]")
 
 
-def is_xml_document(text: str, kind: str) -> bool:
+def is_xml_path(path: str) -> bool:
+    """Whether the file at `path` is named as XML (`*.xml`)."""
+    return path[-4:].lower() == ".xml"
+
+
+def is_xml_document(text: str, kind: str, xml_file: bool = False) -> bool:
     """Whether a file of `kind` holding `text` is one XML document, not markdown:
-    `PROJECT_CONFIG.xml`, and whatever opens with an XML declaration (a framework's `.xml`
-    modules, a `[kinds]` glob matching them)."""
-    return kind == "project-config" or _XML_DECLARATION.match(text) is not None
+    `PROJECT_CONFIG.xml`, a file named `*.xml` (`xml_file`: a framework's `.xml` tasks and
+    workflows, which no one renders as markdown), and whatever opens with an XML declaration."""
+    return kind == "project-config" or xml_file or _XML_DECLARATION.match(text) is not None
 
 
 def parse_document(
@@ -349,17 +356,19 @@ def parse_document(
     reduced: bool = False,
     regions: RegionCache | None = None,
     packed: bool = False,
+    xml_file: bool = False,
 ) -> Document:
-    """Parse `text` (a file of `kind`) into a `Document`; never raises on malformed input.
-    `regions` remembers XML checks by region text across versions of the file. `packed`: the
-    document is to be packed (`parse_packed`), its region checks made for that."""
+    """Parse `text` (a file of `kind`; `xml_file`: named `*.xml`) into a `Document`; never
+    raises on malformed input. `regions` remembers XML checks by region text across versions of
+    the file. `packed`: the document is to be packed (`parse_packed`), its region checks made
+    for that."""
     if reduced:
-        return Document(text=text, kind=kind, reduced=True)
-    if is_xml_document(text, kind):
+        return Document(text=text, kind=kind, reduced=True, xml_file=xml_file)
+    if is_xml_document(text, kind, xml_file):
         region = XmlRegion(
             "document", 0, len(text), checked_region(text, (), regions, packed=packed)
         )
-        return Document(text=text, kind=kind, regions=(region,))
+        return Document(text=text, kind=kind, regions=(region,), xml_file=xml_file)
     if regions is None:
         regions = {}  # identical regions in one file (a pattern repeated) are checked once
 
@@ -474,11 +483,11 @@ PackedDocument = tuple[
 into the document again by `unpack_document` in a few microseconds per element."""
 
 
-def parse_packed(text: str, kind: str) -> tuple[Document, PackedDocument]:
+def parse_packed(text: str, kind: str, xml_file: bool = False) -> tuple[Document, PackedDocument]:
     """`text` (a file of `kind`, not reduced) parsed, and packed (identical regions checked and
     sent once, with the masks that key them in a `RegionCache`)."""
     checked: dict[tuple[str, _Masks], XmlCheck] = {}
-    doc = parse_document(text, kind, regions=checked, packed=True)
+    doc = parse_document(text, kind, regions=checked, packed=True, xml_file=xml_file)
     masks_of = {id(check): masks for (_, masks), check in checked.items()}
     order: dict[int, int] = {}
     checks: list[tuple[int, int, _Masks, PackedCheck]] = []
@@ -507,10 +516,15 @@ def parse_packed(text: str, kind: str) -> tuple[Document, PackedDocument]:
 
 
 def unpack_document(
-    text: str, kind: str, packed: PackedDocument, cache: RegionCache | None = None
+    text: str,
+    kind: str,
+    packed: PackedDocument,
+    cache: RegionCache | None = None,
+    xml_file: bool = False,
 ) -> Document:
-    """The document `parse_packed` packed (`text` and `kind` as given to it). The checks of its
-    regions go into `cache` as `parse_document` would put them (one it already holds is used)."""
+    """The document `parse_packed` packed (`text`, `kind` and `xml_file` as given to it). The
+    checks of its regions go into `cache` as `parse_document` would put them (one it already
+    holds is used)."""
     frontmatter, headings, fences, code_spans, comments, unclosed, regions, checks, opaque = packed
     made: list[XmlCheck] = []
     for start, end, masks, check in checks:
@@ -532,6 +546,7 @@ def unpack_document(
         unclosed_comment=Span(*unclosed) if unclosed is not None else None,
         regions=tuple(XmlRegion(form, s, e, made[at]) for form, s, e, at in regions),
         opaque=tuple(Span(*o) for o in opaque),
+        xml_file=xml_file,
     )
 
 

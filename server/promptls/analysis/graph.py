@@ -28,6 +28,7 @@ from promptls.analysis.document import (
     Document,
     PackedDocument,
     RegionCache,
+    is_xml_path,
     parse_document,
     parse_packed,
     unpack_document,
@@ -268,7 +269,7 @@ class WorkspaceIndex:
         # Only what may hold an XML region, and what will not be reduced.
         wanted = "<" in text and not over_utf8_size(text, self.settings.max_file_bytes)
         if pool is not None and wanted:
-            pool.submit(path, text, self.workspace.kind(path))
+            pool.submit(path, text, self.workspace.kind(path), is_xml_path(path))
 
     def _pull_referenced(
         self, threads: int | None, on_read: Callable[[str, str], None] | None = None
@@ -326,7 +327,7 @@ class WorkspaceIndex:
                     checkers is not None
                     and "<" in text
                     and not over_utf8_size(text, self.settings.max_file_bytes)
-                    and checkers.submit((batch, path), (text, kind), len(text))
+                    and checkers.submit((batch, path), (text, kind, is_xml_path(path)), len(text))
                 )
                 pending.append((path, text, stamp, spent, future, sent))
             counting.flush()
@@ -341,7 +342,11 @@ class WorkspaceIndex:
                         if isinstance(found, tuple):  # (None: it failed there; parsed here)
                             done_there = (
                                 unpack_document(
-                                    text, self.workspace.kind(path), found[0], self._region_checks
+                                    text,
+                                    self.workspace.kind(path),
+                                    found[0],
+                                    self._region_checks,
+                                    is_xml_path(path),
                                 ),
                                 [Reference(*r) for r in found[1]],
                             )
@@ -620,7 +625,13 @@ class WorkspaceIndex:
             doc, refs = parsed
         else:
             reduced = over_utf8_size(text, self.settings.max_file_bytes)
-            doc = parse_document(text, kind, reduced=reduced, regions=self._region_checks)
+            doc = parse_document(
+                text,
+                kind,
+                reduced=reduced,
+                regions=self._region_checks,
+                xml_file=is_xml_path(path),
+            )
             refs = extract_references(doc)
         resolutions = tuple(self.resolver.resolve(path, r) for r in refs)
         return FileAnalysis(
@@ -889,7 +900,7 @@ class WorkspaceIndex:
             for r in fa.doc.regions
         ):
             return False
-        fresh = parse_document(fa.doc.text, fa.kind)
+        fresh = parse_document(fa.doc.text, fa.kind, xml_file=fa.doc.xml_file)
         if [(r.start, r.end) for r in fresh.regions] != [(r.start, r.end) for r in fa.doc.regions]:
             return False  # (never: the same text parses the same)
         took = False
@@ -1270,10 +1281,12 @@ def _count_batch(counter: TokenCounter, batch: list[tuple[Future[list[int]], lis
             raise
 
 
-def parse_on_worker(text: str, kind: str) -> tuple[PackedDocument, list[tuple[str, str, int, int]]]:
+def parse_on_worker(
+    text: str, kind: str, xml_file: bool = False
+) -> tuple[PackedDocument, list[tuple[str, str, int, int]]]:
     """What a worker process does for the index (`WorkspaceIndex.workers`): `text` (a file of
-    `kind`, not reduced) parsed, packed, and its references."""
-    doc, packed = parse_packed(text, kind)
+    `kind`, not reduced; `xml_file`: named `*.xml`) parsed, packed, and its references."""
+    doc, packed = parse_packed(text, kind, xml_file)
     return packed, [(r.form, r.target, r.start, r.end) for r in extract_references(doc)]
 
 

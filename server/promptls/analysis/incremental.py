@@ -396,7 +396,7 @@ def _recheck_document(
     whole text, whatever the edit): checked again from the scan's last checkpoint before the
     edit. None when the text no longer opens as XML (a markdown file now, unless its kind says
     otherwise)."""
-    if not is_xml_document(new_text, doc.kind):
+    if not is_xml_document(new_text, doc.kind, doc.xml_file):
         return None
     (region,) = doc.regions
     edited = (region.check, doc.text, edit.start, edit.old_end, edit.new_end)
@@ -405,6 +405,7 @@ def _recheck_document(
         text=new_text,
         kind=doc.kind,
         regions=(XmlRegion("document", 0, len(new_text), checked),),
+        xml_file=doc.xml_file,
     )
 
 
@@ -513,6 +514,7 @@ class _Move:
             ),
             reduced=False,
             opaque=tuple(span(s) for s in doc.opaque),
+            xml_file=doc.xml_file,
         )
 
 
