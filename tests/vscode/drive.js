@@ -27,6 +27,7 @@ const TASK = '.claude/commands/task.md';
 const TDD = '.claude/modules/patterns/tdd-cycle.md';
 const SMALL = '.claude/modules/development/small-change.md';
 const API = '.claude/modules/development/api-design.md';
+const PLAYBOOK = 'playbooks/release.md'; // a module only by the workspace's .promptls.toml (run.sh)
 
 const T0 = Date.now();
 const secs = () => ((Date.now() - T0) / 1000).toFixed(1);
@@ -414,6 +415,16 @@ async function main() {
       await page.locator('.editor-group-container .tab.active', { hasText: path.basename(command.path) }).first()
         .waitFor({ timeout: 10000 });
       return `${command.path} ≈${want} shown; clicking it opened the file`;
+    });
+
+    await check('project-kinds', async () => {
+      // a folder only the workspace's .promptls.toml [kinds] makes a prompt folder: the client
+      // reads it too, hands the file to the server, and shows its count
+      const playbook = expected(PLAYBOOK);
+      await openFile(PLAYBOOK);
+      const want = `≈${fmt(playbook.tokens)} / 8,000 tok`;
+      await waitStatusBar(want);
+      return want;
     });
 
     await check('no-python', async () => {

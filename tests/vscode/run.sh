@@ -30,6 +30,24 @@ rm -rf "$OUT/vscode-logs" "$OUT"/vscode-fail-*.png   # what an earlier failed ru
 chmod 700 "$XDG_RUNTIME_DIR"
 WS="$RUN/examples"
 cp -r "$REPO/examples" "$WS"
+# A folder no default kind takes, made a prompt folder by the workspace's .promptls.toml: the
+# client must read its [kinds] to hand those files to the server (check project-kinds).
+[ ! -e "$WS/.promptls.toml" ] || { echo "examples/ has a .promptls.toml: merge the [kinds] below into it" >&2; exit 2; }
+cat > "$WS/.promptls.toml" <<'EOF'
+[kinds]
+module = ["**/.claude/**/*.md", "playbooks/**/*.md"]
+EOF
+mkdir -p "$WS/playbooks"
+cat > "$WS/playbooks/release.md" <<'EOF'
+# Release
+
+```xml
+<playbook name="release">
+  <step>Tag the release and write the changelog entry.</step>
+  <step>Publish the package.</step>
+</playbook>
+```
+EOF
 DATA="$RUN/data"
 EXT="$RUN/extensions"
 mkdir -p "$DATA/User"

@@ -11,7 +11,13 @@ import {
 } from 'vscode-languageclient/node';
 
 import { isServerCommand, resolveServerCommand } from './python';
-import { type PromptFilter, isPromptDocument, kindGlobs, promptSelector } from './selector';
+import {
+  type PromptFilter,
+  isPromptDocument,
+  kindGlobs,
+  projectKindGlobs,
+  promptSelector,
+} from './selector';
 import { explicitSettings, isServerSection, serverSettingKeys } from './settings';
 import { type StatusParams, StatusBar, formatTokens } from './status';
 import { Dashboard } from './dashboard';
@@ -83,6 +89,8 @@ class Extension implements vscode.Disposable {
       vscode.commands.registerCommand('promptls.compressFile', (uri?: unknown) => this.compressFile(uri)),
       this.dashboard,
       vscode.commands.registerCommand('promptls.showDashboard', () => this.dashboard.show()),
+      // Its `[kinds]` decide which documents the client hands the server: taken again on a change.
+      this.watchProjectFiles(),
       vscode.window.onDidChangeActiveTextEditor((editor) => {
         this.setContext(editor);
       }),
@@ -100,6 +108,25 @@ class Extension implements vscode.Disposable {
       }),
     );
     this.setContext(vscode.window.activeTextEditor);
+  }
+
+  private watchProjectFiles(): vscode.Disposable {
+    const watcher = vscode.workspace.createFileSystemWatcher('**/.promptls.toml');
+    let last = '';
+    const changed = async (): Promise<void> => {
+      const globs = JSON.stringify(await projectKindGlobs());
+      if (globs === last) return;
+      last = globs;
+      this.log.info('.promptls.toml kinds changed: restarting the language server');
+      void this.restart();
+    };
+    void projectKindGlobs().then((globs) => {
+      last = JSON.stringify(globs);
+    });
+    watcher.onDidCreate(changed);
+    watcher.onDidChange(changed);
+    watcher.onDidDelete(changed);
+    return watcher;
   }
 
   private setContext(editor: vscode.TextEditor | undefined): void {
@@ -120,7 +147,7 @@ class Extension implements vscode.Disposable {
 
   private async doStart(): Promise<void> {
     const kinds = vscode.workspace.getConfiguration('promptls').get<unknown>('kinds');
-    this.selector = promptSelector(kindGlobs(kinds));
+    this.selector = promptSelector([...kindGlobs(kinds), ...(await projectKindGlobs())]);
     this.setContext(vscode.window.activeTextEditor);
     const resolved = await resolveServerCommand(this.context.extensionPath, this.log);
     if (!isServerCommand(resolved)) {

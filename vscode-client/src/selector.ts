@@ -1,5 +1,6 @@
 // Which documents are prompt files: the language client's document selector, also used to decide
 // whether the status bar item shows.
+import { parse } from 'smol-toml';
 import * as vscode from 'vscode';
 
 /** A document filter both VS Code and the language client accept. */
@@ -42,6 +43,32 @@ export function kindGlobs(kinds: unknown): string[] {
       if (typeof glob === 'string' && glob.length > 0) {
         globs.push(glob.startsWith('**/') || glob.startsWith('/') ? glob : `**/${glob}`);
       }
+    }
+  }
+  return globs;
+}
+
+/**
+ * The globs of the `[kinds]` tables of the workspace folders' `.promptls.toml` (the server reads
+ * the same files): a file mapped there is a prompt file to the editor too. A file that is missing
+ * or not valid TOML gives none (the server reports what is wrong with it).
+ */
+export async function projectKindGlobs(
+  folders: readonly vscode.WorkspaceFolder[] = vscode.workspace.workspaceFolders ?? [],
+): Promise<string[]> {
+  const globs: string[] = [];
+  for (const folder of folders) {
+    let text: string;
+    try {
+      const bytes = await vscode.workspace.fs.readFile(vscode.Uri.joinPath(folder.uri, '.promptls.toml'));
+      text = new TextDecoder().decode(bytes);
+    } catch {
+      continue;
+    }
+    try {
+      globs.push(...kindGlobs(parse(text).kinds));
+    } catch {
+      continue;
     }
   }
   return globs;
