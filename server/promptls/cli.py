@@ -289,6 +289,26 @@ def _unkinded_sources(index: WorkspaceIndex, paths: Sequence[str]) -> list[str]:
     )
 
 
+def _say_unkinded(
+    index: WorkspaceIndex,
+    paths: Sequence[str],
+    what: str,
+    others: Sequence[str] | None = None,
+    option: str | None = None,
+) -> None:
+    """Tell (on stderr) that the folders named hold .md or .xml files of no prompt kind, and
+    how to take them, when they do: a framework's own sources are often where no kind looks."""
+    others = _unkinded_sources(index, paths) if others is None else others
+    if not others:
+        return
+    ways = "name them, or map them in [kinds]" + (f", or pass {option}" if option else "")
+    print(
+        f"promptls: {len(others)} .md/.xml file(s) in the folders named are of no prompt kind "
+        f"(by the [kinds] globs of .promptls.toml); {what}: {ways}",
+        file=sys.stderr,
+    )
+
+
 def _holding_xml(index: WorkspaceIndex, paths: Sequence[str]) -> int:
     """How many of `paths` hold an XML block (parsed here, not indexed)."""
     from promptls.analysis.document import is_xml_path, parse_document
@@ -380,6 +400,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         out = render_text(reports, errors)
     sys.stdout.write(out)
+    if not reports and not errors:
+        _say_unkinded(index, args.paths, "no prompt files were found")
     fail_at = Severity.parse(args.fail_on)
     counts = severity_counts(reports)
     failed = any(counts[s] for s in Severity if s <= fail_at) or bool(errors)
@@ -460,11 +482,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     elif others:
         holding = _holding_xml(index, others)
         if holding:
-            print(
-                f"promptls: {holding} .md/.xml file(s) in the folders named hold XML blocks but "
-                "are of no prompt kind (by the [kinds] globs of .promptls.toml): left out; "
-                "name them, map them in [kinds], or pass --all",
-                file=sys.stderr,
+            _say_unkinded(
+                index, args.paths, f"{holding} of them hold XML blocks, left out", others, "--all"
             )
         only = (set(index.files) if only is None else only) - set(others)
     level: Level = args.level or (

@@ -174,8 +174,8 @@ def test_files_of_no_prompt_kind_are_counted_and_taken_with_all(
     assert code == 1
     assert "src/" not in captured.out and "docs/" not in captured.out
     assert "1 file(s), 1 block(s)" in captured.out
-    assert "3 .md/.xml file(s) in the folders named hold XML blocks" in captured.err
-    assert "--all" in captured.err
+    assert "4 .md/.xml file(s) in the folders named are of no prompt kind" in captured.err
+    assert "3 of them hold XML blocks, left out" in captured.err and "--all" in captured.err
     code, out = run(capsys, "compress", str(root / "src"), "--all", "--write")
     assert code == 0
     assert "src/agents/dev.md: compressed" in out and "src/tasks/review.xml: compressed" in out
@@ -184,3 +184,19 @@ def test_files_of_no_prompt_kind_are_counted_and_taken_with_all(
     assert (root / "src/notes.md").read_text() == files["src/notes.md"]
     after = (root / "src/tasks/review.xml").read_text()
     assert equivalent(xml_task, after, "whitespace") and len(after) < len(xml_task)
+
+
+def test_check_finding_no_prompt_file_says_why(
+    make_workspace: WorkspaceMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A framework's repository whose prompts no kind takes: `check` finds nothing, and says
+    how many .md/.xml files it passed over and how to map them (not when it found some)."""
+    root = make_workspace({"src/tasks/review.xml": "<task/>\n", "src/a.md": "# A\n"})
+    assert main(["check", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "2 .md/.xml file(s) in the folders named are of no prompt kind" in err
+    assert "no prompt files were found" in err and "[kinds]" in err
+    (root / ".claude/modules").mkdir(parents=True)
+    (root / ".claude/modules/m.md").write_text("# M\n")
+    assert main(["check", str(root)]) == 0
+    assert capsys.readouterr().err == ""
