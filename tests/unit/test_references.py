@@ -429,12 +429,17 @@ def test_close_stems_prefilter_finds_what_difflib_finds(
 def test_project_root_paths_are_checked_and_load_nothing(make_workspace: WorkspaceMaker) -> None:
     """A BMAD path from the project root: a missing file in a folder the project has is a
     warning; one in a folder it does not have is not a finding; none joins the load set (the
-    model reads them when a step or a menu item asks)."""
+    model reads them when a step or a menu item asks). The files they name are analysed with
+    the workspace, whatever their kind (they must exist and parse), and so are those they name
+    in turn, and one named by an edit."""
     root = make_workspace(
         {
             ".claude/commands/pm.md": "Load {project-root}/bmad/agents/pm.md, then\n"
             "{project-root}/bmad/gone.md and {project-root}/src/agents/pm.md.\n",
-            "bmad/agents/pm.md": "<agent>the PM</agent>\n",
+            "bmad/agents/pm.md": "<agent>the PM <step>never closed</agent>\n"
+            "Run {project-root}/bmad/tasks/flow.xml.\n",
+            "bmad/tasks/flow.xml": "<task><step>go</step></task>\n",
+            "bmad/tasks/later.xml": "<task/>\n",
         }
     )
     config = load_settings(root)
@@ -445,6 +450,14 @@ def test_project_root_paths_are_checked_and_load_nothing(make_workspace: Workspa
     assert [r.status for r in fa.resolutions] == ["resolved", "unresolved", "uninstalled"]
     found = [(f.code, fa.doc.text[f.start : f.end]) for f in index.findings(path)]
     assert found == [("unresolved-reference", "bmad/gone.md")]
+    assert index.load_set(path).files == (path,)
+    agent, flow = str(root / "bmad/agents/pm.md"), str(root / "bmad/tasks/flow.xml")
+    assert agent in index.files and flow in index.files
+    assert str(root / "bmad/tasks/later.xml") not in index.files
+    assert "xml-syntax" in [f.code for f in index.findings(agent)]
+    index.workspace.overlay[path] = fa.doc.text + "Then {project-root}/bmad/tasks/later.xml.\n"
+    index.update(path, 2)
+    assert str(root / "bmad/tasks/later.xml") in index.files
     assert index.load_set(path).files == (path,)
 
 

@@ -279,11 +279,23 @@ class WorkspaceIndex:
                 r.path
                 for fa in list(self.files.values())
                 for r in fa.resolutions
-                if r.loads and r.path and r.path not in self.files and r.path not in self.errors
+                if r.path and self._to_pull(r)
             }
             if not wanted:
                 return
             self.analyse_many(sorted(wanted), threads=threads, on_read=on_read)
+
+    def _to_pull(self, r: Resolution) -> bool:
+        """Whether `r` names a file to analyse with the workspace that is not analysed yet: what a
+        file loads, and what a `{project-root}/` path names (not loaded with it, but read when a
+        step or a menu item asks, so it must exist and parse all the same)."""
+        if not r.path or r.path in self.files or r.path in self.errors:
+            return False
+        return r.loads or (
+            r.ref.form == "project-root"
+            and r.status == "resolved"
+            and os.path.splitext(r.path)[1].lower() in self.resolver.loadable
+        )
 
     def analyse_many(
         self,
@@ -406,10 +418,7 @@ class WorkspaceIndex:
             self._store(analysis)
             if created:
                 affected |= self._re_resolve()
-        if created or any(
-            r.loads and r.path and r.path not in self.files and r.path not in self.errors
-            for r in analysis.resolutions
-        ):
+        if created or any(self._to_pull(r) for r in analysis.resolutions):
             self._pull_referenced(None)
         return affected | {path}
 
