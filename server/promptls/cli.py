@@ -485,7 +485,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
             _say_unkinded(
                 index, args.paths, f"{holding} of them hold XML blocks, left out", others, "--all"
             )
-        only = (set(index.files) if only is None else only) - set(others)
     level: Level = args.level or (
         "lossless" if settings.compression.level == "lossless" else "whitespace"
     )
