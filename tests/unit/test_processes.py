@@ -341,6 +341,11 @@ def test_forked_workers_hold_nothing_of_this_process_open() -> None:
     r, w = os.pipe()
     workers = ForkedWorkers(2, _echo)
     try:
+        # (A worker closes and redirects them before it reads its first job: once each has
+        # answered one, that is done.)
+        for k in range(8):
+            workers.submit(k, (k,))
+        assert {workers.result(k)[0] for k in range(8)} == set(workers.pids)  # type: ignore[index]
         for pid in workers.pids:
             fds = _fds(pid)
             assert fds[0] == os.devnull and fds[1] == os.devnull
