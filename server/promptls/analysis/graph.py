@@ -294,7 +294,7 @@ class WorkspaceIndex:
         return r.loads or (
             r.ref.form == "project-root"
             and r.status == "resolved"
-            and os.path.splitext(r.path)[1].lower() in self.resolver.loadable
+            and self.resolver.loadable_file(r.path)
         )
 
     def analyse_many(

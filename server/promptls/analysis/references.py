@@ -456,13 +456,17 @@ class Resolver:
     ) -> Resolution:
         status = self.workspace.status(candidate)
         if status is Status.FILE:
-            ext = os.path.splitext(candidate)[1].lower()
             return Resolution(
-                ref, "resolved", candidate, tried, None, ref.loads and ext in self.loadable
+                ref, "resolved", candidate, tried, None, ref.loads and self.loadable_file(candidate)
             )
         if status is Status.MISSING:
             return Resolution(ref, "unresolved", None, tried, self._suggest(path, ref.target, []))
         return Resolution(ref, status.value, candidate, tried)
+
+    def loadable_file(self, path: str) -> bool:
+        """Whether a file at `path` would be loaded when a loading reference names it (by its
+        extension: `loadable_extensions`)."""
+        return os.path.splitext(path)[1].lower() in self.loadable
 
     def _show(self, base: str) -> str:
         rel = self.workspace.relative(base)
