@@ -59,6 +59,8 @@ class TreeDocuments implements vscode.TextDocumentContentProvider {
 class Extension implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private selector: PromptFilter[] = promptSelector();
+  /** The `[kinds]` globs of the `.promptls.toml` files the selector was made from (JSON). */
+  private projectGlobs = '[]';
   private readonly log: vscode.LogOutputChannel;
   private readonly statsChannel: vscode.OutputChannel;
   private readonly status: StatusBar;
@@ -112,17 +114,11 @@ class Extension implements vscode.Disposable {
 
   private watchProjectFiles(): vscode.Disposable {
     const watcher = vscode.workspace.createFileSystemWatcher('**/.promptls.toml');
-    let last = '';
     const changed = async (): Promise<void> => {
-      const globs = JSON.stringify(await projectKindGlobs());
-      if (globs === last) return;
-      last = globs;
+      if (JSON.stringify(await projectKindGlobs()) === this.projectGlobs) return;
       this.log.info('.promptls.toml kinds changed: restarting the language server');
       void this.restart();
     };
-    void projectKindGlobs().then((globs) => {
-      last = JSON.stringify(globs);
-    });
     watcher.onDidCreate(changed);
     watcher.onDidChange(changed);
     watcher.onDidDelete(changed);
@@ -147,7 +143,9 @@ class Extension implements vscode.Disposable {
 
   private async doStart(): Promise<void> {
     const kinds = vscode.workspace.getConfiguration('promptls').get<unknown>('kinds');
-    this.selector = promptSelector([...kindGlobs(kinds), ...(await projectKindGlobs())]);
+    const project = await projectKindGlobs();
+    this.projectGlobs = JSON.stringify(project);
+    this.selector = promptSelector([...kindGlobs(kinds), ...project]);
     this.setContext(vscode.window.activeTextEditor);
     const resolved = await resolveServerCommand(this.context.extensionPath, this.log);
     if (!isServerCommand(resolved)) {
