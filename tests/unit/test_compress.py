@@ -296,6 +296,22 @@ def test_well_formed_override() -> None:
     assert not result.restructured
 
 
+@pytest.mark.parametrize("extra", [0, 1])
+def test_an_element_with_too_many_attributes_is_only_trimmed(extra: int) -> None:
+    """Its canonical form would take time quadratic in its attributes: never restructured."""
+    count = compress.MAX_VERIFIED_ATTRIBUTES + extra
+    attributes = "".join(f'\n    a{i} = "{i}"' for i in range(count))
+    text = f"<r>\n  <e{attributes}\n  />\n  <f>x</f>\n</r>"
+    result = compress_xml(text, COUNTER)
+    assert result is not None
+    assert result.restructured == (extra == 0)
+    if extra:
+        assert result.text.count("\n") == text.count("\n")
+        assert "".join(text.split()) == "".join(result.text.split())
+    else:
+        assert equivalent(text, result.text, "whitespace")
+
+
 def test_line_trim_protects_spans() -> None:
     text = "  a  \n    b\n  c  \n"
     assert line_trim(text) == "a\nb\nc\n"

@@ -23,9 +23,16 @@ from hypothesis import strategies as st
 from promptls.analysis import xml as xml_module
 from promptls.analysis.compress import compress_document
 from promptls.analysis.document import Document, _segment_code_spans, atx_heading, parse_document
+from promptls.analysis.duplicates import MAX_BLOCK_DEPTH, blocks
 from promptls.analysis.findings import Finding
 from promptls.analysis.graph import WorkspaceIndex
-from promptls.analysis.outline import MAX_OUTLINE_DEPTH, OutlineNode, folds, outline
+from promptls.analysis.outline import (
+    MAX_OUTLINE_DEPTH,
+    OutlineNode,
+    _section_ends,
+    folds,
+    outline,
+)
 from promptls.analysis.references import extract_references
 from promptls.analysis.rules import (
     MAX_XML_FINDINGS,
@@ -245,6 +252,11 @@ PATHOLOGICAL: list[tuple[str, str, str]] = [
     ("mismatched tags", "<a></b>", "command"),
     ("links", "[x](y.md) ", "command"),
     ("imports", "@a/b.md\n", "memory"),
+    ("headings of every level", "# a\n## b\n### c\n#### d\n##### e\n###### f\n", "command"),
+    ("empty headings", "#\n", "command"),
+    ("headings rising", "###### f\n##### e\n#### d\n### c\n## b\n# a\n", "command"),
+    ("nested elements", "<a>", "command"),
+    ("attributes", ' a="1"', "command"),
 ]
 _QUICK_PATHOLOGICAL = {
     "unmatched backticks",
@@ -255,6 +267,8 @@ _QUICK_PATHOLOGICAL = {
     "tags in inline comments",
     "CDATA openers",
     "heading of closing hashes",
+    "empty headings",
+    "nested elements",
 }
 
 
@@ -270,9 +284,17 @@ def test_pathological_200kb(name: str, pattern: str, kind: str) -> None:
     size = 200_000
     text = (pattern * (size // len(pattern) + 1))[:size]
 
+    if name == "nested elements":  # closed: nested 50,000 deep (in a fence, with a root)
+        text = f"```xml\n{'<a>' * 25_000}x{'</a>' * 25_000}\n```\n"
+    elif name == "attributes":  # of one element, in a fence
+        text = f"```xml\n<r{text}/>\n```\n"
+
     def run() -> list[Finding]:
         doc = parse_document(text, kind)
         extract_references(doc)
+        outline(doc)
+        folds(doc)
+        blocks(doc, 200)
         return list(xml_findings(doc))
 
     found, elapsed = timed(run)
@@ -525,6 +547,29 @@ def test_outline_of_deep_nesting() -> None:
         count += len(layer)
         layer = [child for node in layer for child in node.children]
     assert (levels, count) == (MAX_OUTLINE_DEPTH, 2001)
+
+
+@given(st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["", "\n", "\n\n", "x\n\n"]))))
+def test_section_ends_are_before_the_next_heading_as_high(
+    headings: list[tuple[int, str]],
+) -> None:
+    text = "".join(f"{'#' * level} h\n{after}" for level, after in headings)
+    doc = parse_document(text, "command")
+    assert [h.level for h in doc.headings] == [level for level, _ in headings]
+    for i, (h, end) in enumerate(zip(doc.headings, _section_ends(doc), strict=True)):
+        following = [n.start for n in doc.headings[i + 1 :] if n.level <= h.level]
+        expected = following[0] if following else len(text)
+        while expected > h.end and text[expected - 1] == "\n":
+            expected -= 1
+        assert end == expected
+
+
+def test_duplicate_blocks_are_elements_at_most_so_deep() -> None:
+    depth = 3 * MAX_BLOCK_DEPTH
+    text = f"```xml\n{'<a>' * depth}{'x' * 300}{'</a>' * depth}\n```\n"
+    found = blocks(parse_document(text, "module"), 200)
+    assert len(found) == MAX_BLOCK_DEPTH
+    assert [b.start for b in found] == [7 + 3 * k for k in range(MAX_BLOCK_DEPTH)]
 
 
 def _shape(nodes: Sequence[OutlineNode]) -> str:

@@ -423,6 +423,10 @@ def test_lxml_fallback_reports_what_the_scanner_cannot_see() -> None:
     assert problem.kind == "parser"
     assert problem.severity is Severity.ERROR
     assert 200 * 3 < problem.start < problem.end <= 300 * 3  # where the depth runs out
+    assert problem.message == (
+        "not well-formed XML: elements nested more than 256 levels deep, which libxml2 (lxml) "
+        "refuses to parse"
+    )  # (not libxml2's advice to set an option of its own)
     assert not check.well_formed
 
 

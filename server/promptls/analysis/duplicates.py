@@ -36,13 +36,21 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(" ".join(text.split()).encode("utf-8"), digest_size=16).digest()
 
 
+#: Elements nested deeper than this are not candidates. Each element's text is read once for
+#: its digest, so the work is the region's length times its depth: linear for any real
+#: framework (a few levels), quadratic for a run of thousands of nested tags (200,000 levels
+#: took minutes) unless bounded.
+MAX_BLOCK_DEPTH = 32
+
+
 def blocks(doc: Document, min_chars: int) -> list[Block]:
-    """Candidate blocks of a document: XML elements and markdown paragraphs outside fences."""
+    """Candidate blocks of a document: XML elements (at most `MAX_BLOCK_DEPTH` levels deep) and
+    markdown paragraphs outside fences."""
     text = doc.text
     out: list[Block] = []
     for region in doc.regions:
         for el in region.check.elements:
-            if not el.closed or el.end - el.start < min_chars:
+            if not el.closed or el.end - el.start < min_chars or el.depth >= MAX_BLOCK_DEPTH:
                 continue
             start, end = region.start + el.start, region.start + el.end
             out.append(Block(_digest(text[start:end]), start, end, "element", f"<{el.name}>"))

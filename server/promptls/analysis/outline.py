@@ -168,17 +168,21 @@ def outline(doc: Document, max_depth: int = MAX_OUTLINE_DEPTH) -> list[OutlineNo
 
 def _section_ends(doc: Document) -> list[int]:
     """Where each heading's section ends: before the next heading of the same or a higher level."""
-    ends: list[int] = []
+    text = doc.text
     headings = doc.headings
+    ends = [len(text)] * len(headings)
+    # One pass, the headings still open on a stack (levels rising): a heading closes every open
+    # one of its level or deeper. (Looking ahead from each heading took quadratic time.)
+    open_: list[int] = []
     for i, h in enumerate(headings):
-        end = len(doc.text)
-        for nxt in headings[i + 1 :]:
-            if nxt.level <= h.level:
-                end = nxt.start
-                break
-        while end > h.end and doc.text[end - 1] in "\r\n":
+        while open_ and headings[open_[-1]].level >= h.level:
+            ends[open_.pop()] = h.start
+        open_.append(i)
+    for i, h in enumerate(headings):
+        end = ends[i]
+        while end > h.end and text[end - 1] in "\r\n":
             end -= 1
-        ends.append(end)
+        ends[i] = end
     return ends
 
 

@@ -1643,6 +1643,9 @@ class _OracleUnavailableError(Exception):
     """lxml failed in a way that says nothing about the fragment."""
 
 
+_EXCESSIVE_DEPTH_RE = re.compile(r"Excessive depth in document: (\d+)")
+
+
 def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
     """Parse the wrapped fragment strictly: None when accepted, else (offset, message).
 
@@ -1671,6 +1674,12 @@ def _lxml_verdict(fragment: str, prefixes: set[str]) -> tuple[int, str] | None:
         offset = line_start + column - len(head)
         message = (exc.msg or str(exc)).strip()
         message = re.sub(r", line \d+, column \d+$", "", message)
+        depth = _EXCESSIVE_DEPTH_RE.match(message)
+        if depth is not None:  # (its advice names a libxml2 option, nothing the user can set)
+            message = (
+                f"elements nested more than {depth.group(1)} levels deep, which libxml2 (lxml) "
+                "refuses to parse"
+            )
         return min(max(offset, 0), len(fragment)), message
     except Exception as exc:
         raise _OracleUnavailableError from exc
