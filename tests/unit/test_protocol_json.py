@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
+from promptls.analysis.document import parse_document
+from promptls.analysis.outline import OutlineNode, outline
+from promptls.analysis.text import LineIndex, PositionEncoding
+from promptls.lsp.convert import to_range
 from promptls.lsp.protocol import PromptProtocol
 from promptls.lsp.server import create_server
+from promptls.lsp.symbols import _KIND, symbols_json
 
 
 class _Pipe:
@@ -196,3 +201,42 @@ def test_refresh_requests_one_at_a_time_and_one_after_the_answer(
     server.refresh_client(method)  # the fourth is pending: asked again
     sent[3].cancel()  # pygls cancels what is pending at shutdown: nothing more is sent
     assert len(sent) == 4
+
+
+_OUTLINED = (
+    '---\ndescription: Ship\n---\n# Ship \u00e9\U0001f680\n\n```xml\n<command name="ship">\n'
+    '  <step n="1">Build "it"</step>\n  <step>\u00e9\U0001f680 test</step>\n  <empty/>\n'
+    '</command>\n```\n\n## Then\n\n<notes purpose="x">\n<a><b><c>deep</c></b></a>\n</notes>\n'
+    "### Deeper\n\n# Last\n"
+)
+
+
+@pytest.mark.parametrize("encoding", list(PositionEncoding), ids=str)
+@pytest.mark.parametrize("max_depth", [64, 3, 1])
+def test_symbols_written_as_json_are_what_pygls_sends(
+    encoding: PositionEncoding, max_depth: int
+) -> None:
+    """`symbols_json` against the same outline built as lsprotocol objects and written by
+    pygls's converter (nested, flattened at the depth limit, with and without details)."""
+    doc = parse_document(_OUTLINED, "command")
+    roots = outline(doc, max_depth)
+    lines = LineIndex(_OUTLINED)
+
+    def built(node: OutlineNode) -> types.DocumentSymbol:
+        return types.DocumentSymbol(
+            name=node.name,
+            detail=node.detail or None,
+            kind=_KIND[node.kind],
+            range=to_range(lines, node.start, node.end, encoding),
+            selection_range=to_range(lines, node.selection_start, node.selection_end, encoding),
+            children=[built(c) for c in node.children] or None,
+        )
+
+    protocol = create_server().protocol
+    assert isinstance(protocol, PromptProtocol)
+    expected = json.loads(protocol.to_json([built(r) for r in roots]))
+    written = symbols_json(roots, lines, encoding)
+    assert written.isascii()
+    assert json.loads(written) == expected
+    assert '"children"' in written and '"detail"' in written
+    assert symbols_json([], lines, encoding) == "[]"

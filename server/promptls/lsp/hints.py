@@ -14,8 +14,8 @@ from promptls.lsp.server import PromptLanguageServer
 LENS_KINDS = frozenset({"command", "memory"}) | ENTRY_KINDS
 SHOW_LOAD_TREE = "promptls.showLoadTree"
 _RANGES_KEPT = 8
-"""Encoded hints kept per document version: one per range asked for (the editor asks for the
-visible lines, of each view), up to this many."""
+"""Encoded answers kept per document version: one per range of hints asked for (the editor asks
+for the visible lines, of each view), up to this many (then begun afresh)."""
 
 
 def format_ms(ms: float) -> str:
@@ -61,10 +61,8 @@ async def inlay_hint(
     if not shown:
         return []
     key = (enc, tuple(shown))
-    remembered = ls.hint_cache.get(uri)
-    if remembered is None or remembered[0] is not fa:
-        remembered = (fa, {})
-    known = remembered[1].get(key)
+    answers = ls.answers(uri, fa)
+    known = answers.get(key)
     if known is not None:
         return known
     hints = [
@@ -74,12 +72,9 @@ async def inlay_hint(
     if not isinstance(ls.protocol, PromptProtocol):
         return hints
     encoded = Encoded(ls.protocol.to_json(hints))
-    if len(remembered[1]) >= _RANGES_KEPT:  # (the ranges of a few views of the document)
-        remembered[1].clear()
-    remembered[1][key] = encoded
-    if len(ls.hint_cache) > 256 and uri not in ls.hint_cache:  # (unopened documents too)
-        ls.hint_cache.clear()
-    ls.hint_cache[uri] = remembered
+    if len(answers) >= _RANGES_KEPT:  # (the ranges of a few views of the document)
+        answers.clear()
+    answers[key] = encoded
     return encoded
 
 

@@ -102,8 +102,9 @@ class PromptLanguageServer(LanguageServer):
         self._ready_async: asyncio.Event | None = None
         self.stats = Stats()
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.hint_cache: dict[str, tuple[FileAnalysis, dict[object, Encoded]]] = {}
-        """The inlay hints of each open document, encoded, by range (see `hints.inlay_hint`)."""
+        self.encoded: dict[str, tuple[FileAnalysis, dict[object, Encoded]]] = {}
+        """Answers already encoded for the current version of each document, by what was asked
+        (see `answers`)."""
         self.diagnostic_memo: dict[str, DiagnosticMemo] = {}
         """The LSP diagnostics last built for each file, with their JSON text once pushed (see
         `diagnostics.built_diagnostics`)."""
@@ -180,6 +181,17 @@ class PromptLanguageServer(LanguageServer):
                 self._uri_paths.clear()
             known = self._uri_paths[uri] = uri_to_path(uri) or ""
         return known or None
+
+    def answers(self, uri: str, fa: FileAnalysis) -> dict[object, Encoded]:
+        """The answers already encoded for the version of the document `fa` analysed, by what was
+        asked (inlay hints by range and what they say, the symbols by position encoding): the
+        editor asks again on every scroll and every change. Begun afresh for a new version."""
+        remembered = self.encoded.get(uri)
+        if remembered is None or remembered[0] is not fa:
+            if len(self.encoded) > 256 and uri not in self.encoded:  # (unopened documents too)
+                self.encoded.clear()
+            remembered = self.encoded[uri] = (fa, {})
+        return remembered[1]
 
     def path_of(self, uri: str) -> str | None:
         """The path of a document inside the workspace folders (None otherwise)."""

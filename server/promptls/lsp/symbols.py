@@ -3,11 +3,13 @@ deep), folding ranges (every one, however deep), workspace symbols."""
 
 from __future__ import annotations
 
+import json
+
 from lsprotocol import types
 
 from promptls.analysis.outline import OutlineNode, describe, folds, outline, symbol_name
 from promptls.analysis.text import LineIndex, PositionEncoding
-from promptls.lsp.convert import to_range
+from promptls.lsp.protocol import Encoded, PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
 
 _KIND = {
@@ -28,38 +30,63 @@ _FILE_KIND = {
 }
 
 
-def _symbols(
-    roots: list[OutlineNode], lines: LineIndex, enc: PositionEncoding
-) -> list[types.DocumentSymbol]:
-    """The outline as LSP symbols, converted bottom-up without recursion."""
-    order: list[OutlineNode] = []
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(node.children)
-    done: dict[int, types.DocumentSymbol] = {}
-    for node in reversed(order):  # every node after its parent: children are converted first
-        done[id(node)] = types.DocumentSymbol(
-            name=node.name,
-            detail=node.detail or None,
-            kind=_KIND[node.kind],
-            range=to_range(lines, node.start, node.end, enc),
-            selection_range=to_range(lines, node.selection_start, node.selection_end, enc),
-            children=[done.pop(id(c)) for c in node.children] or None,
+def symbols_json(roots: list[OutlineNode], lines: LineIndex, enc: PositionEncoding) -> str:
+    """The outline as a JSON array of LSP `DocumentSymbol`s, written straight from it (what
+    pygls would write from lsprotocol objects, which cost four times as much to build: 13 ms
+    for the 469 symbols of a 15,000-token module, where editors ask again after every change
+    for their breadcrumbs, outline and sticky scroll), depth first without recursion."""
+    out = ["["]
+    levels = [iter(roots)]
+    first = True
+    while levels:
+        node = next(levels[-1], None)
+        if node is None:
+            levels.pop()
+            out.append("]}" if levels else "]")
+            first = False
+            continue
+        if not first:
+            out.append(",")
+        r = lines.range(node.start, node.end, enc)
+        sel = lines.range(node.selection_start, node.selection_end, enc)
+        out.append(
+            f'{{"name":{json.dumps(node.name)},"kind":{_KIND[node.kind].value},'
+            f'"range":{{"start":{{"line":{r.start.line},"character":{r.start.character}}},'
+            f'"end":{{"line":{r.end.line},"character":{r.end.character}}}}},'
+            f'"selectionRange":{{"start":{{"line":{sel.start.line},'
+            f'"character":{sel.start.character}}},'
+            f'"end":{{"line":{sel.end.line},"character":{sel.end.character}}}}}'
         )
-    return [done[id(r)] for r in roots]
+        if node.detail:
+            out.append(f',"detail":{json.dumps(node.detail)}')
+        if node.children:
+            out.append(',"children":[')
+            levels.append(iter(node.children))
+            first = True
+        else:
+            out.append("}")
+            first = False
+    return "".join(out)
 
 
 async def document_symbol(
     ls: PromptLanguageServer, params: types.DocumentSymbolParams
-) -> list[types.DocumentSymbol]:
-    """`textDocument/documentSymbol`."""
-    fa = ls.analysis(params.text_document.uri)
+) -> Encoded | list[types.DocumentSymbol]:
+    """`textDocument/documentSymbol`, remembered encoded for the document's version."""
+    uri = params.text_document.uri
+    fa = ls.analysis(uri)
     if fa is None:
         return []
-    lines = ls.line_index(fa)
-    return _symbols(outline(fa.doc), lines, ls.position_encoding)
+    enc = ls.position_encoding
+    answers = ls.answers(uri, fa)
+    key = ("symbols", enc)
+    known = answers.get(key)
+    if known is None:
+        encoded = symbols_json(outline(fa.doc), ls.line_index(fa), enc)
+        if not isinstance(ls.protocol, PromptProtocol):  # (which alone sends JSON text as it is)
+            return json.loads(encoded)  # type: ignore[no-any-return]
+        known = answers[key] = Encoded(encoded)
+    return known
 
 
 async def folding_range(

@@ -87,7 +87,7 @@ async def did_close(ls: PromptLanguageServer, params: types.DidCloseTextDocument
     if pending is not None:
         pending.cancel()
     ls.analysed_versions.pop(uri, None)
-    ls.hint_cache.pop(uri, None)
+    ls.encoded.pop(uri, None)
     if isinstance(ls.protocol, PromptProtocol):
         ls.protocol.forget_lines(uri)
     path = ls.path_of(uri)
