@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -279,3 +280,52 @@ def test_compression_hints_turned_off_cost_nothing(make_workspace: WorkspaceMake
     assert off.findings(path) == [f for f in on.findings(path) if f.code != "xml-compressible"]
     assert not off._compressions
     assert off.compressions(path) == on.compressions(path) != []
+
+
+def _state(index: WorkspaceIndex) -> dict[str, object]:
+    """What the index knows of each file: its resolutions, load set and findings."""
+    return {
+        index.workspace.relative(path): (
+            [(r.ref.target, r.status, r.path) for r in fa.resolutions],
+            sorted(index.load_set(path).files),
+            [(f.code, f.start, f.message) for f in index.findings(path)],
+        )
+        for path, fa in sorted(index.files.items())
+    }
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["changes", "one-by-one"])
+def test_many_changes_on_disk_settle_once(
+    make_workspace: WorkspaceMaker, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    """A branch switch: files deleted, created and changed. Inside `changes()` every file's
+    references are resolved again once, at the end, and the index is what a fresh one is; the
+    files affected include every file whose references now resolve differently."""
+    root = make_workspace(FILES)
+    index = _index(root)
+    deleted = [".claude/modules/quality/check.md", "d5.md", ".claude/modules/loop/b.md"]
+    created = {"later.md": "@d6.md\n", ".claude/modules/quality/check2.md": "Checks.\n"}
+    changed = {"CLAUDE.md": "@d1.md and @later.md and [notes](notes.txt)\n"}
+    for rel in deleted:
+        os.remove(root / rel)
+    for rel, text in {**created, **changed}.items():
+        (root / rel).write_text(text)
+    calls: list[int] = []
+    re_resolve = index._re_resolve
+
+    def counted() -> set[str]:
+        calls.append(1)
+        return re_resolve()
+
+    monkeypatch.setattr(index, "_re_resolve", counted)
+    affected: set[str] = set()
+    with index.changes() if batched else contextlib.nullcontext(set()) as settled:
+        for rel in deleted:
+            affected |= index.remove(_p(index, rel))
+        for rel in [*created, *changed]:
+            affected |= index.update(_p(index, rel))
+    affected |= settled
+    assert len(calls) == (1 if batched else len(deleted) + len(created))
+    assert _state(index) == _state(_index(root))
+    for rel in (".claude/commands/ship.md", ".claude/modules/dev/change.md", "d4.md", "CLAUDE.md"):
+        assert _p(index, rel) in affected, rel

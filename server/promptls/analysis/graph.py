@@ -179,6 +179,9 @@ class WorkspaceIndex:
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
         self._compressing: CompressionPool | None = None
+        self._settling: list[bool] | None = None
+        """While `changes()` runs: `[owed]`, whether files appeared or vanished meanwhile (the
+        references are resolved again, and what they name pulled in, once at its end)."""
         """Worker processes computing compressions during `index` (the command line)."""
         self._region_compressions: RegionResults = SyncLRU(maxsize=8_000_000, sizeof=_region_chars)
         """Compressions by region (at most 8 M characters of region text): an edit compresses
@@ -417,9 +420,9 @@ class WorkspaceIndex:
             affected = self.dependents(path)
             self._store(analysis)
             if created:
-                affected |= self._re_resolve()
+                affected |= self._resolve_again()
         if created or any(self._to_pull(r) for r in analysis.resolutions):
-            self._pull_referenced(None)
+            self._pull_again()
         return affected | {path}
 
     def _analyse_edit(
@@ -571,8 +574,8 @@ class WorkspaceIndex:
         (it may be what one was waiting for); return the files affected."""
         self.workspace.forget([path])
         with self._lock:
-            affected = self._re_resolve()
-        self._pull_referenced(None)
+            affected = self._resolve_again()
+        self._pull_again()
         return affected
 
     def _error_affected(self, path: str, exc: BaseException) -> set[str]:
@@ -592,8 +595,43 @@ class WorkspaceIndex:
                 self._chunk_bounds.pop((path, part), None)
             self._loaded_counts.pop(path, None)
             self._invalidate(path)
-            affected |= self._re_resolve()
+            affected |= self._resolve_again()
         return affected
+
+    @contextlib.contextmanager
+    def changes(self) -> Iterator[set[str]]:
+        """Many files changed on disk at once (`update`, `remove` and `appeared` called inside):
+        every file's references are resolved again once, at the end, rather than after each file
+        that appeared or vanished, and what they name is pulled in then. A branch switch deletes
+        and creates hundreds of files: 300 deletions, one by one, took 30 s. The set yielded
+        gets, at the end, the files that last step affected. (Nested: the outer one settles.)"""
+        settled: set[str] = set()
+        if self._settling is not None:
+            yield settled
+            return
+        self._settling = owed = [False]
+        try:
+            yield settled
+        finally:
+            self._settling = None
+            if owed[0]:
+                with self._lock:
+                    settled |= self._re_resolve()
+                self._pull_referenced(None)
+
+    def _resolve_again(self) -> set[str]:
+        """`_re_resolve`, or (inside `changes()`) owed until its end."""
+        if self._settling is not None:
+            self._settling[0] = True
+            return set()
+        return self._re_resolve()
+
+    def _pull_again(self) -> None:
+        """`_pull_referenced`, or (inside `changes()`) owed until its end."""
+        if self._settling is not None:
+            self._settling[0] = True
+        else:
+            self._pull_referenced(None)
 
     def _re_resolve(self) -> set[str]:
         """Resolve every file's references again (a file appeared or vanished)."""

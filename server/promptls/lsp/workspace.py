@@ -225,23 +225,25 @@ async def did_change_watched_files(
         return
     affected: set[str] = set()
     config_changed = False
-    for change in params.changes:
-        path = uri_to_path(change.uri)
-        if path is None or not index.workspace.contains(path):
-            continue
-        if path.endswith(".promptls.toml"):
-            config_changed = True
-            continue
-        if change.uri in ls.workspace.text_documents:
-            continue  # the editor's buffer wins over the disk
-        if change.type == types.FileChangeType.Deleted:
-            affected |= index.remove(path)
-        else:
-            with ls.lock:
-                if index.workspace.kind(path) != "other" or index.get(path) is not None:
-                    affected |= index.update(path)
-                else:
-                    affected |= index.appeared(path)
+    with index.changes() as settled:  # (references resolved again once, at the end)
+        for change in params.changes:
+            path = uri_to_path(change.uri)
+            if path is None or not index.workspace.contains(path):
+                continue
+            if path.endswith(".promptls.toml"):
+                config_changed = True
+                continue
+            if change.uri in ls.workspace.text_documents:
+                continue  # the editor's buffer wins over the disk
+            if change.type == types.FileChangeType.Deleted:
+                affected |= index.remove(path)
+            else:
+                with ls.lock:
+                    if index.workspace.kind(path) != "other" or index.get(path) is not None:
+                        affected |= index.update(path)
+                    else:
+                        affected |= index.appeared(path)
+    affected |= settled
     if config_changed:
         _show_problems(ls, ls.load_settings(None))
         await reindex(ls)
