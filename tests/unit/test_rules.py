@@ -128,6 +128,27 @@ FRONTMATTER = [
         [("frontmatter-unknown-key", "hint", "`version` is not a skill frontmatter key")],
     ),
     (
+        "command-tools-nested",
+        "command",
+        ".claude/commands/x.md",
+        "---\nallowed-tools: [Read, [Write, Edit]]\n---\n",
+        [("frontmatter-invalid", "error", "`allowed-tools` must be a comma-separated list")],
+    ),
+    (
+        "command-tools-list",
+        "command",
+        ".claude/commands/x.md",
+        "---\nallowed-tools: [Read, 'Bash(git status:*)']\n---\n",
+        [],
+    ),
+    (
+        "rule-paths-mapping",
+        "rule",
+        ".claude/rules/r.md",
+        "---\npaths:\n  - src/**\n  - {glob: x}\n---\n",
+        [("frontmatter-invalid", "error", "`paths` must be a glob or a list of globs")],
+    ),
+    (
         "skill-name-not-text",
         "skill",
         ".claude/skills/n/SKILL.md",

@@ -377,20 +377,27 @@ def _value_rules(doc: Document, path: str) -> Iterator[Finding]:
                 f"unknown agent model `{value}`: use sonnet, opus, haiku or inherit",
                 *span,
             )
-        if key.name in ("tools", "allowed-tools") and not isinstance(value, str | list):
+        if key.name in ("tools", "allowed-tools") and not _text_or_texts(value):
             yield Finding(
                 "frontmatter-invalid",
                 Severity.ERROR,
-                f"`{key.name}` must be a comma-separated list of tools",
+                f"`{key.name}` must be a comma-separated list of tools (or a list of them)",
                 *span,
             )
-        if kind == "rule" and key.name == "paths" and not isinstance(value, str | list):
+        if kind == "rule" and key.name == "paths" and not _text_or_texts(value):
             yield Finding(
                 "frontmatter-invalid",
                 Severity.ERROR,
                 "`paths` must be a glob or a list of globs",
                 *span,
             )
+
+
+def _text_or_texts(value: object) -> bool:
+    """A string, or a list of strings (not of numbers, mappings or lists)."""
+    return isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    )
 
 
 def reference_findings(resolutions: Iterable[Resolution]) -> Iterator[Finding]:
