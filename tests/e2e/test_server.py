@@ -223,6 +223,41 @@ async def test_watched_file_created(client: LanguageClient) -> None:
     assert "unresolved-reference" not in codes
 
 
+async def test_watched_files_changed_together(client: LanguageClient) -> None:
+    """A branch switch: one notification creates a file a reference waited for and deletes one
+    another reference loads; the diagnostics end as a fresh index would have them."""
+    root = root_of(client)
+    uri = open_doc(client, root / SHIP)
+    before = [
+        d for d in await diagnostics(client, uri, version=1) if d.code == "unresolved-reference"
+    ]
+    assert any("missing.md" in d.message for d in before)
+    assert not any("gates.md" in d.message for d in before)
+    missing = root / ".claude/modules/quality/missing.md"
+    missing.write_text("# Now written\n")
+    gates = root / ".claude/modules/quality/gates.md"
+    gates.unlink()
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[
+                types.FileEvent(uri=gates.as_uri(), type=types.FileChangeType.Deleted),
+                types.FileEvent(uri=missing.as_uri(), type=types.FileChangeType.Created),
+            ]
+        )
+    )
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if pulls(client):
+            found = await diagnostics(client, uri)
+        else:
+            found = list(client.diagnostics.get(uri, []))
+        messages = [d.message for d in found if d.code == "unresolved-reference"]
+        if any("gates.md" in m for m in messages):
+            break
+    assert any("gates.md" in m for m in messages)
+    assert not any("missing.md" in m for m in messages)
+
+
 async def test_progress_reported(client: LanguageClient) -> None:
     reports = [r for tokens in client.progress_reports.values() for r in tokens]
     kinds = [type(r).__name__ for r in reports]
