@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,23 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 SHIP = ".claude/commands/ship.md"
+
+
+async def current_diagnostics(
+    client: LanguageClient, uri: str, done: Callable[[list[types.Diagnostic]], bool]
+) -> list[types.Diagnostic]:
+    """The document's diagnostics (pulled, or the last pushed) once `done` holds of them, or
+    after five seconds of asking."""
+    found: list[types.Diagnostic] = []
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if pulls(client):
+            found = await diagnostics(client, uri)
+        else:
+            found = list(client.diagnostics.get(uri, []))
+        if done(found):
+            break
+    return found
 
 
 def root_of(client: LanguageClient) -> Path:
@@ -212,15 +230,10 @@ async def test_watched_file_created(client: LanguageClient) -> None:
             changes=[types.FileEvent(uri=missing.as_uri(), type=types.FileChangeType.Created)]
         )
     )
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if pulls(client):
-            codes = {d.code for d in await diagnostics(client, uri)}
-        else:
-            codes = {d.code for d in client.diagnostics.get(uri, [])}
-        if "unresolved-reference" not in codes:
-            break
-    assert "unresolved-reference" not in codes
+    found = await current_diagnostics(
+        client, uri, lambda ds: all(d.code != "unresolved-reference" for d in ds)
+    )
+    assert "unresolved-reference" not in {d.code for d in found}
 
 
 async def test_watched_files_changed_together(client: LanguageClient) -> None:
@@ -245,15 +258,10 @@ async def test_watched_files_changed_together(client: LanguageClient) -> None:
             ]
         )
     )
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if pulls(client):
-            found = await diagnostics(client, uri)
-        else:
-            found = list(client.diagnostics.get(uri, []))
-        messages = [d.message for d in found if d.code == "unresolved-reference"]
-        if any("gates.md" in m for m in messages):
-            break
+    found = await current_diagnostics(
+        client, uri, lambda ds: any("gates.md" in d.message for d in ds)
+    )
+    messages = [d.message for d in found if d.code == "unresolved-reference"]
     assert any("gates.md" in m for m in messages)
     assert not any("missing.md" in m for m in messages)
 
@@ -440,15 +448,10 @@ async def test_watched_file_deleted(client: LanguageClient) -> None:
             changes=[types.FileEvent(uri=gates.as_uri(), type=types.FileChangeType.Deleted)]
         )
     )
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if pulls(client):
-            found = await diagnostics(client, uri)
-        else:
-            found = list(client.diagnostics.get(uri, []))
-        unresolved = [d for d in found if d.code == "unresolved-reference"]
-        if len(unresolved) == 2:
-            break
+    found = await current_diagnostics(
+        client, uri, lambda ds: sum(d.code == "unresolved-reference" for d in ds) == 2
+    )
+    unresolved = [d for d in found if d.code == "unresolved-reference"]
     assert any("gates.md" in d.message for d in unresolved)
 
 
