@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from promptls.analysis.graph import WorkspaceIndex, load_tree
+from promptls.analysis.graph import (
+    MAX_TREE_DEPTH,
+    TreeNode,
+    WorkspaceIndex,
+    load_tree,
+    tree_lines,
+)
 from promptls.analysis.tokens import TokenCounter
 from promptls.analysis.workspace import Workspace
 from promptls.config import Settings, settings_from
@@ -329,3 +336,86 @@ def test_many_changes_on_disk_settle_once(
     assert _state(index) == _state(_index(root))
     for rel in (".claude/commands/ship.md", ".claude/modules/dev/change.md", "d4.md", "CLAUDE.md"):
         assert _p(index, rel) in affected, rel
+
+
+def _recursive_tree(index: WorkspaceIndex, root: str) -> TreeNode:
+    """The load tree as first written, recursively (for trees well within the recursion limit)."""
+    members = set(index.load_set(root).files)
+    expanded: set[str] = set()
+
+    def build(path: str, ancestors: tuple[str, ...]) -> TreeNode:
+        fa = index.get(path)
+        tokens = fa.tokens if fa else 0
+        if path in ancestors:
+            return TreeNode(path, tokens, (), "cycle")
+        if path in expanded:
+            return TreeNode(path, tokens, (), "loaded above")
+        expanded.add(path)
+        edges = fa.edges if fa else ()
+        return TreeNode(
+            path, tokens, tuple(build(c, (*ancestors, path)) for c in edges if c in members)
+        )
+
+    return build(root, ())
+
+
+def _module(*deps: str) -> str:
+    lines = "".join(f"{d}.md\n" for d in deps)
+    return f"```xml\n<module>\n<depends_on>\n{lines}</depends_on>\n</module>\n```\n"
+
+
+GRAPH = {
+    ".claude/commands/go.md": "```xml\n<command>\n<module>g/a.md - a</module>\n"
+    "<module>g/b.md - b</module>\n</command>\n```\n",
+    ".claude/modules/g/a.md": _module("g/c", "g/d"),
+    ".claude/modules/g/b.md": _module("g/d", "g/a", "g/b"),
+    ".claude/modules/g/c.md": _module("g/e"),
+    ".claude/modules/g/d.md": _module("g/c", "g/a"),
+    ".claude/modules/g/e.md": "The end.\n",
+}
+
+
+def _shape(node: TreeNode, index: WorkspaceIndex) -> str:
+    name = Path(node.path).stem + (f"[{node.note}]" if node.note else "")
+    inner = ",".join(_shape(c, index) for c in node.children)
+    return f"{name}({inner})" if inner else name
+
+
+@pytest.mark.parametrize(
+    ("max_depth", "shape"),
+    [
+        (64, "go(a(c(e),d(c[loaded above],a[cycle])),b(d[loaded above],a[loaded above],b[cycle]))"),
+        (4, "go(a(c(e),d(c[loaded above],a[cycle])),b(d[loaded above],a[loaded above],b[cycle]))"),
+        (3, "go(a(c,e,d,c[loaded above],a[cycle]),b(d[loaded above],a[loaded above],b[cycle]))"),
+        (2, "go(a,c,e,d,c[loaded above],a[cycle],b,d[loaded above],a[loaded above],b[cycle])"),
+    ],
+)
+def test_load_tree_depth_limit(make_workspace: WorkspaceMaker, max_depth: int, shape: str) -> None:
+    """Within the limit the tree is the recursive one; below it, files are listed flat under
+    their ancestor at the limit, in the same order, each expanded once, cycles still marked."""
+    index = _index(make_workspace(GRAPH))
+    go = _p(index, ".claude/commands/go.md")
+    assert _shape(load_tree(index, go, max_depth), index) == shape
+    assert load_tree(index, go) == _recursive_tree(index, go)
+
+
+def test_load_tree_of_a_chain_deeper_than_the_recursion_limit(
+    make_workspace: WorkspaceMaker,
+) -> None:
+    n = 3 * sys.getrecursionlimit()
+    files = {f".claude/modules/c/m{i}.md": _module(f"c/m{i + 1}") for i in range(n - 1)}
+    files[f".claude/modules/c/m{n - 1}.md"] = "The end.\n"
+    files[".claude/commands/go.md"] = (
+        "```xml\n<command>\n<module>c/m0.md - go</module>\n</command>\n```\n"
+    )
+    index = _index(make_workspace(files))
+    tree = load_tree(index, _p(index, ".claude/commands/go.md"))
+    path, node = [tree], tree  # go, m0, m1 ... down to the file at the level above the limit
+    while len(node.children) == 1:
+        node = node.children[0]
+        path.append(node)
+    assert len(path) == MAX_TREE_DEPTH - 1
+    flat = node.children
+    assert [Path(c.path).stem for c in flat] == [f"m{i}" for i in range(MAX_TREE_DEPTH - 2, n)]
+    assert all(not c.children and not c.note for c in flat)
+    assert len(tree_lines(tree, str)) == n + 1

@@ -1428,27 +1428,65 @@ class TreeNode:
     """`loaded above` for a file already shown, `cycle` for a way back, or `` ."""
 
 
-def load_tree(index: WorkspaceIndex, root: str) -> TreeNode:
-    """The load set of `root` as a tree (depth-first, reference order), each file expanded once."""
+#: A load tree is drawn at most this many levels deep: a file below the limit is listed, flat,
+#: under its ancestor at the limit, after what came before it there (a chain of thousands of
+#: `<depends_on>` modules would otherwise nest as deep, past what a drawing, a JSON encoder or
+#: an editor's tree view takes).
+MAX_TREE_DEPTH = 64
+
+
+@dataclass(slots=True)
+class _Expanding:
+    """A file of the load tree being expanded: what it loads still to visit, where its children
+    go (its own list, or beyond the limit its ancestor's), and where it goes once done."""
+
+    path: str
+    todo: Iterator[str]
+    children: list[TreeNode]
+    own: bool
+    into: list[TreeNode]
+
+
+def load_tree(index: WorkspaceIndex, root: str, max_depth: int = MAX_TREE_DEPTH) -> TreeNode:
+    """The load set of `root` as a tree (depth-first, reference order), each file expanded once,
+    at most `max_depth` levels deep (see `MAX_TREE_DEPTH`); built without recursion."""
     members = set(index.load_set(root).files)
     expanded: set[str] = set()
+    ancestors: set[str] = set()
+    stack: list[_Expanding] = []
+    top: list[TreeNode] = []
 
-    def build(path: str, ancestors: tuple[str, ...]) -> TreeNode:
+    def tokens(path: str) -> int:
         fa = index.get(path)
-        tokens = fa.tokens if fa else 0
-        if path in ancestors:
-            return TreeNode(path, tokens, (), "cycle")
-        if path in expanded:
-            return TreeNode(path, tokens, (), "loaded above")
-        expanded.add(path)
-        children = tuple(
-            build(child, (*ancestors, path))
-            for child in (fa.edges if fa else ())
-            if child in members
-        )
-        return TreeNode(path, tokens, children)
+        return fa.tokens if fa else 0
 
-    return build(root, ())
+    def visit(path: str, into: list[TreeNode]) -> None:
+        if path in ancestors or path in expanded:
+            note = "cycle" if path in ancestors else "loaded above"
+            into.append(TreeNode(path, tokens(path), (), note))
+            return
+        expanded.add(path)
+        ancestors.add(path)
+        fa = index.get(path)
+        todo = iter([c for c in (fa.edges if fa else ()) if c in members])
+        if len(stack) < max(max_depth, 2) - 1:
+            stack.append(_Expanding(path, todo, [], True, into))
+        else:  # at the limit: listed here, and what it loads after it, at the same level
+            into.append(TreeNode(path, tokens(path)))
+            stack.append(_Expanding(path, todo, into, False, into))
+
+    visit(root, top)
+    while stack:
+        node = stack[-1]
+        child = next(node.todo, None)
+        if child is not None:
+            visit(child, node.children)
+            continue
+        stack.pop()
+        ancestors.discard(node.path)
+        if node.own:
+            node.into.append(TreeNode(node.path, tokens(node.path), tuple(node.children)))
+    return top[0]
 
 
 def tree_lines(tree: TreeNode, show: Callable[[str], str]) -> list[str]:
