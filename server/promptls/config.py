@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import reprlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,6 +164,16 @@ class Settings:
     """Messages about invalid settings (filled while loading, not a setting)."""
 
 
+def _shown(value: Any) -> str:
+    """`value` as a problem message quotes it: its repr, cut short (a value may be a megabyte
+    long, or nested thousands deep)."""
+    shown = reprlib.Repr()
+    shown.maxlevel = 3
+    shown.maxstring = shown.maxother = 80
+    shown.maxlist = shown.maxtuple = shown.maxdict = 8
+    return shown.repr(value)
+
+
 def _snake(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).replace("-", "_").lower()
 
@@ -172,29 +183,29 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     origin = get_origin(hint)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
+            raise ValueError(f"{where}: expected true or false, got {_shown(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
+            raise ValueError(f"{where}: expected a number, got {_shown(value)}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
+            raise ValueError(f"{where}: expected an integer, got {_shown(value)}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected a string, got {value!r}")
+            raise ValueError(f"{where}: expected a string, got {_shown(value)}")
         return value
     if origin is list:
         (item,) = get_args(hint)
         if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
+            raise ValueError(f"{where}: expected a list, got {_shown(value)}")
         return [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         _, item = get_args(hint)
         if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: expected a table, got {value!r}")
+            raise ValueError(f"{where}: expected a table, got {_shown(value)}")
         return {str(k): _check(v, item, f"{where}.{k}") for k, v in value.items()}
     raise ValueError(f"{where}: unsupported setting type")
 
@@ -211,7 +222,9 @@ def _merge_into(target: Any, data: Mapping[str, Any], prefix: str, problems: lis
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
-                problems.append(f"{where}: expected a table, got {value!r}; using the defaults")
+                problems.append(
+                    f"{where}: expected a table, got {_shown(value)}; using the defaults"
+                )
                 continue
             _merge_into(current, value, f"{where}.", problems)
             continue
@@ -219,7 +232,7 @@ def _merge_into(target: Any, data: Mapping[str, Any], prefix: str, problems: lis
             converted = _check(value, hints[key], where)
             _validate(key, converted, where)
         except ValueError as exc:
-            problems.append(f"{exc}; using the default {current!r}")
+            problems.append(f"{exc}; using the default {_shown(current)}")
             continue
         if key == "kinds":
             merged = dict(current)
@@ -232,19 +245,19 @@ def _validate(key: str, value: Any, where: str) -> None:
     from promptls.analysis.findings import Severity
 
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        raise ValueError(f"{where}: must not be negative, got {value!r}")
+        raise ValueError(f"{where}: must not be negative, got {_shown(value)}")
     if key == "level" and value not in ("whitespace", "lossless"):
-        raise ValueError(f"{where}: expected whitespace or lossless, got {value!r}")
+        raise ValueError(f"{where}: expected whitespace or lossless, got {_shown(value)}")
     if key == "calibration" and not 0.1 <= value <= 10:
-        raise ValueError(f"{where}: must be between 0.1 and 10, got {value!r}")
+        raise ValueError(f"{where}: must be between 0.1 and 10, got {_shown(value)}")
     if key in {"warn_ratio", "context_budget_tolerance"} and not 0 < value <= 1:
-        raise ValueError(f"{where}: must be between 0 and 1, got {value!r}")
+        raise ValueError(f"{where}: must be between 0 and 1, got {_shown(value)}")
     if key == "encoding":
         from promptls.analysis.tokens import available_encodings
 
         if value not in available_encodings():
             raise ValueError(
-                f"{where}: encoding {value!r} is not installed "
+                f"{where}: encoding {_shown(value)} is not installed "
                 f"(available: {', '.join(available_encodings())})"
             )
     if key == "kinds":
@@ -303,6 +316,9 @@ def read_project_file(root: Path) -> tuple[dict[str, Any], list[str]]:
         return {}, []
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return {}, [f"{CONFIG_FILE}: {exc}; using the defaults"]
+    except RecursionError:  # (tomllib reads nested tables and arrays by recursion)
+        why = "tables or arrays nested too deeply to read"
+        return {}, [f"{CONFIG_FILE}: {why}; using the defaults"]
 
 
 def load_settings(root: Path, editor: Mapping[str, Any] | None = None) -> Settings:

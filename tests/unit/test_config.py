@@ -70,3 +70,43 @@ def test_broken_project_file(tmp_path: Path) -> None:
     settings = load_settings(tmp_path)
     assert settings.load_budget == 50_000
     assert settings.problems and ".promptls.toml" in settings.problems[0]
+
+
+def test_project_file_nested_too_deeply(tmp_path: Path) -> None:
+    """tomllib reads nested tables by recursion: the file is refused with a message, not a
+    crash."""
+    n = 3000
+    (tmp_path / ".promptls.toml").write_text(f"x = {'{a = ' * n}1{'}' * n}\nloadBudget = 7\n")
+    settings = load_settings(tmp_path)
+    assert settings.load_budget == 50_000
+    assert settings.problems == [
+        ".promptls.toml: tables or arrays nested too deeply to read; using the defaults"
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "y" * 1_000_000,
+        ["x"] * 100_000,
+        {"a": {"a": {"a": {"a": {"a": 1}}}}},
+    ],
+    ids=["long string", "long list", "nested tables"],
+)
+def test_problem_messages_quote_values_briefly(value: object) -> None:
+    """An invalid value is quoted cut short: a problem is a line, whatever the value."""
+    settings = settings_from({"loadBudget": value}, {})
+    (problem,) = settings.problems
+    assert problem.startswith("loadBudget: expected an integer, got ")
+    assert len(problem) < 300
+    assert settings.load_budget == 50_000
+
+
+def test_editor_settings_nested_deeper_than_the_recursion_limit() -> None:
+    value: object = 1
+    for _ in range(5000):
+        value = {"a": value}
+    settings = settings_from({}, {"loadBudget": value, "severity": value})
+    assert settings.load_budget == 50_000
+    assert len(settings.problems) == 2
+    assert all(len(p) < 300 for p in settings.problems)
