@@ -10,12 +10,12 @@ import pytest
 from lsprotocol import types
 
 from promptls.analysis.document import parse_document
-from promptls.analysis.outline import OutlineNode, outline
+from promptls.analysis.outline import OutlineNode, folds, limit_folds, outline
 from promptls.analysis.text import LineIndex, PositionEncoding
 from promptls.lsp.convert import to_range
 from promptls.lsp.protocol import PromptProtocol
 from promptls.lsp.server import create_server
-from promptls.lsp.symbols import _KIND, symbols_json
+from promptls.lsp.symbols import _KIND, _fold_json, symbols_json
 
 
 class _Pipe:
@@ -240,3 +240,31 @@ def test_symbols_written_as_json_are_what_pygls_sends(
     assert json.loads(written) == expected
     assert '"children"' in written and '"detail"' in written
     assert symbols_json([], lines, encoding) == "[]"
+
+
+def test_folds_written_as_json_are_what_pygls_sends() -> None:
+    doc = parse_document(_OUTLINED + "<!--\na comment\n-->\n", "command")
+    found = folds(doc)
+    kinds = {"comment": types.FoldingRangeKind.Comment, "region": types.FoldingRangeKind.Region}
+    built = [
+        types.FoldingRange(start_line=f.start_line, end_line=f.end_line, kind=kinds.get(f.kind))
+        for f in found
+    ]
+    protocol = create_server().protocol
+    assert isinstance(protocol, PromptProtocol)
+    written = "[" + ",".join(map(_fold_json, found)) + "]"
+    assert json.loads(written) == json.loads(protocol.to_json(built))
+    assert {f.kind for f in found} == {"region", "comment"}
+
+
+@pytest.mark.parametrize("limit", [None, 0, 1, 3, 100])
+def test_folds_within_the_clients_limit_are_the_longest(limit: int | None) -> None:
+    found = folds(parse_document(_OUTLINED, "command"))
+    kept = limit_folds(found, limit)
+    if not limit or limit >= len(found):
+        assert kept == found
+        return
+    assert len(kept) == limit
+    assert kept == [f for f in found if f in kept]  # in their order
+    shortest_kept = min(f.end_line - f.start_line for f in kept)
+    assert all(f.end_line - f.start_line <= shortest_kept for f in found if f not in kept)

@@ -220,6 +220,15 @@ def folds(doc: Document, index: LineIndex | None = None) -> list[Fold]:
     return sorted(out.values(), key=lambda f: (f.start_line, -f.end_line))
 
 
+def limit_folds(found: list[Fold], limit: int | None) -> list[Fold]:
+    """At most `limit` of `found` (an editor's `rangeLimit`; VS Code asks for 5,000): the
+    longest, which hold the others, in their order."""
+    if not limit or limit < 0 or len(found) <= limit:
+        return found
+    longest = sorted(range(len(found)), key=lambda i: (found[i].start_line - found[i].end_line, i))
+    return [found[i] for i in sorted(longest[:limit])]
+
+
 def describe(doc: Document) -> str:
     """One line saying what the file is for: its purpose, description, or first heading."""
     for region in doc.regions:

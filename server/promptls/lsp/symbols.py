@@ -7,7 +7,15 @@ import json
 
 from lsprotocol import types
 
-from promptls.analysis.outline import OutlineNode, describe, folds, outline, symbol_name
+from promptls.analysis.outline import (
+    Fold,
+    OutlineNode,
+    describe,
+    folds,
+    limit_folds,
+    outline,
+    symbol_name,
+)
 from promptls.analysis.text import LineIndex, PositionEncoding
 from promptls.lsp.protocol import Encoded, PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
@@ -91,16 +99,38 @@ async def document_symbol(
 
 async def folding_range(
     ls: PromptLanguageServer, params: types.FoldingRangeParams
-) -> list[types.FoldingRange]:
-    """`textDocument/foldingRange`."""
-    fa = ls.analysis(params.text_document.uri)
+) -> Encoded | list[types.FoldingRange]:
+    """`textDocument/foldingRange`: at most the client's `rangeLimit` (the longest ranges),
+    remembered encoded for the document's version."""
+    uri = params.text_document.uri
+    fa = ls.analysis(uri)
     if fa is None:
         return []
-    kinds = {"comment": types.FoldingRangeKind.Comment, "region": types.FoldingRangeKind.Region}
-    return [
-        types.FoldingRange(start_line=f.start_line, end_line=f.end_line, kind=kinds.get(f.kind))
-        for f in folds(fa.doc, ls.line_index(fa))
-    ]
+    text_caps = ls.client_capabilities.text_document
+    caps = text_caps.folding_range if text_caps is not None else None
+    limit = caps.range_limit if caps is not None else None
+    answers = ls.answers(uri, fa)
+    key = ("folding", limit)
+    known = answers.get(key)
+    if known is None:
+        found = limit_folds(folds(fa.doc, ls.line_index(fa)), limit)
+        encoded = "[" + ",".join(map(_fold_json, found)) + "]"
+        if not isinstance(ls.protocol, PromptProtocol):  # (which alone sends JSON text as it is)
+            return json.loads(encoded)  # type: ignore[no-any-return]
+        known = answers[key] = Encoded(encoded)
+    return known
+
+
+def _fold_json(fold: Fold) -> str:
+    kind = _FOLD_KIND.get(fold.kind)
+    tail = f',"kind":"{kind}"' if kind else ""
+    return f'{{"startLine":{fold.start_line},"endLine":{fold.end_line}{tail}}}'
+
+
+_FOLD_KIND = {
+    "comment": types.FoldingRangeKind.Comment.value,
+    "region": types.FoldingRangeKind.Region.value,
+}
 
 
 def _matches(query: str, name: str) -> bool:
