@@ -179,10 +179,10 @@ class WorkspaceIndex:
         self._dups: dict[str, dict[str, list[Finding]]] = {}
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
         self._compressing: CompressionPool | None = None
+        """Worker processes computing compressions during `index` (the command line)."""
         self._settling: list[bool] | None = None
         """While `changes()` runs: `[owed]`, whether files appeared or vanished meanwhile (the
         references are resolved again, and what they name pulled in, once at its end)."""
-        """Worker processes computing compressions during `index` (the command line)."""
         self._region_compressions: RegionResults = SyncLRU(maxsize=8_000_000, sizeof=_region_chars)
         """Compressions by region (at most 8 M characters of region text): an edit compresses
         again only the region it touched."""

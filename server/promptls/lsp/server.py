@@ -184,8 +184,9 @@ class PromptLanguageServer(LanguageServer):
 
     def answers(self, uri: str, fa: FileAnalysis) -> dict[object, Encoded]:
         """The answers already encoded for the version of the document `fa` analysed, by what was
-        asked (inlay hints by range and what they say, the symbols by position encoding): the
-        editor asks again on every scroll and every change. Begun afresh for a new version."""
+        asked (inlay hints by range and what they say, the symbols by position encoding, the
+        folding ranges by the client's limit): the editor asks again on every scroll and every
+        change. Begun afresh for a new version."""
         remembered = self.encoded.get(uri)
         if remembered is None or remembered[0] is not fa:
             if len(self.encoded) > 256 and uri not in self.encoded:  # (unopened documents too)

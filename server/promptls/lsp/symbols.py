@@ -1,5 +1,6 @@
 """Document symbols (headings and XML elements as a tree, at most `MAX_OUTLINE_DEPTH` levels
-deep), folding ranges (every one, however deep), workspace symbols."""
+deep), folding ranges (every one, however deep, up to the client's `rangeLimit`), workspace
+symbols."""
 
 from __future__ import annotations
 
