@@ -180,9 +180,9 @@ class WorkspaceIndex:
         self._compressions: dict[str, tuple[FileAnalysis, list[RegionEdit]]] = {}
         self._compressing: CompressionPool | None = None
         """Worker processes computing compressions during `index` (the command line)."""
-        self._settling: list[bool] | None = None
-        """While `changes()` runs: `[owed]`, whether files appeared or vanished meanwhile (the
-        references are resolved again, and what they name pulled in, once at its end)."""
+        self._settling: bool | None = None
+        """While `changes()` runs: whether files appeared or vanished meanwhile (the references
+        are then resolved again, and what they name pulled in, once at its end)."""
         self._region_compressions: RegionResults = SyncLRU(maxsize=8_000_000, sizeof=_region_chars)
         """Compressions by region (at most 8 M characters of region text): an edit compresses
         again only the region it touched."""
@@ -609,12 +609,12 @@ class WorkspaceIndex:
         if self._settling is not None:
             yield settled
             return
-        self._settling = owed = [False]
+        self._settling = False
         try:
             yield settled
         finally:
-            self._settling = None
-            if owed[0]:
+            owed, self._settling = self._settling, None
+            if owed:
                 with self._lock:
                     settled |= self._re_resolve()
                 self._pull_referenced(None)
@@ -622,14 +622,14 @@ class WorkspaceIndex:
     def _resolve_again(self) -> set[str]:
         """`_re_resolve`, or (inside `changes()`) owed until its end."""
         if self._settling is not None:
-            self._settling[0] = True
+            self._settling = True
             return set()
         return self._re_resolve()
 
     def _pull_again(self) -> None:
         """`_pull_referenced`, or (inside `changes()`) owed until its end."""
         if self._settling is not None:
-            self._settling[0] = True
+            self._settling = True
         else:
             self._pull_referenced(None)
 
