@@ -164,14 +164,16 @@ class Settings:
     """Messages about invalid settings (filled while loading, not a setting)."""
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = 3
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = 8
+
+
 def _shown(value: Any) -> str:
     """`value` as a problem message quotes it: its repr, cut short (a value may be a megabyte
     long, or nested thousands deep)."""
-    shown = reprlib.Repr()
-    shown.maxlevel = 3
-    shown.maxstring = shown.maxother = 80
-    shown.maxlist = shown.maxtuple = shown.maxdict = 8
-    return shown.repr(value)
+    return _SHOWN.repr(value)
 
 
 def _snake(key: str) -> str:
