@@ -5,9 +5,12 @@ symbols."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, cast
 
 from lsprotocol import types
 
+from promptls.analysis.graph import FileAnalysis
 from promptls.analysis.outline import (
     Fold,
     OutlineNode,
@@ -17,7 +20,7 @@ from promptls.analysis.outline import (
     outline,
     symbol_name,
 )
-from promptls.analysis.text import LineIndex, PositionEncoding
+from promptls.analysis.text import LineIndex, PositionEncoding, Range
 from promptls.lsp.protocol import Encoded, PromptProtocol
 from promptls.lsp.server import PromptLanguageServer
 
@@ -56,15 +59,11 @@ def symbols_json(roots: list[OutlineNode], lines: LineIndex, enc: PositionEncodi
             continue
         if not first:
             out.append(",")
-        r = lines.range(node.start, node.end, enc)
-        sel = lines.range(node.selection_start, node.selection_end, enc)
+        r = _range_json(lines.range(node.start, node.end, enc))
+        sel = _range_json(lines.range(node.selection_start, node.selection_end, enc))
         out.append(
             f'{{"name":{json.dumps(node.name)},"kind":{_KIND[node.kind].value},'
-            f'"range":{{"start":{{"line":{r.start.line},"character":{r.start.character}}},'
-            f'"end":{{"line":{r.end.line},"character":{r.end.character}}}}},'
-            f'"selectionRange":{{"start":{{"line":{sel.start.line},'
-            f'"character":{sel.start.character}}},'
-            f'"end":{{"line":{sel.end.line},"character":{sel.end.character}}}}}'
+            f'"range":{r},"selectionRange":{sel}'
         )
         if node.detail:
             out.append(f',"detail":{json.dumps(node.detail)}')
@@ -78,29 +77,50 @@ def symbols_json(roots: list[OutlineNode], lines: LineIndex, enc: PositionEncodi
     return "".join(out)
 
 
+def _range_json(r: Range) -> str:
+    start, end = r.start, r.end
+    return (
+        f'{{"start":{{"line":{start.line},"character":{start.character}}},'
+        f'"end":{{"line":{end.line},"character":{end.character}}}}}'
+    )
+
+
+def _remembered(
+    ls: PromptLanguageServer, uri: str, fa: FileAnalysis, key: object, write: Callable[[], str]
+) -> Encoded | list[Any]:
+    """The answer `write` makes (JSON text) for the version of the document `fa` analysed: made
+    once and kept (`PromptLanguageServer.answers`), sent as it is."""
+    answers = ls.answers(uri, fa)
+    known = answers.get(key)
+    if known is None:
+        encoded = write()
+        if not isinstance(ls.protocol, PromptProtocol):  # (which alone sends JSON text as it is)
+            return cast(list[Any], json.loads(encoded))
+        known = answers[key] = Encoded(encoded)
+    return known
+
+
 async def document_symbol(
     ls: PromptLanguageServer, params: types.DocumentSymbolParams
-) -> Encoded | list[types.DocumentSymbol]:
+) -> Encoded | list[Any]:
     """`textDocument/documentSymbol`, remembered encoded for the document's version."""
     uri = params.text_document.uri
     fa = ls.analysis(uri)
     if fa is None:
         return []
     enc = ls.position_encoding
-    answers = ls.answers(uri, fa)
-    key = ("symbols", enc)
-    known = answers.get(key)
-    if known is None:
-        encoded = symbols_json(outline(fa.doc), ls.line_index(fa), enc)
-        if not isinstance(ls.protocol, PromptProtocol):  # (which alone sends JSON text as it is)
-            return json.loads(encoded)  # type: ignore[no-any-return]
-        known = answers[key] = Encoded(encoded)
-    return known
+    return _remembered(
+        ls,
+        uri,
+        fa,
+        ("symbols", enc),
+        lambda: symbols_json(outline(fa.doc), ls.line_index(fa), enc),
+    )
 
 
 async def folding_range(
     ls: PromptLanguageServer, params: types.FoldingRangeParams
-) -> Encoded | list[types.FoldingRange]:
+) -> Encoded | list[Any]:
     """`textDocument/foldingRange`: at most the client's `rangeLimit` (the longest ranges),
     remembered encoded for the document's version."""
     uri = params.text_document.uri
@@ -110,16 +130,12 @@ async def folding_range(
     text_caps = ls.client_capabilities.text_document
     caps = text_caps.folding_range if text_caps is not None else None
     limit = caps.range_limit if caps is not None else None
-    answers = ls.answers(uri, fa)
-    key = ("folding", limit)
-    known = answers.get(key)
-    if known is None:
+
+    def write() -> str:
         found = limit_folds(folds(fa.doc, ls.line_index(fa)), limit)
-        encoded = "[" + ",".join(map(_fold_json, found)) + "]"
-        if not isinstance(ls.protocol, PromptProtocol):  # (which alone sends JSON text as it is)
-            return json.loads(encoded)  # type: ignore[no-any-return]
-        known = answers[key] = Encoded(encoded)
-    return known
+        return "[" + ",".join(map(_fold_json, found)) + "]"
+
+    return _remembered(ls, uri, fa, ("folding", limit), write)
 
 
 def _fold_json(fold: Fold) -> str:
