@@ -930,6 +930,104 @@ def test_a_packed_check_unpacks_to_the_same_check(text: str) -> None:
     assert recheck_region(made_packed, text, text, 0, 0, 0) is None
 
 
+def _unpacked_equal(text: str, masks: list[tuple[int, int]]) -> None:
+    """A worker's check of `text` (packed, perhaps by the plain path) is the scanner's."""
+    import dataclasses
+
+    scanned = check_region(text, masks)
+    packed = check_region(text, masks, packed=True)
+    assert packed == dataclasses.replace(scanned, resume=None)
+    assert pack_check(packed) == pack_check(scanned)
+
+
+_NAMES = st.sampled_from(["a", "step", "depends_on", "x.y-z", "_u", "\u00e9l\u00e8ve", "b2"])
+_SPACE = st.sampled_from(["", " ", "\n", "\r\n", "\t", "\n    "])
+_TEXT = st.lists(
+    st.sampled_from(
+        ["text", " ", "\n", "&amp;", "&lt;", "&#65;", "&#x1F600;", ">", "'", '"', "\u00e9"]
+    ),
+    max_size=4,
+).map("".join)
+
+
+def _attribute(draw: st.DrawFn, name: str) -> str:
+    quote = draw(st.sampled_from(["'", '"']))
+    quoted = "it's" if quote == '"' else 'say "x"'
+    value = draw(st.sampled_from(["", "1", "a > b", "path/to.md", " spaced ", quoted]))
+    return f"{draw(_SPACE) or ' '}{name}{draw(_SPACE)}={draw(_SPACE)}{quote}{value}{quote}"
+
+
+@st.composite
+def _plain_element(draw: st.DrawFn, depth: int = 0) -> str:
+    name = draw(_NAMES)
+    attributes = "".join(
+        _attribute(draw, n) for n in draw(st.lists(_NAMES, max_size=3, unique=True))
+    )
+    head = f"<{name}{attributes}{draw(_SPACE)}"
+    if depth > 3 or (draw(st.booleans()) and draw(st.booleans())):
+        return head + "/>"
+    children = draw(
+        st.lists(
+            st.one_of(
+                _TEXT,
+                _plain_element(depth + 1),
+                st.sampled_from(["<!-- a comment -->", "<!---->", "<![CDATA[ x < y & z ]]>"]),
+            ),
+            max_size=4,
+        )
+    )
+    return f"{head}>{''.join(children)}</{name}{draw(_SPACE)}>"
+
+
+PLAIN_REGIONS = st.tuples(
+    st.sampled_from(["", "<?xml version='1.0'?>", '\ufeff<?xml version="1.0" ?>\n', "\n  "]),
+    st.lists(st.one_of(_plain_element(), _TEXT), min_size=1, max_size=4),
+).map(lambda parts: parts[0] + "".join(parts[1]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=PLAIN_REGIONS)
+def test_plain_regions_take_the_plain_path_and_find_what_the_scanner_finds(text: str) -> None:
+    assert xml._plain_check(text, text) is not None
+    _unpacked_equal(text, [])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.one_of(XMLISH, st.lists(FRAGMENT_PARTS, max_size=12).map("".join), PLAIN_REGIONS),
+    mask=st.tuples(st.integers(-5, 50), st.integers(-5, 50)),
+)
+def test_a_packed_check_is_the_scanners_whatever_the_input(
+    text: str, mask: tuple[int, int]
+) -> None:
+    _unpacked_equal(text, [mask])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<a>x<?pi data?></a>",
+        " <a/><?xml version='1.0'?>",
+        "<?xml-stylesheet href='s'?><a/>",
+        "<!DOCTYPE a><a/>",
+        "<a xmlns='urn:x'/>",
+        "<p:a xmlns:p='urn:x'/>",
+        "<a href='a&amp;b'/>",
+        "<a></b>",
+        "<a>",
+        "</a>",
+        "a < b",
+        "<a>&nbsp;</a>",
+        "<a x='1' x='2'/>",
+        "<!-- a -- b -->",
+        "<a/>]]>",
+    ],
+)
+def test_what_is_not_plain_is_left_to_the_scanner(text: str) -> None:
+    assert xml._plain_check(text, text) is None
+    _unpacked_equal(text, [])
+
+
 def test_packed_elements_found_by_name_and_attribute_without_making_the_others() -> None:
     check = check_region('<a><m>x</m><b ref="p"/><c/><m/></a>')
     elements = unpack_check(pack_check(check)).elements

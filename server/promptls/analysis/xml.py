@@ -21,6 +21,10 @@ strictly, never resolving entities, loading a DTD or touching the network. ``wel
 exactly lxml's verdict on that copy; the scanner is designed to agree with it, and the rare
 disagreement is settled in lxml's favour (see ``XmlCheck.oracle``).
 
+A worker process indexing the workspace checks a *plain* region (well formed, no namespaces,
+no processing instruction but an XML declaration: most regions) with one pattern instead of the
+scanner, for the same result (`_plain_check`).
+
 This module is pure Python plus lxml; it knows nothing about the language server protocol.
 """
 
@@ -1196,17 +1200,13 @@ class _Scanner:
         attrs = m.group("attrs")
         if "xmlns" in attrs:
             return -1
-        text = self.text
         attributes: list[XmlAttribute] = []
         names: set[str] = set()
-        for a in _PLAIN_ATTR_RE.finditer(self.work, m.start("attrs"), m.end("attrs")):
-            attr = a.group(1)
-            if attr in names:
+        for packed in _plain_attributes(self.text, self.work, m.start("attrs"), m.end("attrs")):
+            if packed[0] in names:
                 return -1
-            names.add(attr)
-            v = 2 if a.group(2) is not None else 3
-            v_start, v_end = a.span(v)
-            attributes.append(XmlAttribute(attr, text[v_start:v_end], a.start(), v_start, v_end))
+            names.add(packed[0])
+            attributes.append(XmlAttribute(*packed))
         element = _Open(
             m.group("stag"), m.start(), len(self.stack), self.offset + len(self.elements)
         )
@@ -1593,6 +1593,120 @@ def _packed_elements(found: Sequence[_Open], n: int) -> PackedElements:
 
 
 # --------------------------------------------------------------------------------------------
+# Plain regions: one pattern instead of the scanner
+# --------------------------------------------------------------------------------------------
+
+# A tag, comment or CDATA section of a plain region (see `_plain_check`); any other '<' matches
+# the empty last alternative, and the region is the scanner's.
+_PLAIN_ATTR_UNGROUPED = f"{_NCNAME}{_S}*+={_S}*+(?:\"[^\"<&]*+\"|'[^'<&]*+')"
+_PLAIN_RE = re.compile(
+    f"<(?:({_NCNAME})((?:{_S_PLUS}{_PLAIN_ATTR_UNGROUPED})*+){_S}*+(/?)>"
+    f"|/({_NCNAME}){_S}*+>"
+    r"|(!--[\s\S]*?-->|!\[CDATA\[[\s\S]*?\]\]>)"
+    "|)"
+)
+
+
+def _plain_check(text: str, work: str) -> XmlCheck | None:
+    """The packed check of a plain region, in one pass of one pattern: what the scanner finds in
+    it (checked equal), in about 60 % of the scanner's time, lxml's included. None when `work`
+    is not plain, and the scanner must read it.
+
+    Plain: well formed as lxml reads it, and nothing in it but start, end and empty-element tags
+    whose names and attributes hold no ':' (no namespaces) and whose attribute values hold no
+    '<' or '&', comments, CDATA sections, references and text, after an optional XML
+    declaration. Most regions of a framework are plain; whatever else there is (a bare '<', an
+    entity in an attribute, a processing instruction...) may be reported, and the scanner
+    decides. lxml stands for every check the scanner makes that no pattern here makes (names
+    that match, each attribute once, comments without '--', references that are defined).
+    """
+    pos = 0
+    sanitized = work
+    first = _NOT_SPACE_RE.search(work)
+    if first is not None and work.startswith("<?", first.start()):
+        declaration = _PI_RE.match(work, first.start())
+        if declaration is None or declaration.group(1) != "xml":
+            return None
+        pos = declaration.end()
+        sanitized = _blank_spans(work, [(first.start(), pos, " ")])
+    try:  # (first: it takes a tenth of the pass, and rejects at once)
+        if _lxml_verdict(sanitized.replace("\r", " "), set()) is not None:
+            return None
+    except _OracleUnavailableError:
+        return None
+    names: dict[str, int] = {}
+    indices: list[int] = []
+    starts: list[int] = []
+    tag_ends: list[int] = []
+    ends: list[int] = []
+    content_ends: list[int] = []
+    depths: list[int] = []
+    flags: list[int] = []
+    attributes: dict[int, tuple[tuple[str, str, int, int, int], ...]] = {}
+    comments: list[XmlComment] = []
+    cdata: list[tuple[int, int]] = []
+    stack: list[tuple[int, str]] = []
+    for m in _PLAIN_RE.finditer(work, pos):
+        name, attrs, selfclose, end_name, section = m.groups()
+        if name is not None:
+            k = len(starts)
+            indices.append(names.setdefault(name, len(names)))
+            start, tag_end = m.span()
+            starts.append(start)
+            tag_ends.append(tag_end)
+            depths.append(len(stack))
+            if attrs:
+                if "xmlns" in attrs:
+                    return None  # (namespace declarations: the scanner's)
+                attributes[k] = tuple(_plain_attributes(text, work, m.start(2), m.end(2)))
+            if selfclose:
+                ends.append(tag_end)
+                content_ends.append(tag_end)
+                flags.append(_SELF_CLOSING | _CLOSED)
+            else:
+                ends.append(-1)
+                content_ends.append(-1)
+                flags.append(_CLOSED)
+                stack.append((k, name))
+        elif end_name is not None:
+            if not stack or stack[-1][1] != end_name:
+                return None
+            k = stack.pop()[0]
+            content_ends[k], ends[k] = m.span()
+        elif section is not None:
+            if section[1] == "-":
+                comments.append(XmlComment(m.start(), m.end(), closed=True))
+            else:
+                cdata.append(m.span())
+        else:
+            return None
+    if stack:
+        return None
+    fields = array(
+        "i",
+        itertools.chain.from_iterable(
+            zip(starts, tag_ends, ends, tag_ends, content_ends, depths, flags, strict=True)
+        ),
+    )
+    return XmlCheck(
+        problems=(),
+        elements=PackedElements(tuple(names), array("i", indices), fields, attributes),
+        comments=tuple(comments),
+        cdata=tuple(cdata),
+        well_formed=True,
+    )
+
+
+def _plain_attributes(
+    text: str, work: str, start: int, end: int
+) -> Iterator[tuple[str, str, int, int, int]]:
+    """The attributes of a plain start tag, between `start` and `end`, packed."""
+    for a in _PLAIN_ATTR_RE.finditer(work, start, end):
+        v_start, v_end = a.span(2) if a.group(2) is not None else a.span(3)
+        yield a.group(1), text[v_start:v_end], a.start(), v_start, v_end
+
+
+# --------------------------------------------------------------------------------------------
 # The lxml oracle
 # --------------------------------------------------------------------------------------------
 
@@ -1743,8 +1857,9 @@ def check_region(
 
     `masks` are (start, end) spans of the text to treat as opaque character data (e.g. a markdown
     code fence inside a raw XML element): no tags, no problems there. `packed`: the check is to
-    be packed (`pack_check`, a worker process's): its elements are packed as the scan ends, and
-    it keeps nothing for `recheck_region`.
+    be packed (`pack_check`, a worker process's): its elements are packed as the scan ends (or
+    found without the scanner in a plain region: `_plain_check`), and it keeps nothing for
+    `recheck_region`.
     """
     work = _masked(text, masks)
     invalid = list(_INVALID_CHAR_RE.finditer(work)) if _suspicious(work) else []
@@ -1762,6 +1877,10 @@ def check_region(
     if invalid:
         work = _blank_spans(work, [(m.start(), m.end(), " ") for m in invalid])
 
+    if packed and not invalid:
+        plain = _plain_check(text, work)
+        if plain is not None:
+            return plain
     scanner = _Scanner(text, work)
     if packed:
         scanner.next_checkpoint = len(work) + 1  # (none made)
