@@ -713,6 +713,8 @@ def test_well_formed_agrees_with_a_strict_parse(parts: list[str]) -> None:
         "<a x='" + "<b>" * 20_000,
         "<!-- " + "-- " * 20_000,
         "&" * 60_000,
+        "<a>" + "<b x='1' y=\"2\"><!-- c --><![CDATA[ ]]>&amp;</b>" * 20_000 + "</a>",
+        "<a " + " ".join(f"x{i}='{i}'" for i in range(20_000)) + "/>",
     ],
     ids=[
         "unterminated",
@@ -724,13 +726,16 @@ def test_well_formed_agrees_with_a_strict_parse(parts: list[str]) -> None:
         "quote",
         "hyphens",
         "ampersands",
+        "plain",
+        "plain-attributes",
     ],
 )
 def test_garbage_stays_linear(text: str) -> None:
-    started = time.perf_counter()
-    check = check_region(text)
-    assert time.perf_counter() - started < 5.0
-    assert_invariants(text, check)
+    for packed in (False, True):
+        started = time.perf_counter()
+        check = check_region(text, packed=packed)
+        assert time.perf_counter() - started < 5.0
+        assert_invariants(text, check)
 
 
 def test_a_60kb_region_is_fast() -> None:
