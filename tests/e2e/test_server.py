@@ -725,6 +725,38 @@ async def test_compression_quick_fix_matches_the_cli(client: LanguageClient) -> 
     assert counter.count_exact((root / rel).read_text()) - counter.count_exact(applied) == saved
 
 
+async def test_lexical_quick_fixes_replace_or_delete_the_culprit(client: LanguageClient) -> None:
+    root = root_of(client)
+    path = root / ".claude/modules/dev/quotes.md"
+    text = '# Quotes\n\n```xml\n<metric">R&D</metric">\n```\n'
+    uri = open_doc(client, path, text=text)
+    diags = [
+        d
+        for d in await current_diagnostics(
+            client, uri, lambda ds: sum(d.code == "xml-syntax" for d in ds) == 3
+        )
+        if d.code == "xml-syntax"
+    ]
+    assert [d.severity for d in diags] == [types.DiagnosticSeverity.Warning] * 3
+    result = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diags[0].range,
+            context=types.CodeActionContext(diagnostics=diags, only=["quickfix"]),
+        )
+    )
+    fixes = [a for a in result or [] if isinstance(a, types.CodeAction) and a.is_preferred]
+    assert sorted(a.title for a in fixes) == [
+        'Delete `"`',
+        'Delete `"`',
+        "Replace `&` with `&amp;`",
+    ]
+    edits = [e for a in fixes for e in _edits_of(a, uri)]
+    assert _apply(text, edits, negotiated(client)) == (
+        "# Quotes\n\n```xml\n<metric>R&amp;D</metric>\n```\n"
+    )
+
+
 async def test_malformed_block_is_never_restructured(client: LanguageClient) -> None:
     root = root_of(client)
     uri = open_doc(client, root / SHIP)

@@ -235,6 +235,11 @@ LEXICAL: list[tuple[str, str, str]] = [
     ("control-character", "<a>\n  bell\x07  here\n</a>", "<a>bell\x07 here</a>"),
     ("cdata-end-in-text", "<a>\n  x ]]>  y\n</a>", "<a>x ]]> y</a>"),
     (
+        "stray-quotes",
+        '<m>\n  <f">\n    daily\n  </f">\n  <x a = "1"  " >\n    y\n  </x " >\n  <e \'></e">\n</m>',
+        '<m><f">daily</f"><x a="1"">y</x"><e\'></e"></m>',
+    ),
+    (
         "doctype",
         '<!DOCTYPE note [<!ENTITY e "x">]>\n<note>\n  &e;  y\n</note>',
         '<!DOCTYPE note [<!ENTITY e "x">]><note>&e; y</note>',

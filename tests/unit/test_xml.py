@@ -250,6 +250,15 @@ LEXICAL = [
     ("email-autolink", "mail <me@example.com>", [("bare-lt", "<", "&lt;")]),
     ("not-a-comment", "<!important>", [("bare-lt", "<", "&lt;")]),
     ("control-character", "<a>\x01</a>", [("invalid-character", "\x01", "")]),
+    ("stray-quote-start-tag", '<a">t</a>', [("stray-quote", '"', "")]),
+    ("stray-quote-end-tag", '<a>t</a ">', [("stray-quote", '"', "")]),
+    ("stray-quote-after-attribute", "<a x='1''>t</a>", [("stray-quote", "'", "")]),
+    ("stray-quote-empty-element", '<a x="1" " />', [("stray-quote", '"', "")]),
+    (
+        "stray-quote-both-tags",
+        '<update_frequency">daily</update_frequency">',
+        [("stray-quote", '"', ""), ("stray-quote", '"', "")],
+    ),
 ]
 
 
@@ -277,6 +286,17 @@ def test_lexical_problems_are_warnings_with_a_fix(
 def test_lexical_messages_suggest_the_escape(text: str, escape: str) -> None:
     (problem,) = check_region(text).problems
     assert escape in problem.message
+
+
+def test_a_stray_quote_is_named_with_its_tag() -> None:
+    text = '<metric">x</metric">'
+    assert [p.message for p in check_region(text).problems] == [
+        'stray " in start tag <metric>: delete it',
+        'stray " in end tag </metric>: delete it',
+    ]
+    # Not where it could start a value: one error for the tag, as before.
+    (problem,) = check_region('<a "x">t</a>').problems
+    assert problem.kind == "bad-attribute" and problem.severity is Severity.ERROR
 
 
 def test_applying_the_fixes_gives_a_clean_region() -> None:
@@ -682,6 +702,10 @@ FRAGMENT_PARTS = st.sampled_from(
         "</ a>",
         "<a x=1>",
         "<a x>",
+        '<a">',
+        '</a">',
+        "<c x='1' '/>",
+        '<b "x">',
     ]
 )
 

@@ -179,6 +179,7 @@ _PLACEHOLDER = "\ue000"
 _TEXT = 0  # opaque text (a lexical problem, a markdown code span): copied as is
 _BLOCK = 1  # a fence or block comment in a raw region: copied as is, and must start a line
 _NODE = 2  # an XML declaration or DOCTYPE: copied as is, seen by lxml as a processing instruction
+_TAG = 3  # a stray quote where a tag ends (`<a">`): copied as is, seen by lxml as a space
 
 
 def _parser() -> etree.XMLParser:
@@ -342,7 +343,7 @@ class _Node:
 
 
 class _Element:
-    __slots__ = ("attributes", "end", "items", "name", "preserve", "start")
+    __slots__ = ("attributes", "end", "end_stray", "items", "name", "preserve", "start", "stray")
 
     def __init__(
         self, name: str, start: int, attributes: list[tuple[str, int, int]], preserve: bool
@@ -353,6 +354,9 @@ class _Element:
         self.attributes = attributes  # (name, value start, value end incl. quotes)
         self.preserve = preserve
         self.items: list[_Text | _Node | _Element] = []
+        # A stray quote before the '>' of the start tag and of the end tag (a `_TAG` span).
+        self.stray: tuple[int, int] | None = None
+        self.end_stray: tuple[int, int] | None = None
 
 
 _RAW = -1
@@ -406,6 +410,7 @@ class _Source:
                 if m is None or len(stack) == 1 or m.group(1) != parent.name:
                     return None
                 parent.end = m.end()
+                parent.end_stray = self._stray(lt, m.end())
                 stack.pop()
             else:
                 m = _START_TAG.match(work, lt)
@@ -421,6 +426,7 @@ class _Source:
                 if ":" in m.group(0):
                     self._note_prefixes(name, attributes)
                 element = _Element(name, lt, attributes, preserve)
+                element.stray = self._stray(lt, m.end())
                 parent.items.append(element)
                 if m.group(3):
                     element.end = m.end()
@@ -428,6 +434,14 @@ class _Source:
                     stack.append(element)
             pos = m.end()
         return root if len(stack) == 1 else None
+
+    def _stray(self, start: int, end: int) -> tuple[int, int] | None:
+        """The `_TAG` span inside the tag [start, end), if any (the scanner allows one, just
+        before the tag's end)."""
+        k = bisect.bisect_left(self.span_starts, start)
+        if k < len(self.spans) and self.spans[k][0] < end and self.spans[k][2] == _TAG:
+            return self.spans[k][0], self.spans[k][1]
+        return None
 
     def _note_prefixes(self, name: str, attributes: Sequence[tuple[str, int, int]]) -> None:
         for qname in (name, *(a[0] for a in attributes)):
@@ -476,6 +490,8 @@ def _work_copy(text: str, spans: Sequence[tuple[int, int, int]]) -> str:
         length = e - s
         if kind == _NODE:
             parts.append("<?_ " + "x" * (length - 6) + "?>" if length >= 6 else "x" * length)
+        elif kind == _TAG:
+            parts.append(" " * length)
         else:
             parts.append(_PLACEHOLDER * length)
         pos = e
@@ -718,14 +734,18 @@ class _Template:
         for name, vs, ve in el.attributes:
             out.append(f" {name}=")
             out.append((vs, ve))
+        if el.stray is not None:  # (the quote in the result; in the work copy, a space)
+            out.append(el.stray)
         mark = len(out)
         out.append(">")
         lines = el.name in _LINE_ELEMENTS
         self.keep_lines += lines
         self.content(el.items, root=False)
         self.keep_lines -= lines
-        if len(out) == mark + 1:
+        if len(out) == mark + 1 and el.end_stray is None:
             out[mark] = "/>"
+        elif el.end_stray is not None:
+            out.extend((f"</{el.name}", el.end_stray, ">"))
         else:
             out.append(f"</{el.name}>")
 
@@ -1094,6 +1114,9 @@ def _trim_protection(
 # --------------------------------------------------------------------------------------------
 
 
+_VERBATIM_KINDS = {"doctype": _NODE, "stray-quote": _TAG}
+
+
 def _verbatim_spans(
     text: str,
     check: XmlCheck,
@@ -1105,7 +1128,7 @@ def _verbatim_spans(
     for problem in check.problems:
         if problem.severity == Severity.ERROR or problem.kind == "processing-instruction":
             continue
-        kind = _NODE if problem.kind == "doctype" else _TEXT
+        kind = _VERBATIM_KINDS.get(problem.kind, _TEXT)
         spans.append((problem.start, problem.end, kind))
     merged = _merge_spans(spans, len(text))
     return merged

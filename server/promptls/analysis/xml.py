@@ -82,10 +82,10 @@ class XmlProblem:
     `kind` is a stable id: "unclosed-element", "mismatched-end-tag", "stray-end-tag",
     "unterminated-tag", "bad-attribute", "duplicate-attribute", "bad-name", "unclosed-comment",
     "nested-comment", "double-hyphen-in-comment", "unclosed-cdata" (errors); "bare-lt",
-    "bare-amp", "undefined-entity", "bad-char-ref", "cdata-end-in-text", "invalid-character"
-    (warnings); "doctype", "processing-instruction" (information); "parser" (lxml's verdict when
-    the scanner found nothing). `fix` is the replacement text for the range, when there is an
-    obvious one.
+    "bare-amp", "undefined-entity", "bad-char-ref", "cdata-end-in-text", "invalid-character",
+    "stray-quote" (warnings); "doctype", "processing-instruction" (information); "parser"
+    (lxml's verdict when the scanner found nothing). `fix` is the replacement text for the
+    range, when there is an obvious one.
     """
 
     start: int
@@ -646,6 +646,9 @@ _LOOKAHEAD_RE = re.compile(
 _SPACED_END_TAG_RE = re.compile(f"</{_S}++({_NAME}){_S}*+>")
 _GARBAGE_RE = re.compile(r"(?:[^ \t\r\n<>/]|/(?!>))+")
 _END_TAG_TAIL_RE = re.compile(f"{_S}*+>")
+# A quote where a tag can only end: `<name">`, `<a x="1"">`, `</name">` (a scripted edit's slip).
+_STRAY_QUOTE_RE = re.compile(f"[\"']{_S}*+/?>")
+_STRAY_QUOTE_END_TAG_RE = re.compile(f"{_S}*+([\"']){_S}*+>")
 _S_PLUS = f"{_S}++"
 _NCNAME = f"{char_class(_NCNAME_START)}{char_class(_NCNAME_START, _NAME_MORE)}*+"
 _PLAIN_ATTR = f"({_NCNAME}){_S}*+={_S}*+(?:\"([^\"<&]*+)\"|'([^'<&]*+)')"
@@ -918,6 +921,9 @@ class _Scanner:
     def info(self, start: int, end: int, kind: str, message: str) -> None:
         self.problems.append(XmlProblem(start, end, Severity.INFORMATION, message, kind))
         self.blank.append((start, end, " "))
+
+    def stray_quote(self, i: int, where: str) -> None:
+        self.warn(i, i + 1, "stray-quote", f"stray {self.work[i]} in {where}: delete it", "")
 
     def bare_lt(self, i: int) -> None:
         self.warn(i, i + 1, "bare-lt", "bare '<' is not allowed in XML text: write &lt;", "&lt;")
@@ -1277,6 +1283,10 @@ class _Scanner:
                     element.start_tag_end = slash.end()
                     element.self_closing = True
                     break
+                if _STRAY_QUOTE_RE.match(work, p) is not None:
+                    self.stray_quote(p, f"start tag <{name}>")
+                    pos = p + 1
+                    continue
                 garbage = _GARBAGE_RE.match(work, p)
                 g_end = garbage.end() if garbage is not None else p + 1
                 bad(p, g_end, f"unexpected {work[p:g_end]!r} in start tag <{name}>")
@@ -1406,6 +1416,10 @@ class _Scanner:
             return self.match_end_tag(i, name, spaced.end(), reported=True)
         name = name_m.group(0)
         tail = _END_TAG_TAIL_RE.match(work, name_m.end())
+        if tail is None:
+            tail = _STRAY_QUOTE_END_TAG_RE.match(work, name_m.end())
+            if tail is not None:
+                self.stray_quote(tail.start(1), f"end tag </{name}>")
         if tail is None:
             self.error(i, name_m.end(), "unterminated-tag", f"end tag </{name} is missing >")
             ws = _WS_RE.match(work, name_m.end())

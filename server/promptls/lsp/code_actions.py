@@ -128,8 +128,9 @@ async def code_action(
                 start = to_offset(lines, diag.range.start, enc)
                 end = to_offset(lines, diag.range.end, enc)
                 fix = str(data["fix"])
+                culprit = fa.doc.text[start:end]
                 act = types.CodeAction(
-                    title=f"Replace `{fa.doc.text[start:end]}` with `{fix}`",
+                    title=f"Replace `{culprit}` with `{fix}`" if fix else f"Delete `{culprit}`",
                     kind=types.CodeActionKind.QuickFix,
                     diagnostics=[diag],
                     is_preferred=True,
