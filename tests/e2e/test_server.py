@@ -725,19 +725,21 @@ async def test_compression_quick_fix_matches_the_cli(client: LanguageClient) -> 
     assert counter.count_exact((root / rel).read_text()) - counter.count_exact(applied) == saved
 
 
-async def test_lexical_quick_fixes_replace_or_delete_the_culprit(client: LanguageClient) -> None:
+async def test_xml_quick_fixes_replace_delete_or_escape(client: LanguageClient) -> None:
     root = root_of(client)
     path = root / ".claude/modules/dev/quotes.md"
-    text = '# Quotes\n\n```xml\n<metric">R&D</metric">\n```\n'
+    text = '# Quotes\n\n```xml\n<metric">R&D</metric">\n<step>run <package> now</step>\n```\n'
     uri = open_doc(client, path, text=text)
     diags = [
         d
         for d in await current_diagnostics(
-            client, uri, lambda ds: sum(d.code == "xml-syntax" for d in ds) == 3
+            client, uri, lambda ds: sum(d.code == "xml-syntax" for d in ds) == 4
         )
         if d.code == "xml-syntax"
     ]
-    assert [d.severity for d in diags] == [types.DiagnosticSeverity.Warning] * 3
+    assert sorted(str(d.severity) for d in diags) == sorted(
+        str(s) for s in [types.DiagnosticSeverity.Warning] * 3 + [types.DiagnosticSeverity.Error]
+    )
     result = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
@@ -745,15 +747,20 @@ async def test_lexical_quick_fixes_replace_or_delete_the_culprit(client: Languag
             context=types.CodeActionContext(diagnostics=diags, only=["quickfix"]),
         )
     )
-    fixes = [a for a in result or [] if isinstance(a, types.CodeAction) and a.is_preferred]
-    assert sorted(a.title for a in fixes) == [
-        'Delete `"`',
-        'Delete `"`',
-        "Replace `&` with `&amp;`",
+    fixes = [
+        a
+        for a in result or []
+        if isinstance(a, types.CodeAction) and a.diagnostics and a.diagnostics[0] in diags
+    ]
+    assert sorted((a.title, bool(a.is_preferred)) for a in fixes) == [
+        ('Delete `"`', True),
+        ('Delete `"`', True),
+        ("Replace `&` with `&amp;`", True),
+        ("Replace `<package>` with `&lt;package>`", False),  # (a guess: never preferred)
     ]
     edits = [e for a in fixes for e in _edits_of(a, uri)]
     assert _apply(text, edits, negotiated(client)) == (
-        "# Quotes\n\n```xml\n<metric>R&amp;D</metric>\n```\n"
+        "# Quotes\n\n```xml\n<metric>R&amp;D</metric>\n<step>run &lt;package> now</step>\n```\n"
     )
 
 

@@ -299,6 +299,27 @@ def test_a_stray_quote_is_named_with_its_tag() -> None:
     assert problem.kind == "bad-attribute" and problem.severity is Severity.ERROR
 
 
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        ("<step>Run npm install <package> then test</step>", "&lt;package>"),
+        ("<usage>/ship <issue-number> [--draft]</usage>", "&lt;issue-number>"),
+        ("Replace <YOUR_NAME> with yours.", "&lt;YOUR_NAME>"),
+        ("<a>\n  <step>\n  do x\n</a>", None),  # (over lines: an element left open)
+        ("<a><b><c/></a>", None),  # (it holds an element)
+        ("<a>x <b k='v'> y</a>", None),  # (it has attributes)
+    ],
+)
+def test_an_unclosed_placeholder_is_offered_its_escape(text: str, fix: str | None) -> None:
+    (problem,) = check_region(text).problems
+    assert problem.kind == "unclosed-element" and problem.severity is Severity.ERROR
+    assert problem.fix == fix
+    if fix is not None:
+        assert problem.message.endswith(f"; if it is a placeholder, write {fix}")
+        fixed = text[: problem.start] + fix + text[problem.end :]
+        assert check_region(fixed).problems == ()
+
+
 def test_applying_the_fixes_gives_a_clean_region() -> None:
     text = "<rules>p95 <200ms for R&D &nbsp; a && b</rules>"
     check = check_region(text)

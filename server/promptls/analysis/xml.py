@@ -1442,12 +1442,7 @@ class _Scanner:
                 inner = self.pop()
                 inner.end = inner.content_end = i
                 if not inner.errored:
-                    self.error(
-                        inner.start,
-                        inner.start_tag_end,
-                        "unclosed-element",
-                        f"<{inner.name}> is never closed (</{name}> closes its parent first)",
-                    )
+                    self.unclosed(inner, i, f" (</{name}> closes its parent first)")
                     inner.errored = True
                 self.implicitly_closed[inner.name] = self.implicitly_closed.get(inner.name, 0) + 1
             self.close(self.pop(), i, tag_end)
@@ -1524,12 +1519,27 @@ class _Scanner:
             element = self.stack.pop()
             element.end = element.content_end = n
             if not element.errored and not self.swallowed:
-                self.error(
-                    element.start,
-                    element.start_tag_end,
-                    "unclosed-element",
-                    f"<{element.name}> is never closed",
-                )
+                self.unclosed(element, n, "", words_after=True)
+
+    def unclosed(self, element: _Open, end: int, why: str, *, words_after: bool = False) -> None:
+        """Report `element` never closed, its content ending at `end`. One that holds no element
+        and no line break, with no attributes (`run <package> first`, `<YOUR_NAME>`), may be
+        a placeholder meant as text: the fix offered escapes it. `words_after`: only if words
+        follow it (at the region's end, a lone `<step>` is more likely left open)."""
+        message = f"<{element.name}> is never closed{why}"
+        fix = None
+        content = self.work[element.start_tag_end : end]
+        placeholder = (
+            not element.attributes
+            and element.index == self.offset + len(self.elements) - 1
+            and "\n" not in self.work[element.start : end]
+            and (not words_after or content.strip() != "")
+        )
+        if placeholder:
+            tag = self.text[element.start + 1 : element.start_tag_end]
+            fix = f"&lt;{tag}"
+            message += f"; if it is a placeholder, write {fix}"
+        self.error(element.start, element.start_tag_end, "unclosed-element", message, fix)
 
     def frozen_elements(self) -> tuple[XmlElement, ...]:
         n = self.n

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # imported by the index when first needed (slow to import)
 
 COMPRESS_FILE = "source.compressXml.promptls"
 FIX_ALL = "source.fixAll.promptls"
+#: XML problems whose fix is one reading among others: offered, never preferred.
+_GUESSED_FIXES = frozenset({"unclosed-element"})
 KINDS = [types.CodeActionKind.QuickFix, COMPRESS_FILE, FIX_ALL]
 
 
@@ -133,7 +135,8 @@ async def code_action(
                     title=f"Replace `{culprit}` with `{fix}`" if fix else f"Delete `{culprit}`",
                     kind=types.CodeActionKind.QuickFix,
                     diagnostics=[diag],
-                    is_preferred=True,
+                    # (escaping an unclosed element as a placeholder is a guess: not preferred)
+                    is_preferred=data.get("kind") not in _GUESSED_FIXES,
                     edit=_workspace_edit(ls, uri, fa, [(start, end, fix)]),
                 )
                 actions.append(act)
