@@ -1442,7 +1442,7 @@ class _Scanner:
                 inner = self.pop()
                 inner.end = inner.content_end = i
                 if not inner.errored:
-                    self.unclosed(inner, i, f" (</{name}> closes its parent first)")
+                    self.unclosed(inner, f" (</{name}> closes its parent first)")
                     inner.errored = True
                 self.implicitly_closed[inner.name] = self.implicitly_closed.get(inner.name, 0) + 1
             self.close(self.pop(), i, tag_end)
@@ -1519,27 +1519,15 @@ class _Scanner:
             element = self.stack.pop()
             element.end = element.content_end = n
             if not element.errored and not self.swallowed:
-                self.unclosed(element, n, "", words_after=True)
+                self.unclosed(element)
 
-    def unclosed(self, element: _Open, end: int, why: str, *, words_after: bool = False) -> None:
-        """Report `element` never closed, its content ending at `end`. One that holds no element
-        and no line break, with no attributes (`run <package> first`, `<YOUR_NAME>`), may be
-        a placeholder meant as text: the fix offered escapes it. `words_after`: only if words
-        follow it (at the region's end, a lone `<step>` is more likely left open)."""
-        message = f"<{element.name}> is never closed{why}"
-        fix = None
-        content = self.work[element.start_tag_end : end]
-        placeholder = (
-            not element.attributes
-            and element.index == self.offset + len(self.elements) - 1
-            and "\n" not in self.work[element.start : end]
-            and (not words_after or content.strip() != "")
+    def unclosed(self, element: _Open, why: str = "") -> None:
+        self.error(
+            element.start,
+            element.start_tag_end,
+            "unclosed-element",
+            f"<{element.name}> is never closed{why}",
         )
-        if placeholder:
-            tag = self.text[element.start + 1 : element.start_tag_end]
-            fix = f"&lt;{tag}"
-            message += f"; if it is a placeholder, write {fix}"
-        self.error(element.start, element.start_tag_end, "unclosed-element", message, fix)
 
     def frozen_elements(self) -> tuple[XmlElement, ...]:
         n = self.n
@@ -1976,7 +1964,11 @@ def _checked(
             problems = [p for p in problems if p.severity != Severity.ERROR]
             oracle = "scanner-only"
 
-    problems = sorted(problems, key=lambda p: (p.start, p.end, p.severity))
+    problems = [
+        _placeholder_fixed(p, elements, work) if p.kind == "unclosed-element" else p
+        for p in problems
+    ]
+    problems.sort(key=lambda p: (p.start, p.end, p.severity))
     return XmlCheck(
         problems=tuple(problems),
         elements=elements,
@@ -1986,6 +1978,30 @@ def _checked(
         oracle=oracle,
         resume=resume,
     )
+
+
+def _placeholder_fixed(
+    problem: XmlProblem, elements: Sequence[XmlElement], work: str
+) -> XmlProblem:
+    """`problem` (an element never closed) with the escape of its start tag as its fix when the
+    element may be a placeholder written as text (`run <package> first`, `<YOUR_NAME>`): no
+    attributes, no element inside, no line break, and, left open at the region's end, words
+    after it. Decided here, from the finished check (an edit rechecked near it may have changed
+    what lies after the start tag without scanning it again)."""
+    k = bisect.bisect_left(elements, problem.start, key=operator.attrgetter("start"))
+    if k >= len(elements) or elements[k].start != problem.start:
+        return problem
+    element = elements[k]
+    content = work[element.start_tag_end : element.content_end]
+    placeholder = (
+        not element.attributes
+        and not element.closed
+        and (k + 1 == len(elements) or elements[k + 1].start >= element.content_end)
+        and "\n" not in work[element.start : element.content_end]
+        and (element.content_end < len(work) or content.strip() != "")
+    )
+    fix = f"&lt;{work[element.start + 1 : element.start_tag_end]}" if placeholder else None
+    return problem if problem.fix == fix else dataclasses.replace(problem, fix=fix)
 
 
 # --------------------------------------------------------------------------------------------
