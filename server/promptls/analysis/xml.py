@@ -652,10 +652,15 @@ _STRAY_QUOTE_END_TAG_RE = re.compile(f"{_S}*+([\"']){_S}*+>")
 _S_PLUS = f"{_S}++"
 _NCNAME = f"{char_class(_NCNAME_START)}{char_class(_NCNAME_START, _NAME_MORE)}*+"
 _PLAIN_ATTR = f"({_NCNAME}){_S}*+={_S}*+(?:\"([^\"<&]*+)\"|'([^'<&]*+)')"
+# A plain start tag and end tag, after their '<' (no namespaces, no '<' or '&' in a value).
+_PLAIN_START_TAG = (
+    f"(?P<stag>{_NCNAME})(?P<attrs>(?:{_S_PLUS}{_PLAIN_ATTR})*+){_S}*+(?P<selfclose>/?)>"
+)
+_PLAIN_END_TAG = f"/(?P<etag>{_NCNAME}){_S}*+>"
 # The tokens of character data; the common, well-formed ones are recognized whole.
 _TOKEN_RE = re.compile(
-    f"<(?P<stag>{_NCNAME})(?P<attrs>(?:{_S_PLUS}{_PLAIN_ATTR})*+){_S}*+(?P<selfclose>/?)>"
-    f"|</(?P<etag>{_NCNAME}){_S}*+>"
+    f"<{_PLAIN_START_TAG}"
+    f"|<{_PLAIN_END_TAG}"
     "|&(?:amp|lt|gt|quot|apos);"
     r"|(?P<other>[<&]|\]\]>)"
 )
@@ -1610,11 +1615,10 @@ def _packed_elements(found: Sequence[_Open], n: int) -> PackedElements:
 
 # A tag, comment or CDATA section of a plain region (see `_plain_check`); any other '<' matches
 # the empty last alternative, and the region is the scanner's.
-_PLAIN_ATTR_UNGROUPED = f"{_NCNAME}{_S}*+={_S}*+(?:\"[^\"<&]*+\"|'[^'<&]*+')"
 _PLAIN_RE = re.compile(
-    f"<(?:({_NCNAME})((?:{_S_PLUS}{_PLAIN_ATTR_UNGROUPED})*+){_S}*+(/?)>"
-    f"|/({_NCNAME}){_S}*+>"
-    r"|(!--[\s\S]*?-->|!\[CDATA\[[\s\S]*?\]\]>)"
+    f"<(?:{_PLAIN_START_TAG}"
+    f"|{_PLAIN_END_TAG}"
+    r"|(?P<section>!--[\s\S]*?-->|!\[CDATA\[[\s\S]*?\]\]>)"
     "|)"
 )
 
@@ -1659,7 +1663,9 @@ def _plain_check(text: str, work: str) -> XmlCheck | None:
     cdata: list[tuple[int, int]] = []
     stack: list[tuple[int, str]] = []
     for m in _PLAIN_RE.finditer(work, pos):
-        name, attrs, selfclose, end_name, section = m.groups()
+        name, attrs, selfclose, end_name, section = m.group(
+            "stag", "attrs", "selfclose", "etag", "section"
+        )
         if name is not None:
             k = len(starts)
             indices.append(names.setdefault(name, len(names)))
@@ -1670,7 +1676,9 @@ def _plain_check(text: str, work: str) -> XmlCheck | None:
             if attrs:
                 if "xmlns" in attrs:
                     return None  # (namespace declarations: the scanner's)
-                attributes[k] = tuple(_plain_attributes(text, work, m.start(2), m.end(2)))
+                attributes[k] = tuple(
+                    _plain_attributes(text, work, m.start("attrs"), m.end("attrs"))
+                )
             if selfclose:
                 ends.append(tag_end)
                 content_ends.append(tag_end)
