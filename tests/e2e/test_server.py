@@ -677,15 +677,19 @@ def _edits_of(action: types.CodeAction, uri: str) -> list[types.TextEdit]:
 
 
 async def _actions(
-    client: LanguageClient, uri: str, only: list[str] | None = None
+    client: LanguageClient,
+    uri: str,
+    only: list[str] | None = None,
+    diagnostics: list[types.Diagnostic] | None = None,
 ) -> list[types.CodeAction]:
+    """The code actions over the first 400 lines, for `diagnostics` (none by default)."""
     result = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             range=types.Range(
                 start=types.Position(line=0, character=0), end=types.Position(line=400, character=0)
             ),
-            context=types.CodeActionContext(diagnostics=[], only=only),
+            context=types.CodeActionContext(diagnostics=diagnostics or [], only=only),
         )
     )
     return [a for a in result or [] if isinstance(a, types.CodeAction)]
@@ -740,17 +744,10 @@ async def test_xml_quick_fixes_replace_delete_or_escape(client: LanguageClient) 
     assert sorted(str(d.severity) for d in diags) == sorted(
         str(s) for s in [types.DiagnosticSeverity.Warning] * 3 + [types.DiagnosticSeverity.Error]
     )
-    result = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=diags[0].range,
-            context=types.CodeActionContext(diagnostics=diags, only=["quickfix"]),
-        )
-    )
     fixes = [
         a
-        for a in result or []
-        if isinstance(a, types.CodeAction) and a.diagnostics and a.diagnostics[0] in diags
+        for a in await _actions(client, uri, ["quickfix"], diags)
+        if a.diagnostics and a.diagnostics[0] in diags
     ]
     assert sorted((a.title, bool(a.is_preferred)) for a in fixes) == [
         ('Delete `"`', True),
