@@ -250,17 +250,22 @@ def _hidden(content: str) -> str:
     return "".join(f"\ue000{ord(c):x}" for c in content)
 
 
+_TEXT, _TAG, _NODE = 0, 1, 2  # what a verbatim span of `sanitized` is made into
+
+
 def sanitized(doc: Document, index: int) -> str:
     """The text of `doc.regions[index]` with what compression copies verbatim made opaque:
     lexical problems and markdown code spans, fences and block comments (raw regions) become
-    placeholder text derived from their content, a DOCTYPE a processing instruction."""
+    placeholder text derived from their content, a DOCTYPE a processing instruction, a stray
+    quote in a tag a space (an end tag holds nothing else: `stray_quotes` compares them)."""
     region = doc.regions[index]
     text = doc.text[region.start : region.end]
-    spans: list[tuple[int, int, bool]] = []
+    spans: list[tuple[int, int, int]] = []
     for p in region.check.problems:
         if p.severity == Severity.ERROR or p.kind == "processing-instruction":
             continue
-        spans.append((p.start, p.end, p.kind == "doctype"))
+        kind = {"doctype": _NODE, "stray-quote": _TAG}.get(p.kind, _TEXT)
+        spans.append((p.start, p.end, kind))
     if region.form == "raw":
         for s, e in [
             *((c.start, c.end) for c in doc.code_spans),
@@ -269,26 +274,38 @@ def sanitized(doc: Document, index: int) -> str:
         ]:
             if s < region.end and e > region.start:
                 spans.append(
-                    (max(s, region.start) - region.start, min(e, region.end) - region.start, False)
+                    (max(s, region.start) - region.start, min(e, region.end) - region.start, _TEXT)
                 )
-    merged: list[tuple[int, int, bool]] = []
-    for s, e, node in sorted(spans):
+    merged: list[tuple[int, int, int]] = []
+    for s, e, kind in sorted(spans):
         if e <= s:
             continue
         if merged and s < merged[-1][1]:
-            ps, pe, pn = merged[-1]
-            merged[-1] = (ps, max(pe, e), pn or node)
+            ps, pe, pk = merged[-1]
+            merged[-1] = (ps, max(pe, e), max(pk, kind))
         else:
-            merged.append((s, e, node))
+            merged.append((s, e, kind))
     parts: list[str] = []
     pos = 0
-    for s, e, node in merged:
+    for s, e, kind in merged:
         parts.append(text[pos:s])
         hidden = _hidden(text[s:e])
-        parts.append(f"<?promptls {hidden[1:]}?>" if node else hidden)
+        parts.append(
+            f"<?promptls {hidden[1:]}?>" if kind == _NODE else " " if kind == _TAG else hidden
+        )
         pos = e
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def stray_quotes(doc: Document, index: int) -> list[str]:
+    """The stray quotes of `doc.regions[index]` (`sanitized` makes them spaces), in order."""
+    region = doc.regions[index]
+    return [
+        doc.text[region.start + p.start : region.start + p.end]
+        for p in region.check.problems
+        if p.kind == "stray-quote"
+    ]
 
 
 _XML_WS = re.compile("[ \t\r\n]")
@@ -333,6 +350,7 @@ def verify_compression(
             assert equivalent(a, b, mode, drop_comments=remove_comments), (
                 f"region {i} ({old.form}) is not equivalent at {level}:\n{before!r}\n->\n{after!r}"
             )
+            assert stray_quotes(doc, i) == stray_quotes(new, i), (before, after)
         else:
             assert _XML_WS.sub("", before) == _XML_WS.sub("", after), (before, after)
             assert len(_LINE_BREAK.findall(before)) == len(_LINE_BREAK.findall(after))
