@@ -647,12 +647,13 @@ async def test_duplicate_content_diagnostic(client: LanguageClient) -> None:
     )
 
 
-def _apply(text: str, edits: list[types.TextEdit], encoding: str) -> str:
+def _spans(text: str, edits: list[types.TextEdit], encoding: str) -> list[tuple[int, int, str]]:
+    """The edits as (start, end, new text) offsets into `text`, in order."""
     from promptls.analysis.text import LineIndex, Position, PositionEncoding
 
     index = LineIndex(text)
     enc = PositionEncoding(encoding)
-    spans = sorted(
+    return sorted(
         (
             index.offset(Position(e.range.start.line, e.range.start.character), enc),
             index.offset(Position(e.range.end.line, e.range.end.character), enc),
@@ -660,7 +661,10 @@ def _apply(text: str, edits: list[types.TextEdit], encoding: str) -> str:
         )
         for e in edits
     )
-    for start, end, new in reversed(spans):
+
+
+def _apply(text: str, edits: list[types.TextEdit], encoding: str) -> str:
+    for start, end, new in reversed(_spans(text, edits, encoding)):
         text = text[:start] + new + text[end:]
     return text
 
@@ -713,7 +717,13 @@ async def test_compression_quick_fix_matches_the_cli(client: LanguageClient) -> 
     (action,) = [a for a in actions if a.title.startswith("Compress <module> block")]
     assert re.fullmatch(r"Compress <module> block: -\d+ tokens \(-\d+%\)", action.title)
     resolved = await _resolved(client, action)
-    applied = _apply((root / rel).read_text(), _edits_of(resolved, uri), negotiated(client))
+    text = (root / rel).read_text()
+    edits = _edits_of(resolved, uri)
+    applied = _apply(text, edits, negotiated(client))
+    # The smallest edits, not the block replaced whole: here each takes white space away.
+    spans = _spans(text, edits, negotiated(client))
+    assert len(spans) > 1
+    assert all(not text[s:e].strip() and not new.strip() for s, e, new in spans)
     copy = root.parent / "cli-copy"
     shutil.copytree(root, copy)
     subprocess.run(

@@ -1,5 +1,5 @@
-"""Offsets <-> positions in the three LSP position encodings, line breaks, UTF-8 sizes, and
-document changes applied as LSP reads them."""
+"""Offsets <-> positions in the three LSP position encodings, line breaks, UTF-8 sizes,
+document changes applied as LSP reads them, and the smallest edits between two texts."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from promptls.analysis.text import (
     Range,
     TextChange,
     apply_changes,
+    common_prefix,
     first_line_break,
     over_utf8_size,
+    smallest_edits,
     utf8_size,
 )
 from tests.e2e.test_protocol_fuzz import ORDINARY_EDITS, REPRODUCTIONS, SPLITLINES_ONLY
@@ -320,3 +322,124 @@ def test_replace_keeps_long_lines_exact(encoding: PositionEncoding) -> None:
             assert index.position(offset, encoding) == fresh.position(offset, encoding)
             position = fresh.position(offset, encoding)
             assert index.offset(position, encoding) == fresh.offset(position, encoding)
+
+
+# --------------------------------------------------------------------------------------------
+# smallest_edits
+# --------------------------------------------------------------------------------------------
+
+
+def _edited(text: str, edits: list[tuple[int, int, str]]) -> str:
+    for start, end, new in reversed(edits):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def _well_formed_edits(old: str, new: str) -> list[tuple[int, int, str]]:
+    """`smallest_edits(old, new)`, checked: it makes `new`, each edit changes something, and
+    they are sorted, inside `old`, apart (none touching the next, so no client has to order two
+    edits at one position) and never between a CR and its LF."""
+    edits = smallest_edits(old, new)
+    assert _edited(old, edits) == new
+    pos = -1
+    for start, end, text in edits:
+        assert pos < start <= end <= len(old) or (pos == -1 and start == 0 <= end <= len(old))
+        assert old[start:end] != text
+        for at in (start, end):
+            assert not (0 < at < len(old) and old[at - 1] == "\r" and old[at] == "\n")
+        pos = end
+    return edits
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("<a/>", "<a/>", []),
+        # indentation and line breaks removed, run by run; text white space collapsed
+        (
+            "  <a>\n    <b> hi   there </b>\n  </a>\n",
+            "<a><b> hi there </b></a>\n",
+            [(0, 2, ""), (5, 10, ""), (17, 19, ""), (29, 32, "")],
+        ),
+        ("<a>\n    <b/>\n</a>", "<a>\n<b/>\n</a>", [(4, 8, "")]),  # (the line break kept)
+        # a tag rewritten: only what differs
+        ("<a></a>\n<b>x</b>", "<a/><b>x</b>", [(2, 6, "/"), (7, 8, "")]),
+        (
+            '<a  x = "1" ></a>\n<b/>',
+            '<a x="1"/><b/>',
+            [(3, 4, ""), (5, 6, ""), (7, 8, ""), (11, 16, "/"), (17, 18, "")],
+        ),
+        # a comment removed
+        ("<a><!-- c --> <b/></a>", "<a><b/></a>", [(4, 15, "")]),
+        # white space added where there was none
+        ("<a><b/></a>", "<a>\n <b/>\n</a>", [(3, 3, "\n "), (7, 7, "\n")]),
+        # a CR and its LF go together
+        ("<a>\r\n  <b/>\r\n</a>", "<a><b/></a>", [(3, 7, ""), (11, 13, "")]),
+        ("<a>\r\n</a>", "<a>\n</a>", [(3, 5, "\n")]),
+        ("<a>\r\n</a>", "<a>\r</a>", [(3, 5, "\r")]),
+        ("", "abc", [(0, 0, "abc")]),
+        ("abc", "", [(0, 3, "")]),
+        ("x", "y", [(0, 1, "y")]),
+    ],
+)
+def test_smallest_edits(old: str, new: str, expected: list[tuple[int, int, str]]) -> None:
+    assert _well_formed_edits(old, new) == expected
+
+
+def test_smallest_edits_of_a_long_block_touch_only_what_changed() -> None:
+    lines = [f"    <step n='{k}'>  Do   thing {k}  </step>" for k in range(3000)]
+    old = "<steps>\n" + "\n".join(lines) + "\n</steps>\n"
+    new = old.replace("    ", "").replace("   ", " ").replace("<step n='7'>", "<step n='seven'>")
+    edits = _well_formed_edits(old, new)
+    assert len(edits) == 2 * 3000 + 1  # indentation and the run in the text, line by line; n
+    assert (old.index("'7'") + 1, old.index("'7'") + 2, "seven") in edits
+    assert all(old[s:e].isspace() for s, e, t in edits if t != "seven")
+
+
+def test_smallest_edits_never_gives_a_wrong_edit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should the alignment ever be wrong, the answer is the one edit between the common prefix
+    and suffix."""
+    import promptls.analysis.text as text_module
+
+    monkeypatch.setattr(text_module, "_aligned", lambda a, b: iter([(0, 1, 2)]))
+    assert _well_formed_edits("<a> <b/></a>", "<a><c/></a>") == [(3, 6, "<c")]
+
+
+# Texts made of XML-ish pieces, and their edits: white space changed, pieces rewritten.
+_XMLISH = st.lists(
+    st.sampled_from(["<a>", "</a>", "<b/>", "<!-- c -->", "x", "yz", "&amp;", '="1"', "é", "😀"])
+    | st.sampled_from([" ", "  ", "\n", "\r\n", "\t", "\n    ", "\r"]),
+    max_size=40,
+).map("".join)
+
+
+@st.composite
+def _rewrites(draw: st.DrawFn) -> tuple[str, str]:
+    old = draw(_XMLISH)
+    new = old
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(new)))
+        end = draw(st.integers(at, min(len(new), at + 6)))
+        new = new[:at] + draw(_XMLISH.filter(lambda t: len(t) < 12)) + new[end:]
+    if draw(st.booleans()):
+        new = " ".join(new.split())
+    return old, new
+
+
+@PROFILE
+@given(pair=_rewrites())
+def test_smallest_edits_make_the_new_text(pair: tuple[str, str]) -> None:
+    old, new = pair
+    edits = _well_formed_edits(old, new)
+    if "".join(old.split()) == "".join(new.split()):
+        # white space only: every edit replaces white space with white space
+        assert all(not old[s:e].strip() and not t.strip() for s, e, t in edits)
+
+
+@PROFILE
+@given(a=_TEXTS, b=_TEXTS, i=st.integers(0, 40), j=st.integers(0, 40))
+def test_common_prefix(a: str, b: str, i: int, j: int) -> None:
+    i, j = min(i, len(a)), min(j, len(b))
+    n = common_prefix(a, b, i, j)
+    assert a[i : i + n] == b[j : j + n]
+    assert i + n == len(a) or j + n == len(b) or a[i + n] != b[j + n]

@@ -73,6 +73,7 @@ from promptls.analysis.cache import SizedLRU
 from promptls.analysis.document import Document, RegionCache, XmlRegion, parse_document
 from promptls.analysis.findings import Severity
 from promptls.analysis.references import extract_references
+from promptls.analysis.text import apply_spans
 from promptls.analysis.tokens import TokenCounter, load_encoding
 from promptls.analysis.xml import NAME_RE, XmlCheck, check_region
 
@@ -1603,14 +1604,7 @@ class _Shape:
 
 def apply_edits(text: str, edits: Sequence[RegionEdit]) -> str:
     """`text` with the (non-overlapping) edits applied."""
-    parts: list[str] = []
-    pos = 0
-    for edit in sorted(edits, key=lambda e: e.start):
-        parts.append(text[pos : edit.start])
-        parts.append(edit.new_text)
-        pos = edit.end
-    parts.append(text[pos:])
-    return "".join(parts)
+    return apply_spans(text, sorted((e.start, e.end, e.new_text) for e in edits))
 
 
 def _same_structure(doc: Document, edits: Sequence[RegionEdit]) -> bool:

@@ -10,7 +10,7 @@ import bisect
 import enum
 import operator
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, count
 
@@ -311,3 +311,192 @@ def apply_changes_to(
             a, b = b, a
         index = index.replace(a, b, change.text)
     return index
+
+
+# --------------------------------------------------------------------------------------------
+# The smallest edits between two texts
+# --------------------------------------------------------------------------------------------
+
+_XML_SPACE = re.compile(r"[ \t\r\n]+")
+_RESYNC_NEAR = 64
+"""How far `_resync` tries every pair of skips (at most this many characters in all)."""
+_RESYNC_FAR = 1 << 16
+"""How far `_resync` looks for a run of characters skipped on one side only (a comment)."""
+_RESYNC_KEY = 16
+"""How many characters must agree where the two texts are taken to meet again."""
+
+
+def common_prefix(a: str, b: str, i: int = 0, j: int = 0) -> int:
+    """The length of the longest common prefix of `a[i:]` and `b[j:]`: slices compared at C
+    speed, doubling in length until one differs, then halving into that one (the time is that
+    of the prefix found, not of the texts)."""
+    limit = min(len(a) - i, len(b) - j)
+    lo, step = 0, 16
+    while lo < limit:
+        hi = min(limit, lo + step)
+        if a[i + lo : i + hi] != b[j + lo : j + hi]:
+            while hi - lo > 1:  # a[i+lo] .. a[i+hi] holds the first difference
+                mid = (lo + hi) // 2
+                if a[i + lo : i + mid] == b[j + lo : j + mid]:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+        lo, step = hi, step * 2
+    return limit
+
+
+def smallest_edits(old: str, new: str) -> list[tuple[int, int, str]]:
+    """Edits that make `new` of `old`, each as small as it can be: sorted, disjoint and none
+    touching the next, as (start, end, text) with offsets into `old`. For a compression, which
+    changes white space and rewrites a few tags (`<a></a>` to `<a/>`), that is the white space
+    removed line by line and each tag rewritten, not the block replaced whole: an editor keeps
+    the cursor, the folds and the marks inside it, and its undo shows what changed.
+
+    The texts are aligned on what is not XML white space: each side's characters in order,
+    matched for as long as they agree, and where they stop agreeing, matched again at the
+    nearest point where 16 characters (or what is left) agree again. Between matched
+    characters, white space that differs is an edit; what lies between two matched stretches
+    is one edit. The edits are checked by applying them; should an alignment ever be wrong, the
+    answer is the one edit between the longest common prefix and suffix (never a wrong edit)."""
+    if old == new:
+        return []
+    a, b = _Spaced(old), _Spaced(new)
+    edits: list[tuple[int, int, str]] = []
+    # Each matched stretch (i, j, n): a.chars[i:i+n] == b.chars[j:j+n]; what lies between two
+    # stretches (and before the first, after the last) is one edit where the texts differ.
+    end_a = end_b = 0  # (the old and new text after the last matched character)
+    for i, j, n in [*_aligned(a.chars, b.chars), (len(a.chars), len(b.chars), 0)]:
+        _add_edit(edits, old, end_a, a.at(i), new[end_b : b.at(j)])
+        if n == 0:
+            break
+        # The white space between the stretch's characters, numbered as in `old`.
+        ka, stop_a = bisect.bisect_right(a.keys, i), bisect.bisect_left(a.keys, i + n)
+        kb, stop_b = bisect.bisect_right(b.keys, j), bisect.bisect_left(b.keys, j + n)
+        shift = i - j
+        while ka < stop_a or kb < stop_b:
+            ga = a.keys[ka] if ka < stop_a else i + n
+            gb = b.keys[kb] + shift if kb < stop_b else i + n
+            if ga <= gb:
+                s, e = a.spans[ka]
+                ka += 1
+            else:
+                s = e = a.at(gb)
+            if gb <= ga:
+                bs, be = b.spans[kb]
+                kb += 1
+                _add_edit(edits, old, s, e, new[bs:be])
+            else:
+                _add_edit(edits, old, s, e, "")
+        end_a, end_b = a.at(i + n - 1) + 1, b.at(j + n - 1) + 1
+    merged: list[tuple[int, int, str]] = []
+    for edit in edits:
+        if merged and merged[-1][1] >= edit[0]:  # (touching: one edit)
+            start, end, text = merged[-1]
+            merged[-1] = (start, edit[1], text + old[end : edit[0]] + edit[2])
+        else:
+            merged.append(edit)
+    if apply_spans(old, merged) != new:  # (the alignment is checked, not trusted)
+        k = common_prefix(old, new)
+        suffix = min(common_prefix(old[::-1], new[::-1]), len(old) - k, len(new) - k)
+        return [(k, len(old) - suffix, new[k : len(new) - suffix])]
+    return merged
+
+
+class _Spaced:
+    """A text's characters other than XML white space (`chars`), and its runs of white space
+    (`spans`), each numbered by how many of those characters come before it (`keys`)."""
+
+    __slots__ = ("chars", "keys", "length", "shifts", "spans")
+
+    def __init__(self, text: str) -> None:
+        self.spans = [m.span() for m in _XML_SPACE.finditer(text)]
+        self.shifts = list(accumulate(e - s for s, e in self.spans))
+        self.keys = [s - (self.shifts[k - 1] if k else 0) for k, (s, _) in enumerate(self.spans)]
+        self.chars = _XML_SPACE.sub("", text) if self.spans else text
+        self.length = len(text)
+
+    def at(self, k: int) -> int:
+        """Where the k-th of `chars` stands in the text (its end, for k = len(chars))."""
+        if k >= len(self.chars):
+            return self.length
+        m = bisect.bisect_right(self.keys, k)
+        return k + (self.shifts[m - 1] if m else 0)
+
+
+def _aligned(a: str, b: str) -> Iterator[tuple[int, int, int]]:
+    """The stretches (i, j, n) where `a[i:i+n] == b[j:j+n]`, in order (see `smallest_edits`)."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        n = common_prefix(a, b, i, j)
+        if n:
+            yield i, j, n
+            i, j = i + n, j + n
+            continue
+        met = _resync(a, b, i, j)
+        if met is None:
+            return
+        i, j = met
+
+
+def _resync(a: str, b: str, i: int, j: int) -> tuple[int, int] | None:
+    """The nearest (i2, j2) past (i, j) where `a` and `b` agree again for `_RESYNC_KEY`
+    characters, or to the end of both; None when there is none within reach."""
+
+    def agree(x: int, y: int) -> bool:
+        if min(len(a) - x, len(b) - y) < _RESYNC_KEY:
+            return a[x:] == b[y:]
+        return a[x : x + _RESYNC_KEY] == b[y : y + _RESYNC_KEY]
+
+    for total in range(1, _RESYNC_NEAR + 1):
+        for skip_a in range(total + 1):
+            x, y = i + skip_a, j + total - skip_a
+            if x < len(a) and y < len(b) and agree(x, y):
+                return x, y
+    # Far: a run only one side has (a comment removed).
+    found = []
+    x = _skipped(a, b, i, j)
+    if x >= 0:
+        found.append((x - i, x, j))
+    y = _skipped(b, a, j, i)
+    if y >= 0:
+        found.append((y - j, i, y))
+    return min(found)[1:] if found else None
+
+
+def _skipped(a: str, b: str, i: int, j: int) -> int:
+    """The nearest x past i, within `_RESYNC_FAR`, where `a[x:]` agrees with `b[j:]` (as in
+    `_resync`); -1 if none."""
+    rest = len(b) - j
+    if rest < _RESYNC_KEY:
+        x = len(a) - rest
+        return x if i < x <= i + _RESYNC_FAR and a[x:] == b[j:] else -1
+    return a.find(b[j : j + _RESYNC_KEY], i + 1, i + _RESYNC_FAR + _RESYNC_KEY)
+
+
+def _add_edit(edits: list[tuple[int, int, str]], old: str, start: int, end: int, text: str) -> None:
+    """Add `old[start:end]` → `text`, less what the two have in common at either end (never
+    cutting a `\\r\\n` in two: a position between them is no LSP position)."""
+    before = old[start:end]
+    if before == text:
+        return
+    k = common_prefix(before, text)
+    if 0 < k < len(before) and before[k - 1] == "\r" and before[k] == "\n":
+        k -= 1
+    s = min(common_prefix(before[::-1], text[::-1]), min(len(before), len(text)) - k)
+    cut = len(before) - s
+    if s > 0 and cut > 0 and before[cut - 1] == "\r" and before[cut] == "\n":
+        s -= 1
+    edits.append((start + k, end - s, text[k : len(text) - s]))
+
+
+def apply_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end, new text) of `spans` (sorted, disjoint) applied."""
+    parts: list[str] = []
+    pos = 0
+    for start, end, new in spans:
+        parts.append(text[pos:start])
+        parts.append(new)
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
