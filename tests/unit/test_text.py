@@ -369,8 +369,14 @@ def _well_formed_edits(old: str, new: str) -> list[tuple[int, int, str]]:
             '<a x="1"/><b/>',
             [(3, 4, ""), (5, 6, ""), (7, 8, ""), (11, 16, "/"), (17, 18, "")],
         ),
-        # a comment removed
+        # a comment removed, short or long (past what is tried pair by pair), or added
         ("<a><!-- c --> <b/></a>", "<a><b/></a>", [(4, 15, "")]),
+        ("<a><!--" + "c" * 200 + "--> <b/></a>", "<a><b/></a>", [(4, 212, "")]),
+        (
+            "<a><b/></a>",
+            "<a><!--" + "c" * 200 + "--><b/></a>",
+            [(4, 4, "!--" + "c" * 200 + "--><")],
+        ),
         # white space added where there was none
         ("<a><b/></a>", "<a>\n <b/>\n</a>", [(3, 3, "\n "), (7, 7, "\n")]),
         # a CR and its LF go together

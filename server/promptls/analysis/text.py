@@ -319,7 +319,7 @@ def apply_changes_to(
 
 _XML_SPACE = re.compile(r"[ \t\r\n]+")
 _RESYNC_NEAR = 64
-"""How far `_resync` tries every pair of skips (at most this many characters in all)."""
+"""How many characters `_resync` skips at most on each side, looking for the nearest agreement."""
 _RESYNC_FAR = 1 << 16
 """How far `_resync` looks for a run of characters skipped on one side only (a comment)."""
 _RESYNC_KEY = 16
@@ -347,7 +347,7 @@ def common_prefix(a: str, b: str, i: int = 0, j: int = 0) -> int:
 
 
 def smallest_edits(old: str, new: str) -> list[tuple[int, int, str]]:
-    """Edits that make `new` of `old`, each as small as it can be: sorted, disjoint and none
+    """Edits that make `new` of `old`, each kept to what changes: sorted, disjoint and none
     touching the next, as (start, end, text) with offsets into `old`. For a compression, which
     changes white space and rewrites a few tags (`<a></a>` to `<a/>`), that is the white space
     removed line by line and each tag rewritten, not the block replaced whole: an editor keeps
@@ -443,16 +443,24 @@ def _resync(a: str, b: str, i: int, j: int) -> tuple[int, int] | None:
     """The nearest (i2, j2) past (i, j) where `a` and `b` agree again for `_RESYNC_KEY`
     characters, or to the end of both; None when there is none within reach."""
 
-    def agree(x: int, y: int) -> bool:
-        if min(len(a) - x, len(b) - y) < _RESYNC_KEY:
-            return a[x:] == b[y:]
-        return a[x : x + _RESYNC_KEY] == b[y : y + _RESYNC_KEY]
-
-    for total in range(1, _RESYNC_NEAR + 1):
-        for skip_a in range(total + 1):
-            x, y = i + skip_a, j + total - skip_a
-            if x < len(a) and y < len(b) and agree(x, y):
-                return x, y
+    # Near: the fewest characters skipped in all, each side skipping up to `_RESYNC_NEAR`
+    # (a tag rewritten); for each skip in `a`, the nearest agreement in `b` found at C speed.
+    best: tuple[int, int, int] | None = None
+    for skip_a in range(min(_RESYNC_NEAR, len(a) - i) + 1):
+        if best is not None and skip_a >= best[0]:
+            break
+        x = i + skip_a
+        if len(a) - x < _RESYNC_KEY:  # (the rest of `a`: agreeing means the same rest)
+            y = len(b) - (len(a) - x)
+            found_y = y if j <= y <= j + _RESYNC_NEAR and a[x:] == b[y:] else -1
+        else:
+            found_y = b.find(a[x : x + _RESYNC_KEY], j, j + _RESYNC_NEAR + _RESYNC_KEY)
+        if found_y >= 0 and (x, found_y) != (i, j):
+            total = skip_a + found_y - j
+            if best is None or total < best[0]:
+                best = (total, x, found_y)
+    if best is not None:
+        return best[1], best[2]
     # Far: a run only one side has (a comment removed).
     found = []
     x = _skipped(a, b, i, j)
