@@ -402,6 +402,16 @@ def test_smallest_edits_of_a_long_block_touch_only_what_changed() -> None:
     assert all(old[s:e].isspace() for s, e, t in edits if t != "seven")
 
 
+def test_smallest_edits_of_texts_that_differ_everywhere_stay_few() -> None:
+    """Past 4,096 places where the texts part, the rest is one edit (aligning texts that differ
+    everywhere would take long, and they are no compression)."""
+    old = "".join(f"<row>value {k:06d} A</row>\n" for k in range(10_000))
+    new = old.replace(" A<", " B<")
+    edits = _well_formed_edits(old, new)
+    assert len(edits) <= 4097
+    assert edits[-1][1] - edits[-1][0] > len(old) // 2
+
+
 def test_smallest_edits_never_gives_a_wrong_edit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Should the alignment ever be wrong, the answer is the one edit between the common prefix
     and suffix."""

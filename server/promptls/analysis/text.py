@@ -324,6 +324,8 @@ _RESYNC_FAR = 1 << 16
 """How far `_resync` looks for a run of characters skipped on one side only (a comment)."""
 _RESYNC_KEY = 16
 """How many characters must agree where the two texts are taken to meet again."""
+_RESYNC_MAX = 4096
+"""How many places where the texts part `_aligned` looks at, at most."""
 
 
 def common_prefix(a: str, b: str, i: int = 0, j: int = 0) -> int:
@@ -425,15 +427,18 @@ class _Spaced:
 
 
 def _aligned(a: str, b: str) -> Iterator[tuple[int, int, int]]:
-    """The stretches (i, j, n) where `a[i:i+n] == b[j:j+n]`, in order (see `smallest_edits`)."""
+    """The stretches (i, j, n) where `a[i:i+n] == b[j:j+n]`, in order (see `smallest_edits`);
+    after `_RESYNC_MAX` places where they part, the rest is left to one edit (two texts that
+    differ everywhere are not a compression, and would take long to align)."""
     i = j = 0
-    while i < len(a) and j < len(b):
+    for _ in range(_RESYNC_MAX):
+        if i >= len(a) or j >= len(b):
+            return
         n = common_prefix(a, b, i, j)
         if n:
             yield i, j, n
             i, j = i + n, j + n
-            continue
-        met = _resync(a, b, i, j)
+        met = _resync(a, b, i, j) if i < len(a) and j < len(b) else None
         if met is None:
             return
         i, j = met
