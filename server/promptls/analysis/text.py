@@ -357,7 +357,7 @@ def smallest_edits(old: str, new: str) -> list[tuple[int, int, str]]:
 
     The texts are aligned on what is not XML white space: each side's characters in order,
     matched for as long as they agree, and where they stop agreeing, matched again at the
-    nearest point where 16 characters (or what is left) agree again. Between matched
+    nearest point where 16 characters agree again (or the rest of both). Between matched
     characters, white space that differs is an edit; what lies between two matched stretches
     is one edit. The edits are checked by applying them; should an alignment ever be wrong, the
     answer is the one edit between the longest common prefix and suffix (never a wrong edit)."""
