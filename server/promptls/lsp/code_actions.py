@@ -84,7 +84,8 @@ def _spans(
     index = ls.index
     if index is None:
         return []
-    edits = index.compressions(fa.path)
+    # (the compressions of the index's analysis: edits of another version's text make none here)
+    edits = index.compressions(fa.path) if index.get(fa.path) is fa else []
     if what == "region":
         edits = [e for e in edits if e.start == start]
     # (fix all: escapes first; a region that has one is compressed on the next run)
