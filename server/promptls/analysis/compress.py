@@ -1029,13 +1029,7 @@ def _fence_dedent_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]
 
 def _cut(text: str, cuts: Sequence[tuple[int, int]]) -> str:
     """`text` without the (sorted, disjoint) spans `cuts`."""
-    parts: list[str] = []
-    pos = 0
-    for start, end in cuts:
-        parts.append(text[pos:start])
-        pos = end
-    parts.append(text[pos:])
-    return "".join(parts)
+    return apply_spans(text, [(start, end, "") for start, end in cuts])
 
 
 def _line_trim_cuts(

@@ -53,7 +53,7 @@ from promptls.analysis.references import (
     Reference,
     xml_references,
 )
-from promptls.analysis.text import replaced_span
+from promptls.analysis.text import common_prefix, common_suffix, replaced_span
 from promptls.analysis.xml import (
     NAME_RE,
     SHIFTS_MAX,
@@ -133,27 +133,12 @@ def _widened(old: str, new: str, start: int, end: int) -> TextEdit | None:
 @functools.lru_cache(maxsize=4)
 def _compared(old: str, new: str) -> TextEdit:
     """`text_edit` by comparing the texts: the longest common prefix and suffix, found with
-    slice comparisons (C speed) by bisection. The last few are remembered: a keystroke's
-    analysis and then its diagnostics both ask for the same one (each text's hash is made once
-    and kept by the string)."""
-    limit = min(len(old), len(new))
-    lo, hi = 0, limit
-    while lo < hi:  # the longest k with old[:k] == new[:k]
-        mid = (lo + hi + 1) // 2
-        if old[lo:mid] == new[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    prefix = lo
-    lo, hi = 0, limit - prefix
-    n_old, n_new = len(old), len(new)
-    while lo < hi:  # the longest k with old[-k:] == new[-k:], not overlapping the prefix
-        mid = (lo + hi + 1) // 2
-        if old[n_old - mid : n_old - lo] == new[n_new - mid : n_new - lo]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return TextEdit(prefix, n_old - lo, n_new - lo)
+    slice comparisons (C speed: `common_prefix`, `common_suffix`). The last few are remembered:
+    a keystroke's analysis and then its diagnostics both ask for the same one (each text's hash
+    is made once and kept by the string)."""
+    prefix = common_prefix(old, new)
+    suffix = common_suffix(old, new, min(len(old), len(new)) - prefix)
+    return TextEdit(prefix, len(old) - suffix, len(new) - suffix)
 
 
 def _safe(text: str, *, breaks: bool = False) -> bool:

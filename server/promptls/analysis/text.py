@@ -10,7 +10,7 @@ import bisect
 import enum
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, count
 
@@ -329,17 +329,32 @@ _RESYNC_MAX = 4096
 
 
 def common_prefix(a: str, b: str, i: int = 0, j: int = 0) -> int:
-    """The length of the longest common prefix of `a[i:]` and `b[j:]`: slices compared at C
-    speed, doubling in length until one differs, then halving into that one (the time is that
-    of the prefix found, not of the texts)."""
-    limit = min(len(a) - i, len(b) - j)
+    """The length of the longest common prefix of `a[i:]` and `b[j:]` (see `_agreeing`)."""
+    return _agreeing(
+        min(len(a) - i, len(b) - j), lambda lo, hi: a[i + lo : i + hi] == b[j + lo : j + hi]
+    )
+
+
+def common_suffix(a: str, b: str, limit: int | None = None) -> int:
+    """The length of the longest common suffix of `a` and `b`, at most `limit` (see
+    `_agreeing`)."""
+    n_a, n_b = len(a), len(b)
+    most = min(n_a, n_b) if limit is None else min(limit, n_a, n_b)
+    return _agreeing(most, lambda lo, hi: a[n_a - hi : n_a - lo] == b[n_b - hi : n_b - lo])
+
+
+def _agreeing(limit: int, same: Callable[[int, int], bool]) -> int:
+    """The largest k <= `limit` such that the texts agree over [0, k), where `same(lo, hi)`
+    compares them over [lo, hi) (slices, at C speed): spans doubling in length until one
+    differs, then halving into that one (the time is that of the agreement found, not of the
+    texts)."""
     lo, step = 0, 16
     while lo < limit:
         hi = min(limit, lo + step)
-        if a[i + lo : i + hi] != b[j + lo : j + hi]:
-            while hi - lo > 1:  # a[i+lo] .. a[i+hi] holds the first difference
+        if not same(lo, hi):
+            while hi - lo > 1:  # the first difference lies in [lo, hi)
                 mid = (lo + hi) // 2
-                if a[i + lo : i + mid] == b[j + lo : j + mid]:
+                if same(lo, mid):
                     lo = mid
                 else:
                     hi = mid
@@ -360,7 +375,8 @@ def smallest_edits(old: str, new: str) -> list[tuple[int, int, str]]:
     nearest point where 16 characters agree again (or the rest of both). Between matched
     characters, white space that differs is an edit; what lies between two matched stretches
     is one edit. The edits are checked by applying them; should an alignment ever be wrong, the
-    answer is the one edit between the longest common prefix and suffix (never a wrong edit)."""
+    answer is the one edit between the longest common prefix and suffix (never a wrong edit,
+    and never one that cuts a `\r\n`, like every other)."""
     if old == new:
         return []
     a, b = _Spaced(old), _Spaced(new)
@@ -399,9 +415,9 @@ def smallest_edits(old: str, new: str) -> list[tuple[int, int, str]]:
         else:
             merged.append(edit)
     if apply_spans(old, merged) != new:  # (the alignment is checked, not trusted)
-        k = common_prefix(old, new)
-        suffix = min(common_prefix(old[::-1], new[::-1]), len(old) - k, len(new) - k)
-        return [(k, len(old) - suffix, new[k : len(new) - suffix])]
+        whole: list[tuple[int, int, str]] = []
+        _add_edit(whole, old, 0, len(old), new)
+        return whole
     return merged
 
 
@@ -496,7 +512,7 @@ def _add_edit(edits: list[tuple[int, int, str]], old: str, start: int, end: int,
     k = common_prefix(before, text)
     if 0 < k < len(before) and before[k - 1] == "\r" and before[k] == "\n":
         k -= 1
-    s = min(common_prefix(before[::-1], text[::-1]), min(len(before), len(text)) - k)
+    s = common_suffix(before, text, min(len(before), len(text)) - k)
     cut = len(before) - s
     if s > 0 and cut > 0 and before[cut - 1] == "\r" and before[cut] == "\n":
         s -= 1
