@@ -901,3 +901,23 @@ def test_an_edit_that_breaks_the_declaration_parses_the_file_again() -> None:
     after = "x" + XML_DOCUMENT
     assert reparse_region(doc, after, text_edit(XML_DOCUMENT, after), {}) is None
     assert parse_document(after, "module").regions[0].form != "document"
+
+
+def test_typing_in_a_placeholder_decides_its_escape_again() -> None:
+    """An element never closed that may be a placeholder (`<s>words`) is offered the escape of
+    its start tag only while no line break follows it inside its parent: a line break deleted
+    there (a safe edit in a text node) must not keep the old verdict by shifting the check."""
+    from promptls.analysis.document import parse_document
+    from promptls.analysis.incremental import reparse_region, shift_document, text_edit
+    from promptls.analysis.references import extract_references
+
+    old = "```xml\n<m>\n  <s>words a > b\n</m>\n```\n"  # (a text node after the '>')
+    new = old.replace("b\n</m>", "b</m>")
+    fixes = [
+        [p.fix for p in parse_document(t, "module").regions[0].check.problems] for t in (old, new)
+    ]
+    assert fixes == [[None], ["&lt;s>"]]
+    doc = parse_document(old, "module")
+    edit = text_edit(old, new)
+    assert shift_document(doc, new, edit, extract_references(doc)) is None
+    assert reparse_region(doc, new, edit, {}) == parse_document(new, "module")

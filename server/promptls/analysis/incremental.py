@@ -63,6 +63,7 @@ from promptls.analysis.xml import (
     XmlComment,
     XmlElement,
     XmlProblem,
+    placeholder_shaped,
 )
 
 #: Characters an edit may remove or insert and still keep the structure: ASCII letters, digits,
@@ -774,6 +775,11 @@ def _shift_check(
     for i, e in around:
         if e.start_tag_end <= node_start and node_end <= e.content_end:
             if e.self_closing:
+                return None
+            if placeholder_shaped(shifted, i):
+                # Its "never closed" problem offers an escape when its text reads like a
+                # placeholder (`xml._placeholder_fixed`): a line break or words typed there may
+                # change that, and a check decides it again.
                 return None
             # Paths are read from a `<module>`'s first text, an include element's whole
             # text and the lines of `<depends_on>`/`<provides_to>`.

@@ -2002,14 +2002,24 @@ def _placeholder_fixed(
     element = elements[k]
     content = work[element.start_tag_end : element.content_end]
     placeholder = (
-        not element.attributes
-        and not element.closed
-        and (k + 1 == len(elements) or elements[k + 1].start >= element.content_end)
+        placeholder_shaped(elements, k)
         and "\n" not in work[element.start : element.content_end]
         and (element.content_end < len(work) or content.strip() != "")
     )
     fix = f"&lt;{work[element.start + 1 : element.start_tag_end]}" if placeholder else None
     return problem if problem.fix == fix else dataclasses.replace(problem, fix=fix)
+
+
+def placeholder_shaped(elements: Sequence[XmlElement], k: int) -> bool:
+    """Whether `elements[k]` has the shape of a placeholder written as text (`_placeholder_fixed`
+    then reads its text): never closed, no attributes, no element inside. Typing in its text
+    changes none of these; a line break or words typed there may change the rest."""
+    element = elements[k]
+    return (
+        not element.attributes
+        and not element.closed
+        and (k + 1 == len(elements) or elements[k + 1].start >= element.content_end)
+    )
 
 
 # --------------------------------------------------------------------------------------------
